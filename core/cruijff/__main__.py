@@ -1,0 +1,5 @@
+"""``python -m cruijff`` is the ``cruijff`` command."""
+
+from cruijff.cli import main
+
+main()

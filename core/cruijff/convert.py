@@ -1,0 +1,87 @@
+"""Records to plain data (JSON/YAML-ready) and back. The one place that knows both shapes."""
+
+from __future__ import annotations
+
+import enum
+import functools
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+
+def to_plain(value: Any) -> Any:
+    """Turn records, enums, paths, tuples and read-only mappings into dicts, lists and strings.
+
+    Fields that hold callables (a scheduler's factory, an experiment's locator) are left out.
+    """
+    if attrs.has(type(value)):
+        return {
+            field.name: to_plain(getattr(value, field.name))
+            for field in attrs.fields(type(value))
+            if not callable(getattr(value, field.name))
+        }
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(key): to_plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, frozenset, set)):
+        items = [to_plain(item) for item in value]
+        return sorted(items) if isinstance(value, (set, frozenset)) else items
+    return value
+
+
+def from_plain(cls: type, data: Any) -> Any:
+    """Build a record of type ``cls`` from what :func:`to_plain` made of one."""
+    return _build(cls, data)
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    import cruijff.records as records_module
+
+    return typing.get_type_hints(cls, vars(records_module))
+
+
+def _build(kind: Any, data: Any) -> Any:
+    if data is None:
+        return None
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        options = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+        for option in options:
+            try:
+                return _build(option, data)
+            except (TypeError, ValueError, KeyError):
+                continue
+        return data
+    if origin is tuple:
+        args = typing.get_args(kind)
+        item = args[0] if args else Any
+        return tuple(_build(item, element) for element in data)
+    if origin in (frozenset, set):
+        return frozenset(data)
+    if kind is Any or kind is typing.Any or origin is not None:
+        return data
+    if attrs.has(kind):
+        hints = _hints(kind)
+        known = {field.name for field in attrs.fields(kind)}
+        return kind(
+            **{name: _build(hints[name], item) for name, item in data.items() if name in known}
+        )
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        return kind(data)
+    if kind is Path:
+        if not isinstance(data, str):
+            raise TypeError(f"expected a path, got {data!r}")
+        return Path(data)
+    if kind in (int, float, str, bool) and not isinstance(data, kind):
+        if kind is float and isinstance(data, int):
+            return float(data)
+        raise TypeError(f"expected {kind.__name__}, got {data!r}")
+    return data

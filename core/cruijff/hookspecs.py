@@ -1,0 +1,366 @@
+"""Every hook a cruijff plugin can implement, in one place.
+
+A plugin is a module (or object) with functions named after these specs and marked with
+:data:`hookimpl`, registered in the ``cruijff`` entry-point group::
+
+    [project.entry-points.cruijff]
+    mytool = "cruijff_mytool.plugin"
+
+The core calls hooks with keyword arguments through the typed facade in
+:mod:`cruijff.manager`; an implementation may accept fewer arguments than the spec names.
+
+The four stages of every tool are **parse** (claim and check your keys of the experiment
+file), **select** (which units of work exist), **generate** (files and a job for a unit: tools
+generate, schedulers execute) and **validate** (look at what a finished unit left behind). For
+select, generate and validate a plugin answers for its own tool's units and returns ``None``
+for the rest; exactly one plugin must answer. The lifecycle hooks around the phases
+(design, scaffold, run) are observers: every implementation is called and results are ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+    from cruijff.records import (
+        Experiment,
+        Generated,
+        JobHandle,
+        JobSpec,
+        JobStatus,
+        Key,
+        ParseReport,
+        Plan,
+        SchedulerInfo,
+        Tool,
+        Unit,
+        Validation,
+    )
+
+PROJECT = "cruijff"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# --- registration ---------------------------------------------------------------------------
+
+
+@hookspec
+def cruijff_tools() -> Iterable[Tool]:
+    """Register the tools this plugin provides.
+
+    Called once when the plugin manager first needs the list of tools.
+
+    Returns:
+        Tool records. Names must be unique across all installed plugins.
+
+    Example::
+
+        @hookimpl
+        def cruijff_tools():
+            yield Tool(name="axolotl", role=Role.PREPARATION, labels={"lora_r": "rank"},
+                       produces=("hf-model",), requires=("axolotl",))
+    """
+
+
+@hookspec
+def cruijff_schedulers() -> Iterable[SchedulerInfo]:
+    """Register the schedulers this plugin provides.
+
+    Called once when the plugin manager first needs the list of schedulers.
+
+    Returns:
+        SchedulerInfo records whose ``factory(options)`` builds a
+        :class:`cruijff.scheduler.Scheduler`.
+
+    Example::
+
+        @hookimpl
+        def cruijff_schedulers():
+            yield SchedulerInfo(name="pbs", factory=PbsScheduler,
+                                available=lambda: shutil.which("qsub") is not None)
+    """
+
+
+# --- the four stages ------------------------------------------------------------------------
+
+
+@hookspec
+def cruijff_parse(experiment: Experiment, keys: tuple[Key, ...]) -> ParseReport | None:
+    """Claim the keys of the experiment file this plugin understands, and check them.
+
+    Called for every plugin when an experiment is loaded, after the core has checked the shape
+    it owns. ``keys`` are the keys that belong to plugins (controls, run parameters, variable
+    names, output, scheduler options, evaluation settings). A key no plugin claims is reported
+    as unknown, with a "did you mean" searched in every plugin's vocabulary. Answer only for an
+    experiment that uses your tool or scheduler (``experiment.tools``,
+    ``experiment.scheduler.name``); return None otherwise.
+
+    Args:
+        experiment: the experiment as the core loaded it.
+        keys: the plugin-owned keys, each with its section, dotted path and value.
+
+    Returns:
+        A ParseReport (claimed paths, known names per section, problems) or None.
+
+    Example::
+
+        @hookimpl
+        def cruijff_parse(experiment, keys):
+            if "mytool" not in experiment.tools.values():
+                return None
+            mine = [k for k in keys if k.section == "parameters" and k.name in KNOWN]
+            problems = [Problem(where=experiment.locate(k.path), message="must be positive",
+                                plugin="mytool") for k in mine if k.value <= 0]
+            return ParseReport(claimed={k.path for k in mine},
+                               vocabulary={"parameters": tuple(KNOWN)}, problems=problems)
+    """
+
+
+@hookspec
+def cruijff_select(
+    experiment: Experiment, tool: Tool, upstream: tuple[Unit, ...]
+) -> tuple[Unit, ...] | None:
+    """Decide the units of work ``tool`` does in this experiment.
+
+    Called once per tool of the experiment, preparation tools first. Deterministic: the same
+    experiment gives the same units in the same order.
+
+    Args:
+        experiment: the loaded experiment.
+        tool: the tool asked for; answer only if it is yours.
+        upstream: the units of the tools selected before this one (an evaluator finds the
+            ``hf-model`` artifacts of training units here and depends on their unit ids).
+
+    Returns:
+        The tool's units (possibly none), or None if ``tool`` is not yours.
+
+    Example::
+
+        @hookimpl
+        def cruijff_select(experiment, tool, upstream):
+            if tool.name != "mytool":
+                return None
+            return tuple(Unit(id=f"{run.name}.train", tool="mytool", kind="train",
+                              run=run.name, directory=run.directory / "train")
+                         for run in experiment.runs if run.type is RunType.FINE_TUNED)
+    """
+
+
+@hookspec
+def cruijff_generate(experiment: Experiment, unit: Unit) -> Generated | None:
+    """Render the files of a unit and the job that runs it. Never write or submit anything.
+
+    Called for every unit when an experiment is planned or scaffolded; the core writes the
+    files (atomically, inside the experiment directory, keeping user edits) and hands the job
+    to the scheduler.
+
+    Args:
+        experiment: the loaded experiment.
+        unit: one of the units your ``cruijff_select`` returned.
+
+    Returns:
+        Generated(files, job), or None if the unit is not yours.
+
+    Example::
+
+        @hookimpl
+        def cruijff_generate(experiment, unit):
+            if unit.tool != "mytool":
+                return None
+            config = unit.directory / "config.yaml"
+            return Generated(
+                files=(FileSpec(path=config, content=yaml.safe_dump(dict(unit.params))),),
+                job=JobSpec(unit_id=unit.id, name=unit.id, workdir=unit.directory,
+                            argv=("mytool", "train", str(config)),
+                            log=unit.directory / "job.log", depends_on=unit.depends_on))
+    """
+
+
+@hookspec
+def cruijff_validate(
+    experiment: Experiment, unit: Unit, status: JobStatus | None
+) -> Validation | None:
+    """Look at what a unit left behind and say whether it is complete.
+
+    Called when a unit's job has finished (``status`` is the scheduler's report), and by
+    ``cruijff run`` for units that have no job record yet (``status`` is None), so work done
+    before can be recognised. A missing output is a failed Validation, not an exception.
+
+    Args:
+        experiment: the loaded experiment.
+        unit: the unit to check.
+        status: how its job ended, or None if no job was run this time.
+
+    Returns:
+        A Validation, or None if the unit is not yours.
+
+    Example::
+
+        @hookimpl
+        def cruijff_validate(experiment, unit, status):
+            if unit.tool != "mytool":
+                return None
+            done = (unit.directory / "model" / "config.json").exists()
+            return Validation(unit_id=unit.id, ok=done, cause="" if done else "no model")
+    """
+
+
+# --- orchestration --------------------------------------------------------------------------
+
+
+@hookspec
+def cruijff_after_design(plan: Plan) -> None:
+    """Observe a finished design: the experiment checked and its units and jobs decided.
+
+    Called by ``cruijff plan``, ``scaffold`` and ``run`` once the plan is complete.
+
+    Example::
+
+        @hookimpl
+        def cruijff_after_design(plan):
+            log.info("%d jobs planned", len(plan.jobs))
+    """
+
+
+@hookspec
+def cruijff_before_scaffold(plan: Plan) -> None:
+    """Observe the start of scaffolding, before any file is written.
+
+    Example::
+
+        @hookimpl
+        def cruijff_before_scaffold(plan):
+            plan.experiment.directory.mkdir(parents=True, exist_ok=True)
+    """
+
+
+@hookspec
+def cruijff_after_scaffold(plan: Plan, written: tuple) -> None:
+    """Observe a finished scaffold; ``written`` lists the paths that were (re)written.
+
+    Example::
+
+        @hookimpl
+        def cruijff_after_scaffold(plan, written):
+            notify(f"{len(written)} files written for {plan.experiment.name}")
+    """
+
+
+@hookspec
+def cruijff_on_scaffold_error(plan: Plan, error: BaseException) -> None:
+    """Observe a scaffold that failed; the error is raised again after the observers.
+
+    Example::
+
+        @hookimpl
+        def cruijff_on_scaffold_error(plan, error):
+            log.error("scaffold of %s failed: %s", plan.experiment.name, error)
+    """
+
+
+@hookspec
+def cruijff_before_run(plan: Plan, jobs: tuple[JobSpec, ...]) -> None:
+    """Observe the start of ``cruijff run``; ``jobs`` are the jobs it is about to submit.
+
+    Example::
+
+        @hookimpl
+        def cruijff_before_run(plan, jobs):
+            log.info("submitting %d of %d jobs", len(jobs), len(plan.jobs))
+    """
+
+
+@hookspec
+def cruijff_after_submit(
+    plan: Plan, jobs: tuple[JobSpec, ...], handles: tuple[JobHandle, ...]
+) -> None:
+    """Observe a batch of jobs handed to the scheduler; ``handles[i]`` belongs to ``jobs[i]``.
+
+    Example::
+
+        @hookimpl
+        def cruijff_after_submit(plan, jobs, handles):
+            for job, handle in zip(jobs, handles):
+                log.info("%s is %s job %s", job.unit_id, handle.scheduler, handle.id)
+    """
+
+
+@hookspec
+def cruijff_on_job_error(
+    plan: Plan, job: JobSpec, status: JobStatus, validation: Validation | None
+) -> None:
+    """Observe a job that failed (its state, and the tool's validation where there is one).
+
+    Example::
+
+        @hookimpl
+        def cruijff_on_job_error(plan, job, status, validation):
+            slack.post(f"{job.unit_id} ended {status.state.value}: {status.cause}")
+    """
+
+
+@hookspec
+def cruijff_after_run(plan: Plan, states: dict) -> None:
+    """Observe the end of an attached ``cruijff run``; ``states`` maps unit id to JobState.
+
+    Example::
+
+        @hookimpl
+        def cruijff_after_run(plan, states):
+            failed = [u for u, s in states.items() if s.failed]
+            log.info("%d jobs failed", len(failed))
+    """
+
+
+@hookspec
+def cruijff_on_run_error(plan: Plan, error: BaseException) -> None:
+    """Observe a ``cruijff run`` that stopped on an error; the error is raised again after.
+
+    Example::
+
+        @hookimpl
+        def cruijff_on_run_error(plan, error):
+            log.error("run of %s stopped: %s", plan.experiment.name, error)
+    """
+
+
+@hookspec(firstresult=True)
+def cruijff_retry(job: JobSpec, status: JobStatus) -> JobSpec | None:
+    """Adjust a failed job before ``cruijff run --retry-failed`` submits it again.
+
+    Called for each failed job, with how it failed; the first plugin that returns a JobSpec
+    wins, and the job is retried unchanged when none does. Answer only for your own jobs.
+
+    Example::
+
+        @hookimpl
+        def cruijff_retry(job, status):
+            if status.state is JobState.TIMEOUT and job.resources.time_s:
+                more = attrs.evolve(job.resources, time_s=job.resources.time_s * 2)
+                return attrs.evolve(job, resources=more)
+            return None
+    """
+
+
+@hookspec
+def cruijff_commands(cli: click.Group) -> None:
+    """Add commands to the ``cruijff`` command line.
+
+    Called when the CLI is built. Keep the module that implements this light: import heavy
+    libraries inside the command, not at the top, so ``cruijff --help`` stays fast.
+
+    Example::
+
+        @hookimpl
+        def cruijff_commands(cli):
+            @cli.command()
+            def recipes():
+                "List the recipes of mytool."
+                click.echo("\\n".join(list_recipes()))
+    """

@@ -1,0 +1,321 @@
+"""The plugin manager: loads plugins and gives the rest of cruijff a typed facade over the hooks.
+
+Nothing outside this module calls ``pm.hook``. Plugins come from the ``cruijff`` entry-point
+group (one at a time: a broken one is skipped with a warning naming its distribution, or is
+fatal with ``CRUIJFF_STRICT_PLUGINS=1``), from ``CRUIJFF_PLUGINS`` (comma-separated module
+names, handy for development) and, always, the built-in local scheduler.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
+from importlib.metadata import entry_points
+from typing import Any
+
+import attrs
+import pluggy
+
+from cruijff import hookspecs
+from cruijff.errors import PluginError, UserError
+from cruijff.records import (
+    Experiment,
+    Generated,
+    JobSpec,
+    JobStatus,
+    Key,
+    ParseReport,
+    SchedulerInfo,
+    Tool,
+    Unit,
+    Validation,
+)
+from cruijff.suggest import did_you_mean
+
+GROUP = "cruijff"
+BUILTIN = {"local": "cruijff.local"}
+
+
+class PluginWarning(UserWarning):
+    """A plugin could not be loaded and was skipped."""
+
+
+@attrs.frozen(kw_only=True)
+class PluginInfo:
+    """An installed plugin: its name, the distribution and version it comes from."""
+
+    name: str
+    dist: str
+    version: str
+    module: str
+
+
+class PluginManager:
+    """Loads plugins and calls their hooks, naming the plugin whenever one misbehaves."""
+
+    def __init__(self, *, entry_points: bool = True, builtins: bool = True) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.info: dict[str, PluginInfo] = {}
+        self.broken: dict[str, str] = {}
+        self._tools: dict[str, tuple[Tool, str]] | None = None
+        self._schedulers: dict[str, tuple[SchedulerInfo, str]] | None = None
+        if builtins:
+            for name, module in BUILTIN.items():
+                self.register(importlib.import_module(module), name=name)
+        if entry_points:
+            self._load_entry_points()
+        for module in os.environ.get("CRUIJFF_PLUGINS", "").split(","):
+            if module.strip():
+                self._load(module.strip(), partial(importlib.import_module, module.strip()))
+
+    # --- loading ---------------------------------------------------------------------------
+
+    def register(self, plugin: Any, *, name: str, dist: str = "", version: str = "") -> None:
+        """Register a plugin object or module under ``name``; its hooks are checked first."""
+        if name in self.info:
+            other = self.info[name]
+            raise UserError(
+                f"two plugins are named {name!r}: {other.dist or other.module} and "
+                f"{dist or getattr(plugin, '__name__', repr(plugin))}",
+                hint="uninstall one of them",
+            )
+        from cruijff import __version__
+
+        self.pm.register(plugin, name=name)
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError:
+            self.pm.unregister(name=name)
+            raise
+        module = getattr(plugin, "__name__", type(plugin).__name__)
+        builtin = module.startswith("cruijff.")
+        self.info[name] = PluginInfo(
+            name=name,
+            dist=dist or ("cruijff" if builtin else module),
+            version=version or (__version__ if builtin else "?"),
+            module=module,
+        )
+        self._tools = self._schedulers = None
+
+    def _load_entry_points(self) -> None:
+        for ep in sorted(entry_points(group=GROUP), key=lambda ep: ep.name):
+            dist = ep.dist.name if ep.dist else "?"
+            version = ep.dist.version if ep.dist else "?"
+            self._load(ep.name, ep.load, dist=dist, version=version)
+
+    def _load(self, name: str, load: Callable[[], Any], dist: str = "", version: str = "") -> None:
+        try:
+            plugin = load()
+            self.register(plugin, name=name, dist=dist, version=version)
+        except UserError:
+            raise
+        except Exception as error:  # a broken plugin must not take cruijff down
+            source = dist or name
+            message = f"plugin {name!r} from {source} could not be loaded: {error}"
+            if os.environ.get("CRUIJFF_STRICT_PLUGINS") == "1":
+                raise UserError(
+                    message, hint="fix or uninstall it, or unset CRUIJFF_STRICT_PLUGINS"
+                ) from error
+            self.broken[name] = message
+            warnings.warn(message, PluginWarning, stacklevel=2)
+
+    def plugins(self) -> list[PluginInfo]:
+        """The registered plugins, by name."""
+        return sorted(self.info.values(), key=lambda info: info.name)
+
+    def hooks_of(self, name: str) -> list[str]:
+        """The hook names plugin ``name`` implements."""
+        plugin = self.pm.get_plugin(name)
+        return sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or ())
+
+    # --- calling ---------------------------------------------------------------------------
+
+    def _each(
+        self, hook: str, *, stage: str, run: str = "", **kwargs: Any
+    ) -> list[tuple[str, Any]]:
+        """Call every implementation of ``hook`` one by one: ``[(plugin name, result)]``.
+
+        Calling them ourselves (rather than through ``pm.hook``) lets an exception name the
+        plugin that raised it.
+        """
+        results = []
+        for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
+            try:
+                result = impl.function(*(kwargs[arg] for arg in impl.argnames))
+                if hook in ("cruijff_tools", "cruijff_schedulers") and result is not None:
+                    result = list(result)
+            except (UserError, KeyboardInterrupt):
+                raise
+            except Exception as error:
+                info = self.info.get(impl.plugin_name)
+                raise PluginError(
+                    plugin=impl.plugin_name,
+                    version=info.version if info else "?",
+                    stage=stage,
+                    run=run,
+                    cause=error,
+                ) from error
+            results.append((impl.plugin_name, result))
+        return results
+
+    def _one(self, hook: str, *, stage: str, what: str, run: str = "", **kwargs: Any) -> Any:
+        answers = [
+            (name, result)
+            for name, result in self._each(hook, stage=stage, run=run, **kwargs)
+            if result is not None
+        ]
+        if len(answers) == 1:
+            return answers[0][1]
+        if not answers:
+            raise UserError(
+                f"no plugin answered {stage} for {what}",
+                hint="is the plugin that provides its tool installed? see `cruijff plugins`",
+            )
+        names = ", ".join(name for name, _ in answers)
+        raise UserError(
+            f"several plugins answered {stage} for {what}: {names}",
+            hint="each unit must belong to exactly one plugin; uninstall one of them",
+        )
+
+    # --- registration ----------------------------------------------------------------------
+
+    def _collect(self, hook: str, kind: str) -> dict[str, tuple[Any, str]]:
+        found: dict[str, tuple[Any, str]] = {}
+        for plugin, records in self._each(hook, stage=f"{kind} registration"):
+            for item in records or ():
+                if item.name in found:
+                    both = sorted({self.info[found[item.name][1]].dist, self.info[plugin].dist})
+                    raise UserError(
+                        f"two plugins provide the {kind} {item.name!r}: {' and '.join(both)}",
+                        hint="uninstall one of them",
+                    )
+                found[item.name] = (item, plugin)
+        return dict(sorted(found.items()))
+
+    def tools(self) -> list[Tool]:
+        """Every installed tool, by name."""
+        if self._tools is None:
+            self._tools = self._collect("cruijff_tools", "tool")
+        return [tool for tool, _ in self._tools.values()]
+
+    def tool(self, name: str) -> Tool:
+        """The tool called ``name`` (or one of its aliases); UserError listing what exists."""
+        self.tools()
+        assert self._tools is not None
+        for tool, _ in self._tools.values():
+            if name == tool.name or name in tool.aliases:
+                return tool
+        installed = ", ".join(self._tools) or "none"
+        hint = did_you_mean(name, self._tools) or f"`pip install cruijff-{name}` if it exists"
+        raise UserError(f"unknown tool {name!r} (installed: {installed})", hint=hint)
+
+    def provider(self, tool_or_scheduler: str) -> PluginInfo:
+        """The plugin that provides a tool or scheduler."""
+        self.tools()
+        self.schedulers()
+        assert self._tools is not None and self._schedulers is not None
+        entry = self._tools.get(tool_or_scheduler) or self._schedulers.get(tool_or_scheduler)
+        if entry is None:
+            raise KeyError(tool_or_scheduler)
+        return self.info[entry[1]]
+
+    def schedulers(self) -> list[SchedulerInfo]:
+        """Every installed scheduler, by name."""
+        if self._schedulers is None:
+            self._schedulers = self._collect("cruijff_schedulers", "scheduler")
+        return [info for info, _ in self._schedulers.values()]
+
+    def scheduler(self, name: str) -> SchedulerInfo:
+        """The scheduler called ``name``; UserError listing the installed ones otherwise."""
+        for info in self.schedulers():
+            if info.name == name:
+                return info
+        installed = ", ".join(info.name for info in self.schedulers())
+        hint = did_you_mean(name, [info.name for info in self.schedulers()])
+        raise UserError(
+            f"unknown scheduler {name!r} (installed: {installed})",
+            hint=hint or f"`pip install cruijff-{name}` if it exists",
+        )
+
+    # --- the four stages -------------------------------------------------------------------
+
+    def parse(self, experiment: Experiment, keys: tuple[Key, ...]) -> list[tuple[str, ParseReport]]:
+        """Every plugin's ParseReport on the experiment's plugin-owned keys."""
+        return [
+            (name, report)
+            for name, report in self._each(
+                "cruijff_parse", stage="parse", experiment=experiment, keys=keys
+            )
+            if report is not None
+        ]
+
+    def select(
+        self, experiment: Experiment, tool: Tool, upstream: tuple[Unit, ...]
+    ) -> tuple[Unit, ...]:
+        """The units of ``tool`` in this experiment, from the one plugin that owns it."""
+        units = self._one(
+            "cruijff_select",
+            stage="select",
+            what=f"tool {tool.name!r}",
+            experiment=experiment,
+            tool=tool,
+            upstream=upstream,
+        )
+        return tuple(units)
+
+    def generate(self, experiment: Experiment, unit: Unit) -> Generated:
+        """Files and job of a unit, from the plugin that owns its tool."""
+        return self._one(
+            "cruijff_generate",
+            stage="generate",
+            what=f"unit {unit.id!r}",
+            run=unit.run,
+            experiment=experiment,
+            unit=unit,
+        )
+
+    def validate(self, experiment: Experiment, unit: Unit, status: JobStatus | None) -> Validation:
+        """The verdict of the plugin that owns ``unit`` on what it left behind."""
+        return self._one(
+            "cruijff_validate",
+            stage="validate",
+            what=f"unit {unit.id!r}",
+            run=unit.run,
+            experiment=experiment,
+            unit=unit,
+            status=status,
+        )
+
+    # --- orchestration ---------------------------------------------------------------------
+
+    def notify(self, hook: str, **kwargs: Any) -> None:
+        """Call an observer hook (``after_scaffold``...) on every plugin."""
+        self._each(f"cruijff_{hook}", stage=hook.replace("_", " "), **kwargs)
+
+    def retry(self, job: JobSpec, status: JobStatus) -> JobSpec:
+        """The job adjusted for a retry by the first plugin that wants to, else unchanged."""
+        for _, adjusted in self._each("cruijff_retry", stage="retry", job=job, status=status):
+            if adjusted is not None:
+                return adjusted
+        return job
+
+    def add_commands(self, cli: Any) -> None:
+        """Let plugins add their commands to the CLI group."""
+        self._each("cruijff_commands", stage="commands", cli=cli)
+
+
+def requirements_status(requires: Iterable[str]) -> Mapping[str, bool]:
+    """Whether each module a tool's jobs need can be found, without importing it."""
+    from importlib.util import find_spec
+
+    status = {}
+    for module in requires:
+        try:
+            status[module] = find_spec(module) is not None
+        except (ImportError, ValueError):
+            status[module] = False
+    return status

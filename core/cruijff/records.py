@@ -1,0 +1,485 @@
+"""The frozen records that flow between the core, the plugins and the schedulers.
+
+Every record is an attrs class with ``frozen=True, kw_only=True``: build one with keywords, derive
+a changed copy with :func:`attrs.evolve`. Sequences are tuples and mappings are read-only
+(:func:`freeze`), so a record handed to a plugin cannot be changed behind the core's back.
+Conversion to and from plain data lives in :mod:`cruijff.convert`.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+"""What an explicit run, task or model name must match: safe in a path and in a shell word."""
+
+
+def freeze(value: Any) -> Any:
+    """Return ``value`` with dicts made read-only and lists made tuples, recursively."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({key: freeze(item) for key, item in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze(item) for item in value)
+    return value
+
+
+def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return freeze(dict(value or {}))
+
+
+def _tuple(value: Any) -> tuple:
+    return tuple(value or ())
+
+
+def _is_name(instance: Any, attribute: attrs.Attribute, value: str) -> None:
+    if not NAME_PATTERN.fullmatch(value):
+        raise ValueError(
+            f"{type(instance).__name__}.{attribute.name}: {value!r} is not a valid name "
+            f"(letters, digits, '.', '_' and '-', starting with a letter or digit, at most 100)"
+        )
+
+
+record = attrs.frozen(kw_only=True)
+
+
+# --- problems -------------------------------------------------------------------------------
+
+
+class Severity(enum.Enum):
+    """How bad a :class:`Problem` is: an error stops the experiment, a warning does not."""
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@record
+class Where:
+    """A place in an experiment file: the file, a 1-based line and column, and a dotted path."""
+
+    file: Path | None = None
+    line: int | None = None
+    column: int | None = None
+    path: str = ""
+
+    def __str__(self) -> str:
+        place = str(self.file) if self.file else "<experiment>"
+        if self.line is not None:
+            place += f":{self.line}"
+            if self.column is not None:
+                place += f":{self.column}"
+        return f"{place}: {self.path}" if self.path else place
+
+
+@record
+class Problem:
+    """Something wrong (or doubtful) in an experiment, found by the core or by a plugin.
+
+    ``message`` says what is wrong, ``hint`` what would be valid (a "did you mean" where a
+    name is close), ``plugin`` who found it (empty for the core).
+    """
+
+    severity: Severity = Severity.ERROR
+    where: Where = attrs.field(factory=Where)
+    message: str
+    hint: str = ""
+    plugin: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.where}: {self.message}"
+        if self.hint:
+            text += f" ({self.hint})"
+        if self.severity is Severity.WARNING:
+            text = f"warning: {text}"
+        return text
+
+
+# --- registration ---------------------------------------------------------------------------
+
+
+class Role(enum.Enum):
+    """What a tool does in an experiment; the ``tools:`` section maps a role to a tool name."""
+
+    PREPARATION = "preparation"  # fine-tuning: produces models
+    EVALUATION = "evaluation"  # scores models: consumes them
+
+
+@record
+class Tool:
+    """A tool a plugin provides, as returned by ``cruijff_tools``.
+
+    ``labels`` gives the short label of each parameter for run names (``lora_rank`` ->
+    ``rank``: a run is named ``rank8``); a parameter without one is labelled by its key.
+    ``produces`` and ``consumes`` name artifact kinds (``hf-model``, ``inspect-log``...).
+    ``requires`` lists modules its jobs import, reported by ``cruijff plugins``.
+    """
+
+    name: str = attrs.field(validator=_is_name)
+    role: Role
+    description: str = ""
+    aliases: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    labels: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
+    produces: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    consumes: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    requires: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+
+
+@record
+class SchedulerInfo:
+    """A scheduler a plugin provides, as returned by ``cruijff_schedulers``.
+
+    ``factory(options, state_dir)`` returns an object implementing
+    :class:`cruijff.scheduler.Scheduler`; ``options`` is the experiment's ``scheduler:`` section
+    without ``name``, plus command-line settings (``jobs``: how many run at once), and
+    ``state_dir`` the experiment's ``.cruijff`` folder, where the scheduler may keep its files.
+    ``available()`` says whether it can be used on this machine (``sbatch`` on PATH...).
+    """
+
+    name: str = attrs.field(validator=_is_name)
+    factory: Callable[[Mapping[str, Any], Path], Any] = attrs.field(eq=False)
+    description: str = ""
+    available: Callable[[], bool] = attrs.field(default=lambda: True, eq=False)
+    requires: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+
+
+# --- the experiment -------------------------------------------------------------------------
+
+
+class RunType(enum.Enum):
+    """How a run gets its model: trained, taken as it is (control), or an existing checkpoint."""
+
+    FINE_TUNED = "fine-tuned"
+    CONTROL = "control"
+    EVAL_ONLY = "eval-only"
+
+
+@record
+class ModelRef:
+    """A base model: a name runs refer to, and the folder it lives in."""
+
+    name: str = attrs.field(validator=_is_name)
+    path: Path
+    size_gb: float | None = None
+
+
+@record
+class DataRef:
+    """The training data file and what is known about it."""
+
+    path: Path
+    format: str = "json"
+    label: str = ""
+    splits: Mapping[str, int] = attrs.field(factory=dict, converter=_frozen_mapping)
+
+
+@record
+class Axis:
+    """A swept variable: one parameter and the values it takes, in order."""
+
+    key: str
+    values: tuple[Any, ...] = attrs.field(converter=freeze)
+
+
+@record
+class ZipGroup:
+    """Axes that vary together (the i-th values go in one run) instead of being crossed."""
+
+    axes: tuple[Axis, ...] = attrs.field(converter=_tuple)
+
+    def __len__(self) -> int:
+        return len(self.axes[0].values) if self.axes else 0
+
+
+@record
+class Run:
+    """One row of the experiment: a model, a type and the parameters that are its own.
+
+    ``parameters`` holds the run's values only; the tool merges them over ``controls``.
+    ``varied`` names the parameters that differ between runs (what the name is made of).
+    """
+
+    name: str = attrs.field(validator=_is_name)
+    type: RunType = RunType.FINE_TUNED
+    model: str
+    parameters: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+    directory: Path
+    index: int = 0
+
+
+@record
+class Scorer:
+    """A scorer of the evaluation tool, by name, with its parameters."""
+
+    name: str
+    params: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+
+
+@record
+class EvalTask:
+    """An evaluation task: its name, the file that defines it (or none: an installed task) and
+    the rest of its settings (dataset, prompt...), which belong to the evaluation tool."""
+
+    name: str = attrs.field(validator=_is_name)
+    script: Path | None = None
+    settings: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+
+
+@record
+class MatrixEntry:
+    """Which tasks to evaluate a run on, at which epochs; ``epochs=None`` means the model as it
+    is (a control or eval-only run) and ``"all"`` every epoch. Empty ``tasks`` means all."""
+
+    run: str
+    tasks: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    epochs: tuple[int, ...] | str | None = None
+
+
+@record
+class Evaluation:
+    """The ``evaluation`` section: shared settings, scorers, tasks and the optional matrix."""
+
+    settings: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+    scorers: tuple[Scorer, ...] = attrs.field(default=(), converter=_tuple)
+    tasks: tuple[EvalTask, ...] = attrs.field(default=(), converter=_tuple)
+    matrix: tuple[MatrixEntry, ...] | None = None
+
+
+@record
+class SchedulerConfig:
+    """The ``scheduler`` section: which scheduler (None: choose the default) and its options."""
+
+    name: str | None = None
+    options: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+
+
+@record
+class Experiment:
+    """An experiment file, loaded and checked for shape by the core.
+
+    ``document`` is the file as plain data and ``locate(path)`` finds where a dotted path
+    (``controls.lr``, ``runs[1].model``) is written, so plugins can point at their keys.
+    """
+
+    name: str = attrs.field(validator=_is_name)
+    file: Path
+    directory: Path
+    meta: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+    tools: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
+    variables: tuple[Axis | ZipGroup, ...] = attrs.field(default=(), converter=_tuple)
+    controls: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+    models: tuple[ModelRef, ...] = attrs.field(default=(), converter=_tuple)
+    data: DataRef | None = None
+    output: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+    runs: tuple[Run, ...] = attrs.field(default=(), converter=_tuple)
+    evaluation: Evaluation | None = None
+    scheduler: SchedulerConfig = attrs.field(factory=SchedulerConfig)
+    document: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping, repr=False)
+    locate: Callable[[str], Where] = attrs.field(
+        default=lambda path: Where(path=path), eq=False, repr=False
+    )
+
+    def run(self, name: str) -> Run:
+        """The run called ``name`` (KeyError if there is none)."""
+        for run in self.runs:
+            if run.name == name:
+                return run
+        raise KeyError(name)
+
+    def model(self, name: str) -> ModelRef:
+        """The base model called ``name`` (KeyError if there is none)."""
+        for model in self.models:
+            if model.name == name:
+                return model
+        raise KeyError(name)
+
+    @property
+    def state_dir(self) -> Path:
+        """Where cruijff keeps its own records of this experiment."""
+        return self.directory / ".cruijff"
+
+
+# --- work -----------------------------------------------------------------------------------
+
+
+@record
+class Artifact:
+    """Something a job writes that another may use: ``kind`` (``hf-model``, ``lora-adapter``,
+    ``train-metrics``, ``inspect-log``...), its path, and the 0-based epoch it belongs to."""
+
+    kind: str
+    path: Path
+    epoch: int | None = None
+    run: str = ""
+
+
+@record
+class Unit:
+    """One piece of work a tool owns: a training run, an evaluation cell.
+
+    ``id`` is unique in the experiment and safe as a file name; ``depends_on`` lists the ids of
+    units whose artifacts this one consumes; ``produces`` what it will write, known in advance.
+    ``params`` holds whatever the tool needs to generate it.
+    """
+
+    id: str = attrs.field(validator=_is_name)
+    tool: str
+    kind: str
+    run: str
+    directory: Path
+    params: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+    depends_on: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    produces: tuple[Artifact, ...] = attrs.field(default=(), converter=_tuple)
+    consumes: tuple[Artifact, ...] = attrs.field(default=(), converter=_tuple)
+
+
+@record
+class Resources:
+    """What a job asks of the machine; ``extras`` holds scheduler-specific settings
+    (partition, account, constraint...). Memory in MB, time limit in seconds."""
+
+    gpus: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    cpus: int = attrs.field(default=1, validator=attrs.validators.ge(1))
+    mem_mb: int | None = None
+    time_s: int | None = None
+    nodes: int = attrs.field(default=1, validator=attrs.validators.ge(1))
+    extras: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+
+
+@record
+class FileSpec:
+    """A file a tool wants written into the experiment directory, with its full text."""
+
+    path: Path
+    content: str
+    executable: bool = False
+
+
+@record
+class JobSpec:
+    """A command to run for a unit: what a tool generates and a scheduler executes.
+
+    ``depends_on`` lists unit ids that must succeed first; ``log`` receives stdout and stderr.
+    """
+
+    unit_id: str = attrs.field(validator=_is_name)
+    name: str
+    argv: tuple[str, ...] = attrs.field(converter=_tuple)
+    workdir: Path
+    log: Path
+    env: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
+    resources: Resources = attrs.field(factory=Resources)
+    depends_on: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    produces: tuple[Artifact, ...] = attrs.field(default=(), converter=_tuple)
+
+
+@record
+class Generated:
+    """What ``cruijff_generate`` returns for a unit: files to write and the job to run
+    (None when the unit needs no job, e.g. a base model used as it is)."""
+
+    files: tuple[FileSpec, ...] = attrs.field(default=(), converter=_tuple)
+    job: JobSpec | None = None
+
+
+class JobState(enum.Enum):
+    """Where a job is. Every scheduler maps its own states onto these."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    TIMEOUT = "TIMEOUT"
+    OUT_OF_MEMORY = "OUT_OF_MEMORY"
+    NODE_FAIL = "NODE_FAIL"
+    PREEMPTED = "PREEMPTED"
+    DEPENDENCY_NEVER_SATISFIED = "DEPENDENCY_NEVER_SATISFIED"
+    UNKNOWN = "UNKNOWN"
+
+    @property
+    def finished(self) -> bool:
+        """True once the job will not change state by itself any more."""
+        return self not in (JobState.PENDING, JobState.RUNNING, JobState.UNKNOWN)
+
+    @property
+    def failed(self) -> bool:
+        """True for every finished state but success."""
+        return self.finished and self is not JobState.SUCCEEDED
+
+
+@record
+class JobHandle:
+    """How a scheduler knows a submitted job: its name and the scheduler's own id."""
+
+    scheduler: str
+    id: str
+    name: str = ""
+
+
+@record
+class JobStatus:
+    """A job's state as a scheduler reports it, with the exit code and cause where known."""
+
+    state: JobState
+    exit_code: int | None = None
+    cause: str = ""
+
+
+@record
+class Validation:
+    """A tool's verdict on a finished unit: ok or not, why, and what it measured and wrote."""
+
+    unit_id: str
+    ok: bool
+    cause: str = ""
+    metrics: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+    artifacts: tuple[Artifact, ...] = attrs.field(default=(), converter=_tuple)
+
+
+# --- parsing and planning -------------------------------------------------------------------
+
+
+@record
+class Key:
+    """A key of the experiment file that belongs to the plugins rather than the core.
+
+    ``section`` says which namespace it lives in: ``parameters`` (``controls``, the names of
+    ``variables`` and ``runs[].parameters``, one namespace), ``output``, ``scheduler``,
+    ``evaluation`` (its settings) or ``task`` (a task's settings).
+    """
+
+    section: str
+    path: str
+    name: str
+    value: Any = attrs.field(converter=freeze)
+
+
+@record
+class ParseReport:
+    """What ``cruijff_parse`` returns: the paths of the keys a plugin understood, the names it
+    knows in each section (searched for "did you mean"), and the problems it found."""
+
+    claimed: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    vocabulary: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict, converter=_frozen_mapping)
+    problems: tuple[Problem, ...] = attrs.field(default=(), converter=_tuple)
+
+
+@record
+class Plan:
+    """An experiment's work, decided but not yet written: its units in dependency order and
+    what generating each gave (files and job)."""
+
+    experiment: Experiment
+    units: tuple[Unit, ...] = attrs.field(default=(), converter=_tuple)
+    generated: Mapping[str, Generated] = attrs.field(factory=dict, converter=_frozen_mapping)
+
+    @property
+    def jobs(self) -> tuple[JobSpec, ...]:
+        """The jobs of every unit that has one, in unit order."""
+        return tuple(job for unit in self.units if (job := self.generated[unit.id].job) is not None)

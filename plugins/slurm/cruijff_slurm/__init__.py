@@ -1,0 +1,3 @@
+"""cruijff-slurm: the SLURM scheduler."""
+
+__version__ = "0.1.0"
