@@ -1,0 +1,243 @@
+"""Run: hand a plan's jobs to a scheduler, watch them, validate what finished; and the
+``status`` and ``cancel`` that work from any shell.
+
+Resuming is the normal path: every ``cruijff run`` rebuilds the picture from the job records
+and one scheduler query, skips what succeeded, watches what is still in flight, and submits the
+rest. Each record is written before and after its submission, so a run killed in between looks
+the job up by name instead of submitting it twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from cruijff.manager import PluginManager
+from cruijff.records import JobSpec, JobState, JobStatus, Plan, Unit
+from cruijff.state import ExperimentState, JobRecord
+
+Observer = Callable[[str, "JobRecord | None"], None]
+"""Told of every change, ``("submitted" | "state" | "done", record)``, and of every poll while
+watching, ``("tick", None)``."""
+
+
+@attrs.frozen(kw_only=True)
+class RunOptions:
+    """How ``cruijff run`` behaves: concurrency for the local scheduler, whether to wait."""
+
+    jobs: int = 1
+    detach: bool = False
+    retry_failed: bool = False
+    poll_interval: float = 0.5
+    max_interval: float = 5.0
+
+
+def open_scheduler(plan: Plan, manager: PluginManager, options: Mapping[str, Any]) -> Any:
+    """Build the experiment's scheduler with its options and the command line's."""
+    experiment = plan.experiment
+    info = manager.scheduler(experiment.scheduler.name or "local")
+    return info.factory({**experiment.scheduler.options, **options}, experiment.state_dir)
+
+
+class Runner:
+    """Drives one experiment's jobs through a scheduler."""
+
+    def __init__(
+        self,
+        manager: PluginManager,
+        plan: Plan,
+        scheduler: Any,
+        *,
+        observer: Observer | None = None,
+    ) -> None:
+        self.manager, self.plan, self.scheduler = manager, plan, scheduler
+        self.state = ExperimentState(plan.experiment.state_dir)
+        self.units: dict[str, Unit] = {unit.id: unit for unit in plan.units}
+        self.jobs: dict[str, JobSpec] = {job.unit_id: job for job in plan.jobs}
+        self.observer = observer or (lambda event, record: None)
+
+    # --- the picture -----------------------------------------------------------------------
+
+    def refresh(self, records: dict[str, JobRecord], *, write: bool) -> dict[str, JobRecord]:
+        """Bring in-flight records up to date with one scheduler query (and look up jobs whose
+        submission is uncertain). With ``write``, changes are saved, logged and validated."""
+        uncertain = [r for r in records.values() if r.submitting and r.handle is None]
+        if uncertain:
+            found = self.scheduler.find([r.job.name for r in uncertain])
+            for record in uncertain:
+                handle = found.get(record.job.name)
+                updated = attrs.evolve(
+                    record,
+                    handle=handle,
+                    submitting=False,
+                    state=JobState.PENDING if handle else None,
+                )
+                records[record.unit_id] = self._save(updated, "recovered") if write else updated
+        flying = [r for r in records.values() if r.handle is not None and not r.finished]
+        if not flying:
+            return records
+        statuses = self.scheduler.poll([r.handle for r in flying])
+        for record in flying:
+            status = statuses.get(record.handle, JobStatus(state=JobState.UNKNOWN))
+            if status.state is record.state:
+                continue
+            updated = attrs.evolve(
+                record, state=status.state, exit_code=status.exit_code, cause=status.cause
+            )
+            if write:
+                updated = self._finish(updated, status) if status.state.finished else updated
+                updated = self._save(updated, "state")
+                self.observer("done" if updated.finished else "state", updated)
+            records[record.unit_id] = updated
+        return records
+
+    def _finish(self, record: JobRecord, status: JobStatus) -> JobRecord:
+        """Validate a finished job: a job that exited 0 but left no output has failed."""
+        unit = self.units.get(record.unit_id)
+        validation = None
+        if unit is not None:
+            validation = self.manager.validate(self.plan.experiment, unit, status)
+            if status.state is JobState.SUCCEEDED and not validation.ok:
+                record = attrs.evolve(record, state=JobState.FAILED, cause=validation.cause)
+                status = JobStatus(
+                    state=JobState.FAILED, exit_code=status.exit_code, cause=validation.cause
+                )
+        if record.state is not None and record.state.failed:
+            self.manager.notify(
+                "on_job_error", plan=self.plan, job=record.job, status=status, validation=validation
+            )
+        return record
+
+    def _save(self, record: JobRecord, event: str) -> JobRecord:
+        saved = self.state.save(record)
+        self.state.log(
+            event,
+            unit=record.unit_id,
+            state=record.state.value if record.state else None,
+            handle=record.handle,
+            attempt=record.attempt,
+            cause=record.cause,
+        )
+        return saved
+
+    # --- run -------------------------------------------------------------------------------
+
+    def to_submit(self, records: dict[str, JobRecord], retry_failed: bool) -> list[JobSpec]:
+        """The jobs this run hands over: never one that succeeded or is in flight; with
+        ``retry_failed`` only failed ones (adjusted by the tools), else unstarted and failed."""
+        chosen = []
+        for unit_id, job in self.jobs.items():
+            record = records.get(unit_id)
+            if record is None:
+                if retry_failed:
+                    continue
+                chosen.append(job)
+            elif record.in_flight or record.state is JobState.SUCCEEDED:
+                continue
+            elif record.state is None or record.state.failed:
+                if retry_failed and record.state is not None:
+                    status = JobStatus(
+                        state=record.state, exit_code=record.exit_code, cause=record.cause
+                    )
+                    chosen.append(self.manager.retry(record.job, status))
+                elif not retry_failed:
+                    chosen.append(job)
+        return chosen
+
+    def recognise_done(self, records: dict[str, JobRecord]) -> dict[str, JobRecord]:
+        """Units without a record whose outputs are already complete count as succeeded."""
+        for unit_id, job in self.jobs.items():
+            if unit_id in records:
+                continue
+            validation = self.manager.validate(self.plan.experiment, self.units[unit_id], None)
+            if validation.ok:
+                record = JobRecord(
+                    unit_id=unit_id, job=job, state=JobState.SUCCEEDED, cause="found complete"
+                )
+                records[unit_id] = self._save(record, "found-complete")
+        return records
+
+    def submit(self, jobs: Sequence[JobSpec], records: dict[str, JobRecord]) -> None:
+        """Submit a batch: records are written before (``submitting``) and after (handle)."""
+        if not jobs:
+            return
+        for job in jobs:
+            previous = records.get(job.unit_id)
+            attempt = (previous.attempt if previous else 0) + 1
+            records[job.unit_id] = self._save(
+                JobRecord(unit_id=job.unit_id, job=job, attempt=attempt, submitting=True),
+                "submitting",
+            )
+        earlier = {
+            unit_id: record.handle
+            for unit_id, record in records.items()
+            if record.handle is not None and not record.finished
+        }
+        handles = self.scheduler.submit(list(jobs), earlier)
+        for job, handle in zip(jobs, handles, strict=True):
+            record = attrs.evolve(
+                records[job.unit_id], handle=handle, submitting=False, state=JobState.PENDING
+            )
+            records[job.unit_id] = self._save(record, "submitted")
+            self.observer("submitted", records[job.unit_id])
+        self.manager.notify(
+            "after_submit", plan=self.plan, jobs=tuple(jobs), handles=tuple(handles)
+        )
+
+    def run(self, options: RunOptions) -> dict[str, JobRecord]:
+        """Submit what needs running and, unless detached, watch until everything finished."""
+        try:
+            records = self.refresh(self.state.records(), write=True)
+            if not options.retry_failed:
+                records = self.recognise_done(records)
+            batch = self.to_submit(records, options.retry_failed)
+            self.manager.notify("before_run", plan=self.plan, jobs=tuple(batch))
+            self.submit(batch, records)
+            if options.detach:
+                return records
+            records = self.watch(records, options)
+            self.manager.notify(
+                "after_run",
+                plan=self.plan,
+                states={u: r.state for u, r in records.items() if u in self.jobs},
+            )
+            return records
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:
+            self.manager.notify("on_run_error", plan=self.plan, error=error)
+            raise
+
+    def watch(self, records: dict[str, JobRecord], options: RunOptions) -> dict[str, JobRecord]:
+        """Poll until no job of this plan is in flight, backing off while nothing changes."""
+        interval = options.poll_interval
+        while any(records[u].in_flight for u in self.jobs if u in records):
+            time.sleep(interval)
+            self.observer("tick", None)
+            before = {u: r.state for u, r in records.items()}
+            records = self.refresh(records, write=True)
+            changed = before != {u: r.state for u, r in records.items()}
+            interval = (
+                options.poll_interval if changed else min(interval * 1.5, options.max_interval)
+            )
+        return records
+
+    # --- status and cancel -----------------------------------------------------------------
+
+    def status(self) -> dict[str, JobRecord | None]:
+        """Every job of the plan with its latest state (None: never submitted). Read-only."""
+        records = self.refresh(self.state.records(), write=False)
+        return {unit_id: records.get(unit_id) for unit_id in self.jobs}
+
+    def cancel(self) -> list[JobRecord]:
+        """Cancel every job of the experiment that is in flight; returns them, updated."""
+        records = self.refresh(self.state.records(), write=True)
+        flying = [r for r in records.values() if r.handle is not None and not r.finished]
+        if flying:
+            self.scheduler.cancel([r.handle for r in flying])
+            self.state.log("cancelled", units=[r.unit_id for r in flying])
+        records = self.refresh(records, write=True)
+        return [records[r.unit_id] for r in flying]

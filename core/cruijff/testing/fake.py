@@ -1,0 +1,230 @@
+"""A fake training tool and a fake evaluation tool, complete enough to drive every phase.
+
+``fake`` trains one unit per fine-tuned run (writing a ``model.json`` per epoch); ``fake-eval``
+evaluates each run's last epoch and each base model once, depending on the training unit. Their
+jobs are :mod:`cruijff.testing.fake_job`. Third-party plugin authors can read this as the
+smallest complete tool plugin.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from cruijff import hookimpl
+from cruijff.records import (
+    Artifact,
+    FileSpec,
+    Generated,
+    JobSpec,
+    ParseReport,
+    Problem,
+    Resources,
+    Role,
+    RunType,
+    Tool,
+    Unit,
+    Validation,
+)
+
+TRAIN, EVAL = "fake", "fake-eval"
+PARAMETERS = {
+    "lora_rank": int,
+    "lr": float,
+    "epochs": int,
+    "batch_size": int,
+    "seed": int,
+    "prompt": str,
+    "system_prompt": str,
+    "dataset_type": str,
+    "sleep": float,
+    "fail": bool,
+    "lie": bool,
+}
+EVALUATION = {"temperature": float, "max_tokens": int, "seed": int, "system_prompt": str}
+TASK = {"dataset": str, "prompt": str, "system_prompt": str}
+
+
+@hookimpl
+def cruijff_tools():
+    yield Tool(
+        name=TRAIN,
+        role=Role.PREPARATION,
+        description="fake trainer for tests",
+        labels={"lora_rank": "rank", "batch_size": "bs"},
+        produces=("hf-model",),
+    )
+    yield Tool(
+        name=EVAL,
+        role=Role.EVALUATION,
+        description="fake evaluator for tests",
+        aliases=("fake-evaluator",),
+        consumes=("hf-model",),
+        produces=("eval-results",),
+    )
+
+
+def _check(experiment, keys, section, known):
+    claimed, problems = set(), []
+    for key in keys:
+        if key.section != section or key.name not in known:
+            continue
+        claimed.add(key.path)
+        values = key.value if key.path.startswith("variables.") else (key.value,)
+        wanted = known[key.name]
+        for value in values if isinstance(values, tuple) else (values,):
+            ok = isinstance(value, wanted) and not (wanted is not bool and isinstance(value, bool))
+            if wanted is float and isinstance(value, int) and not isinstance(value, bool):
+                ok = True
+            if not ok:
+                problems.append(
+                    Problem(
+                        where=experiment.locate(key.path),
+                        plugin=TRAIN,
+                        message=f"{key.name} must be {wanted.__name__}, not {value!r}",
+                    )
+                )
+    return claimed, problems
+
+
+@hookimpl
+def cruijff_parse(experiment, keys):
+    tools = set(experiment.tools.values())
+    if not tools & {TRAIN, EVAL, "fake-evaluator"}:
+        return None
+    claimed, problems = _check(experiment, keys, "parameters", PARAMETERS)
+    vocabulary = {"parameters": tuple(PARAMETERS)}
+    if tools & {EVAL, "fake-evaluator"}:
+        for section, known in (("evaluation", EVALUATION), ("task", TASK)):
+            more, found = _check(experiment, keys, section, known)
+            claimed |= more
+            problems += found
+            vocabulary[section] = tuple(known)
+    return ParseReport(claimed=claimed, vocabulary=vocabulary, problems=problems)
+
+
+def _epochs(experiment, run) -> int:
+    return int(run.parameters.get("epochs", experiment.controls.get("epochs", 1)))
+
+
+@hookimpl
+def cruijff_select(experiment, tool, upstream):
+    if tool.name == TRAIN:
+        return tuple(
+            Unit(
+                id=f"{run.name}.train",
+                tool=TRAIN,
+                kind="train",
+                run=run.name,
+                directory=run.directory / "train",
+                params={**experiment.controls, **run.parameters},
+                produces=[
+                    Artifact(
+                        kind="hf-model",
+                        run=run.name,
+                        epoch=epoch,
+                        path=run.directory / "train" / f"epoch_{epoch}",
+                    )
+                    for epoch in range(_epochs(experiment, run))
+                ],
+            )
+            for run in experiment.runs
+            if run.type is RunType.FINE_TUNED
+        )
+    if tool.name != EVAL:
+        return None
+    models = {
+        (a.run, a.epoch): (unit.id, a)
+        for unit in upstream
+        for a in unit.produces
+        if a.kind == "hf-model"
+    }
+    tasks = [task.name for task in experiment.evaluation.tasks] if experiment.evaluation else []
+    units = []
+    for run in experiment.runs:
+        for task in tasks or ["default"]:
+            if run.type is RunType.FINE_TUNED:
+                epoch = _epochs(experiment, run) - 1
+                producer, artifact = models[(run.name, epoch)]
+                units.append(
+                    Unit(
+                        id=f"{run.name}.eval.{task}.e{epoch}",
+                        tool=EVAL,
+                        kind="eval",
+                        run=run.name,
+                        directory=run.directory / "eval" / f"{task}_e{epoch}",
+                        params={"task": task, "epoch": epoch},
+                        depends_on=[producer],
+                        consumes=[artifact],
+                    )
+                )
+            else:
+                units.append(
+                    Unit(
+                        id=f"{run.name}.eval.{task}",
+                        tool=EVAL,
+                        kind="eval",
+                        run=run.name,
+                        directory=run.directory / "eval" / task,
+                        params={"task": task},
+                    )
+                )
+    return tuple(units)
+
+
+@hookimpl
+def cruijff_generate(experiment, unit):
+    if unit.tool not in (TRAIN, EVAL):
+        return None
+    config_path = unit.directory / "config.json"
+    if unit.tool == TRAIN:
+        config = {
+            "unit": unit.id,
+            "output_dir": str(unit.directory),
+            "params": dict(unit.params),
+            "epochs": int(unit.params.get("epochs", 1)),
+            "sleep": unit.params.get("sleep", 0),
+            "fail": unit.params.get("fail", False),
+            "lie": unit.params.get("lie", False),
+        }
+        kind = "train"
+    else:
+        model = unit.consumes[0].path / "model.json" if unit.consumes else None
+        config = {
+            "unit": unit.id,
+            "task": unit.params["task"],
+            "model": str(model or ""),
+            "output": str(unit.directory / "results.json"),
+        }
+        kind = "eval"
+    job = JobSpec(
+        unit_id=unit.id,
+        name=f"{experiment.name}.{unit.id}",
+        argv=(sys.executable, "-m", "cruijff.testing.fake_job", kind, str(config_path)),
+        workdir=unit.directory,
+        log=unit.directory / "job.log",
+        resources=Resources(cpus=1, mem_mb=100, time_s=600),
+        depends_on=unit.depends_on,
+        produces=unit.produces,
+    )
+    content = json.dumps(config, indent=2, sort_keys=True) + "\n"
+    return Generated(files=[FileSpec(path=config_path, content=content)], job=job)
+
+
+@hookimpl
+def cruijff_validate(experiment, unit, status):
+    if unit.tool == TRAIN:
+        missing = [a.path for a in unit.produces if not (a.path / "model.json").exists()]
+        return Validation(
+            unit_id=unit.id,
+            ok=not missing,
+            cause=f"no checkpoint in {missing[0]}" if missing else "",
+            artifacts=unit.produces,
+        )
+    if unit.tool == EVAL:
+        results = unit.directory / "results.json"
+        if not results.exists():
+            return Validation(unit_id=unit.id, ok=False, cause=f"no {results.name}")
+        metrics = json.loads(results.read_text())["metrics"]
+        return Validation(unit_id=unit.id, ok=True, metrics=metrics)
+    return None

@@ -1,0 +1,111 @@
+"""pytest fixtures for cruijff and for plugin authors (loaded through the ``pytest11`` entry
+point, so they are there in any test suite once cruijff is installed; elsewhere name
+``cruijff.testing.fixtures`` in ``pytest_plugins``).
+
+- ``plugin_manager``: a fresh manager without entry points (only the local scheduler).
+- ``register_plugin``: register a module or object in it: ``register_plugin(my_plugin)``.
+- ``fake_tools``: register the fake trainer and evaluator of :mod:`cruijff.testing.fake`.
+- ``make_experiment``: write an experiment file (and its model folder and data) to tmp_path.
+- ``cli``: run the ``cruijff`` command in-process with that manager: ``cli("plan", path)``.
+- ``isolated_config``: an empty user configuration folder (``XDG_CONFIG_HOME``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from cruijff.testing import DEFAULT_EXPERIMENT, merge
+
+
+@pytest.fixture
+def isolated_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Point the user configuration folder at an empty one, so no real profile leaks in."""
+    folder = tmp_path_factory.mktemp("config")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(folder))
+    return folder
+
+
+@pytest.fixture
+def plugin_manager(monkeypatch: pytest.MonkeyPatch):
+    """A fresh plugin manager: the built-in local scheduler, no entry points."""
+    from cruijff.manager import PluginManager
+
+    monkeypatch.delenv("CRUIJFF_PLUGINS", raising=False)
+    return PluginManager(entry_points=False)
+
+
+@pytest.fixture
+def register_plugin(plugin_manager) -> Callable[..., Any]:
+    """Register a plugin (module or object) in ``plugin_manager``; returns the plugin."""
+
+    def register(plugin: Any, name: str | None = None, **info: str) -> Any:
+        plugin_manager.register(plugin, name=name or getattr(plugin, "__name__", "plugin"), **info)
+        return plugin
+
+    return register
+
+
+@pytest.fixture
+def fake_tools(register_plugin):
+    """The fake trainer and evaluator, registered."""
+    from cruijff.testing import fake
+
+    return register_plugin(fake, name="fake")
+
+
+@pytest.fixture
+def make_experiment(tmp_path: Path) -> Callable[..., Path]:
+    """Write an experiment file: the default one (fake tools, two runs and a control), with
+    ``changes`` merged in (a None value removes a key), or ``text`` as it is."""
+
+    def make(
+        changes: dict[str, Any] | None = None,
+        *,
+        text: str | None = None,
+        folder: Path | None = None,
+        name: str = "experiment.yaml",
+    ) -> Path:
+        root = folder or tmp_path
+        model = root / "models" / "tiny"
+        model.mkdir(parents=True, exist_ok=True)
+        (model / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"]}))
+        data = root / "data" / "words.json"
+        data.parent.mkdir(parents=True, exist_ok=True)
+        rows = [{"input": word, "output": word.upper()} for word in ("apple", "pear", "fig")]
+        data.write_text(json.dumps({"train": rows, "validation": rows[:1], "test": rows[:1]}))
+        path = root / name
+        if text is None:
+            text = yaml.safe_dump(merge(DEFAULT_EXPERIMENT, changes or {}), sort_keys=False)
+        path.write_text(text)
+        return path
+
+    return make
+
+
+@pytest.fixture
+def cli(plugin_manager) -> Callable[..., Any]:
+    """Run ``cruijff ARGS...`` in-process with ``plugin_manager``; returns click's Result."""
+    from click.testing import CliRunner
+
+    from cruijff.cli import App
+    from cruijff.cli import cli as group
+
+    def invoke(*args: Any, input: str | None = None) -> Any:
+        app = App()
+        app._manager = plugin_manager
+        return CliRunner().invoke(
+            group,
+            [str(a) for a in args],
+            obj=app,
+            input=input,
+            prog_name="cruijff",
+            catch_exceptions=False,
+        )
+
+    return invoke

@@ -1,0 +1,241 @@
+"""`cruijff run` with the fake tools and the real local scheduler: order, resume, failure,
+retry, detach, cancel, the busy lock and the lifecycle hooks."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import attrs
+import pytest
+from cruijff import hookimpl, hookspecs
+from cruijff.errors import UserError
+from cruijff.orchestrator import cancel, run_experiment, status
+from cruijff.records import JobState
+from cruijff.runner import RunOptions
+from cruijff.state import ExperimentState
+
+FAST = RunOptions(jobs=2, poll_interval=0.05, max_interval=0.2)
+
+
+@pytest.fixture
+def trace(tmp_path, monkeypatch) -> Path:
+    path = tmp_path / "trace.txt"
+    monkeypatch.setenv("CRUIJFF_FAKE_TRACE", str(path))
+    return path
+
+
+def events(trace: Path) -> list[tuple[str, str, float]]:
+    if not trace.exists():
+        return []
+    rows = [line.split() for line in trace.read_text().splitlines()]
+    return [(kind, unit, float(at)) for kind, unit, _pid, at in rows]
+
+
+def starts(trace: Path) -> list[str]:
+    return [unit for kind, unit, _ in events(trace) if kind == "start"]
+
+
+def states(result) -> dict[str, JobState]:
+    return {unit: record.state for unit, record in result.records.items()}
+
+
+def test_run_finishes_everything_in_dependency_order(
+    plugin_manager, fake_tools, make_experiment, trace
+):
+    result = run_experiment(plugin_manager, make_experiment(), FAST)
+    assert set(states(result).values()) == {JobState.SUCCEEDED}
+    assert len(result.records) == 5  # two trainings, two evaluations, the control's
+    times = {(kind, unit): at for kind, unit, at in events(trace)}
+    for run in ("rank4", "rank8"):
+        assert times[("start", f"{run}.eval.caps.e1")] > times[("end", f"{run}.train")]
+    kinds = [event["event"] for event in ExperimentState(result.plan.experiment.state_dir).events()]
+    assert kinds.count("submitted") == 5 and "scaffolded" in kinds
+
+
+def test_second_run_starts_nothing_again(plugin_manager, fake_tools, make_experiment, trace):
+    path = make_experiment()
+    run_experiment(plugin_manager, path, FAST)
+    first = starts(trace)
+    again = run_experiment(plugin_manager, path, FAST)
+    assert starts(trace) == first
+    assert set(states(again).values()) == {JobState.SUCCEEDED}
+
+
+def test_lost_records_are_recognised_from_the_outputs(
+    plugin_manager, fake_tools, make_experiment, trace
+):
+    path = make_experiment()
+    result = run_experiment(plugin_manager, path, FAST)
+    for record_file in (result.plan.experiment.state_dir / "jobs").glob("*.json"):
+        record_file.unlink()
+    before = starts(trace)
+    again = run_experiment(plugin_manager, path, FAST)
+    assert starts(trace) == before
+    assert {r.cause for r in again.records.values()} == {"found complete"}
+
+
+def test_failed_job_fails_its_dependents_and_is_rerun_unchanged(
+    plugin_manager, fake_tools, make_experiment, trace
+):
+    path = make_experiment({"variables": {"lora_rank": [4], "fail": [False, True]}})
+    result = run_experiment(plugin_manager, path, FAST)
+    got = states(result)
+    assert got["fail-true.train"] is JobState.FAILED
+    assert result.records["fail-true.train"].exit_code == 3
+    assert got["fail-true.eval.caps.e1"] is JobState.DEPENDENCY_NEVER_SATISFIED
+    assert got["fail-false.train"] is JobState.SUCCEEDED
+    assert "fail-true.eval.caps.e1" not in starts(trace)
+
+    again = run_experiment(plugin_manager, path, FAST)
+    assert again.records["fail-true.train"].attempt == 2
+    assert again.records["fail-true.eval.caps.e1"].attempt == 2
+    assert again.records["fail-false.train"].attempt == 1
+    assert starts(trace).count("fail-false.train") == 1
+
+
+def test_exit_zero_without_outputs_is_a_failure(plugin_manager, fake_tools, make_experiment):
+    path = make_experiment({"variables": {"lora_rank": [4]}, "controls": {"lie": True}})
+    result = run_experiment(plugin_manager, path, FAST)
+    record = result.records["finetuned.train"]
+    assert record.state is JobState.FAILED and "no checkpoint" in record.cause
+
+
+class MoreTime:
+    """A retry policy: a failed job gets twice the time."""
+
+    @hookimpl
+    def cruijff_retry(self, job, status):
+        more = attrs.evolve(job.resources, time_s=job.resources.time_s * 2)
+        return attrs.evolve(job, resources=more)
+
+
+def test_retry_failed_reruns_only_failed_jobs_adjusted(
+    plugin_manager, fake_tools, make_experiment, trace
+):
+    plugin_manager.register(MoreTime(), name="more-time")
+    path = make_experiment({"variables": {"lora_rank": [4], "fail": [False, True]}})
+    run_experiment(plugin_manager, path, FAST)
+    before = starts(trace)
+    again = run_experiment(plugin_manager, path, attrs.evolve(FAST, retry_failed=True))
+    new = starts(trace)[len(before) :]
+    assert new == ["fail-true.train"]  # its evaluation waits on it and fails with it
+    record = again.records["fail-true.train"]
+    assert record.attempt == 2 and record.job.resources.time_s == 1200
+
+
+def test_detach_returns_at_once_and_status_follows(
+    plugin_manager, fake_tools, make_experiment, trace
+):
+    path = make_experiment({"controls": {"sleep": 1.0}})
+    began = time.monotonic()
+    result = run_experiment(plugin_manager, path, attrs.evolve(FAST, detach=True))
+    assert time.monotonic() - began < 1.0
+    assert {r.state for r in result.records.values()} <= {JobState.PENDING, JobState.RUNNING}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        _, now = status(plugin_manager, path)
+        if all(r and r.state is JobState.SUCCEEDED for r in now.values()):
+            break
+        time.sleep(0.2)
+    assert all(r and r.state is JobState.SUCCEEDED for r in now.values())
+
+
+def test_cancel_stops_running_and_waiting_jobs(plugin_manager, fake_tools, make_experiment, trace):
+    path = make_experiment({"controls": {"sleep": 60}})
+    run_experiment(plugin_manager, path, attrs.evolve(FAST, detach=True, jobs=1))
+    deadline = time.monotonic() + 20
+    while not starts(trace) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    cancelled = cancel(plugin_manager, path)
+    assert {r.state for r in cancelled} == {JobState.CANCELLED}
+    assert len(cancelled) == 5
+    _, now = status(plugin_manager, path)
+    assert {r.state for r in now.values()} == {JobState.CANCELLED}
+    assert len(starts(trace)) == 1  # nothing started after the cancel
+
+
+def test_a_second_run_says_the_experiment_is_busy(plugin_manager, fake_tools, make_experiment, cli):
+    path = make_experiment()
+    from cruijff.design import design
+
+    state = ExperimentState(design(plugin_manager, path).experiment.state_dir)
+    with state.driving():
+        with pytest.raises(UserError, match="busy"):
+            run_experiment(plugin_manager, path, FAST)
+        result = cli("run", path)
+    assert result.exit_code == 1 and "busy" in result.output
+
+
+ORCHESTRATION = sorted(
+    name
+    for name in dir(hookspecs)
+    if name.startswith("cruijff_")
+    and name
+    not in {
+        "cruijff_tools",
+        "cruijff_schedulers",
+        "cruijff_parse",
+        "cruijff_select",
+        "cruijff_generate",
+        "cruijff_validate",
+        "cruijff_commands",
+    }
+)
+
+
+class Recorder:
+    """Implements every orchestration hook and records the calls (kedro's logging plugin)."""
+
+    def __init__(self):
+        self.calls: list[str] = []
+        for name in ORCHESTRATION:
+            setattr(self, name, hookimpl(self._recorder(name)))
+
+    def _recorder(self, name):
+        def record(**kwargs):
+            self.calls.append(name)
+
+        spec = getattr(hookspecs, name)
+        import inspect
+
+        record.__signature__ = inspect.signature(spec)
+        return record
+
+
+def test_every_orchestration_hook_is_called(
+    plugin_manager, fake_tools, make_experiment, monkeypatch
+):
+    recorder = Recorder()
+    plugin_manager.register(recorder, name="recorder")
+    path = make_experiment({"variables": {"lora_rank": [4], "fail": [False, True]}})
+    run_experiment(plugin_manager, path, FAST)
+    run_experiment(plugin_manager, path, attrs.evolve(FAST, retry_failed=True))
+    import cruijff.runner
+
+    def broken_submit(self, jobs, records):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(cruijff.runner.Runner, "submit", broken_submit)
+    with pytest.raises(OSError):
+        run_experiment(plugin_manager, path, FAST)
+    import cruijff.scaffold
+
+    def broken_write(path, text, executable=False):
+        raise OSError("read-only file system")
+
+    monkeypatch.setattr(cruijff.scaffold, "write_atomic", broken_write)
+    path.write_text(path.read_text().replace("epochs: 2", "epochs: 3"))
+    with pytest.raises(OSError, match="read-only"):
+        run_experiment(plugin_manager, path, FAST)
+    assert sorted(set(recorder.calls)) == ORCHESTRATION
+    first = recorder.calls.index
+    assert (
+        first("cruijff_after_design")
+        < first("cruijff_before_scaffold")
+        < first("cruijff_after_scaffold")
+        < first("cruijff_before_run")
+        < first("cruijff_after_submit")
+        < first("cruijff_on_job_error")
+        < first("cruijff_after_run")
+    )
