@@ -1,0 +1,36 @@
+"""Hints for near-miss names: "did you mean lora_rank?" and "valid: a, b, c"."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+CUTOFF = 0.6
+"""How similar (difflib ratio) a candidate must be to be suggested."""
+
+SHOWN = 12
+"""How many valid names :func:`one_of` lists before it stops with ``...``."""
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """``"did you mean X?"`` for the candidate closest to ``word``, or ``""`` if none is close.
+
+    Ties go to the alphabetically first candidate, so the hint is the same on every run.
+    """
+    pool = sorted({str(candidate) for candidate in candidates} - {word})
+    scored = [(difflib.SequenceMatcher(None, word, name).ratio(), name) for name in pool]
+    close = sorted((item for item in scored if item[0] >= CUTOFF), key=lambda item: -item[0])
+    if close:
+        return f"did you mean {close[0][1]}?"
+    # Case slips ("Lora_Rank") are near misses too, though difflib scores them low.
+    same = [name for name in pool if name.lower() == word.lower()]
+    return f"did you mean {same[0]}?" if same else ""
+
+
+def one_of(candidates: Iterable[str]) -> str:
+    """``"valid: a, b, c"``, sorted, cut after :data:`SHOWN` names; ``""`` when there are none."""
+    names = sorted({str(candidate) for candidate in candidates})
+    if not names:
+        return ""
+    shown = ", ".join(names[:SHOWN])
+    return f"valid: {shown}, ..." if len(names) > SHOWN else f"valid: {shown}"
