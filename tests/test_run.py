@@ -239,3 +239,14 @@ def test_every_orchestration_hook_is_called(
         < first("cruijff_on_job_error")
         < first("cruijff_after_run")
     )
+
+
+def test_retry_failed_brings_along_a_dependency_that_never_ran(plugin_manager, fake_tools,
+                                                               make_experiment, trace):
+    path = make_experiment({"variables": {"lora_rank": [4], "fail": [True]}})
+    first = run_experiment(plugin_manager, path, FAST)
+    # as if the training's submission had never been recorded
+    (first.plan.experiment.state_dir / "jobs" / "finetuned.train.json").unlink()
+    before = len(starts(trace))
+    run_experiment(plugin_manager, path, attrs.evolve(FAST, retry_failed=True))
+    assert starts(trace)[before:] == ["finetuned.train"]  # the dependency ran again first

@@ -59,7 +59,7 @@ def run_experiment(
     the_plan, written = scaffold_experiment(manager, path, scheduler=scheduler)
     state = ExperimentState(the_plan.experiment.state_dir)
     with state.driving():
-        sched = open_scheduler(the_plan, manager, {"jobs": options.jobs})
+        sched = open_scheduler(the_plan, manager, {"jobs": options.jobs} if options.jobs else {})
         runner = Runner(manager, the_plan, sched, observer=observer)
         records = runner.run(options)
     return RunResult(plan=the_plan, scaffold=written, records=records)

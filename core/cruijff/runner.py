@@ -26,9 +26,10 @@ watching, ``("tick", None)``."""
 
 @attrs.frozen(kw_only=True)
 class RunOptions:
-    """How ``cruijff run`` behaves: concurrency for the local scheduler, whether to wait."""
+    """How ``cruijff run`` behaves: concurrency for the local scheduler (None: the
+    experiment's setting), whether to wait, what to rerun, how often to poll."""
 
-    jobs: int = 1
+    jobs: int | None = None
     detach: bool = False
     retry_failed: bool = False
     poll_interval: float = 0.5
@@ -127,25 +128,39 @@ class Runner:
 
     def to_submit(self, records: dict[str, JobRecord], retry_failed: bool) -> list[JobSpec]:
         """The jobs this run hands over: never one that succeeded or is in flight; with
-        ``retry_failed`` only failed ones (adjusted by the tools), else unstarted and failed."""
-        chosen = []
-        for unit_id, job in self.jobs.items():
+        ``retry_failed`` only failed ones (adjusted by the tools), else unstarted and failed.
+        A chosen job's dependencies that have not succeeded and are not in flight come too."""
+
+        def settled(unit_id: str) -> bool:
             record = records.get(unit_id)
-            if record is None:
-                if retry_failed:
-                    continue
-                chosen.append(job)
-            elif record.in_flight or record.state is JobState.SUCCEEDED:
+            return record is not None and (record.in_flight or record.state is JobState.SUCCEEDED)
+
+        def wanted(unit_id: str) -> bool:
+            record = records.get(unit_id)
+            if settled(unit_id):
+                return False
+            if retry_failed:
+                return record is not None and record.state is not None and record.state.failed
+            return True
+
+        chosen = {unit_id for unit_id in self.jobs if wanted(unit_id)}
+        for unit_id in reversed(list(self.jobs)):  # dependents come after their dependencies
+            if unit_id in chosen:
+                chosen |= {
+                    d for d in self.jobs[unit_id].depends_on if d in self.jobs and not settled(d)
+                }
+        batch = []
+        for unit_id, job in self.jobs.items():
+            if unit_id not in chosen:
                 continue
-            elif record.state is None or record.state.failed:
-                if retry_failed and record.state is not None:
-                    status = JobStatus(
-                        state=record.state, exit_code=record.exit_code, cause=record.cause
-                    )
-                    chosen.append(self.manager.retry(record.job, status))
-                elif not retry_failed:
-                    chosen.append(job)
-        return chosen
+            record = records.get(unit_id)
+            if retry_failed and record is not None and record.state is not None:
+                status = JobStatus(
+                    state=record.state, exit_code=record.exit_code, cause=record.cause
+                )
+                job = self.manager.retry(record.job, status)
+            batch.append(job)
+        return batch
 
     def recognise_done(self, records: dict[str, JobRecord]) -> dict[str, JobRecord]:
         """Units without a record whose outputs are already complete count as succeeded."""

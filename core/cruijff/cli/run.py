@@ -88,11 +88,10 @@ def last_line(path: Path, limit: int = 100) -> str:
 @click.option(
     "-j",
     "--jobs",
-    default=1,
-    show_default=True,
     metavar="N",
     type=click.IntRange(min=1),
-    help="Local scheduler: jobs that run at once.",
+    help="Local scheduler: jobs that run at once (default: the experiment's `scheduler.jobs`, "
+    "else 1).",
 )
 @click.option("--detach", is_flag=True, help="Submit and return; jobs go on in the background.")
 @click.option(
@@ -106,7 +105,7 @@ def last_line(path: Path, limit: int = 100) -> str:
 def command(
     app: App,
     experiment: Path,
-    jobs: int,
+    jobs: int | None,
     detach: bool,
     retry_failed: bool,
     dry_run: bool,
@@ -172,7 +171,7 @@ def _dry_run(app: App, experiment: Path, options: Any, scheduler: str | None) ->
     plan, written = orchestrator.scaffold_experiment(
         app.manager, experiment, dry_run=True, scheduler=scheduler
     )
-    sched = open_scheduler(plan, app.manager, {"jobs": options.jobs})
+    sched = open_scheduler(plan, app.manager, {"jobs": options.jobs} if options.jobs else {})
     runner = Runner(app.manager, plan, sched)
     records = runner.refresh(ExperimentState(plan.experiment.state_dir).records(), write=False)
     batch = runner.to_submit(records, options.retry_failed)
