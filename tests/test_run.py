@@ -241,8 +241,9 @@ def test_every_orchestration_hook_is_called(
     )
 
 
-def test_retry_failed_brings_along_a_dependency_that_never_ran(plugin_manager, fake_tools,
-                                                               make_experiment, trace):
+def test_retry_failed_brings_along_a_dependency_that_never_ran(
+    plugin_manager, fake_tools, make_experiment, trace
+):
     path = make_experiment({"variables": {"lora_rank": [4], "fail": [True]}})
     first = run_experiment(plugin_manager, path, FAST)
     # as if the training's submission had never been recorded

@@ -1,0 +1,208 @@
+"""The local scheduler's queue on disk: where its files are, what a job's status says, and the
+locks that make "running" a fact any process can check.
+
+Layout of ``<state_dir>/local``::
+
+    config.json          {"jobs": N}: how many jobs run at once (the latest submit wins)
+    executor.lock        flock held by the live executor, which writes its pid into it
+    executor.log         what executors and job wrappers print
+    jobs/<unit>.<n>/     one folder per attempt of a unit
+        spec.json        the JobSpec, the local ids of its dependencies, its place in the queue
+        status.json      queued -> running -> exited | cancelled, or dependency-failed
+                         (the executor starts a queued job's wrapper, which marks it running)
+        lock             flock held by the job's wrapper and command for as long as either lives
+        cancel           present once a cancel was asked for
+
+Only the process holding a job's lock writes its status (the submitter writes the first one,
+before anyone can see the job). A status that says running while nobody holds the lock belongs
+to a job whose processes vanished (killed with -9, the machine rebooted): it is reported LOST.
+Stdlib only (plus :mod:`cruijff.fsutil`), since the job wrapper imports it on every start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cruijff.fsutil import read_json, write_json
+
+JOBS = "jobs"
+SPEC = "spec.json"
+STATUS = "status.json"
+LOCK = "lock"
+CANCEL = "cancel"
+CONFIG = "config.json"
+EXECUTOR_LOCK = "executor.lock"
+EXECUTOR_LOG = "executor.log"
+
+# States written in status.json.
+QUEUED = "queued"
+RUNNING = "running"
+EXITED = "exited"
+CANCELLED = "cancelled"
+DEPENDENCY_FAILED = "dependency-failed"
+FINAL = frozenset({EXITED, CANCELLED, DEPENDENCY_FAILED})
+# States only ever derived, never written.
+LOST = "lost"  # status says running, but nothing holds the job's lock
+MISSING = "missing"  # no such job (or no status yet: its submission is still being written)
+
+GRACE_S = 5.0
+"""How long a cancelled command gets between SIGTERM and SIGKILL."""
+
+
+def now_iso() -> str:
+    """The local time with its offset, to the second."""
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def is_job_id(job_id: str) -> bool:
+    """Whether ``job_id`` can name a job folder (and not climb out of ``jobs/``)."""
+    return bool(job_id) and "/" not in job_id and "\0" not in job_id and job_id[0] != "."
+
+
+def unit_of(job_id: str) -> str:
+    """The unit id in a job id ``<unit>.<n>``."""
+    return job_id.rsplit(".", 1)[0]
+
+
+# --- locks ----------------------------------------------------------------------------------
+
+
+def try_lock(path: Path) -> int | None:
+    """An fd holding an exclusive flock on ``path`` (created if missing), or None if taken.
+
+    flock belongs to the open file description, so the lock lives on in every process that
+    inherits the fd, and ends when the last of them closes it or dies.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def is_locked(path: Path) -> bool:
+    """Whether some process holds the flock on ``path`` (probes it, releasing at once)."""
+    fd = try_lock(path)
+    if fd is None:
+        return True
+    os.close(fd)
+    return False
+
+
+@contextlib.contextmanager
+def holding(path: Path) -> Iterator[bool]:
+    """Hold the flock on ``path`` for the block if it is free; yields whether it was."""
+    fd = try_lock(path)
+    try:
+        yield fd is not None
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def executor_alive(local_dir: Path) -> bool:
+    """Whether an executor serves this queue (it holds ``executor.lock`` for its life)."""
+    return (local_dir / EXECUTOR_LOCK).exists() and is_locked(local_dir / EXECUTOR_LOCK)
+
+
+# --- job records ----------------------------------------------------------------------------
+
+
+def job_dir(local_dir: Path, job_id: str) -> Path:
+    return local_dir / JOBS / job_id
+
+
+def job_ids(local_dir: Path) -> list[str]:
+    """Every job folder's name (including ones still being written)."""
+    try:
+        return [name for name in os.listdir(local_dir / JOBS) if is_job_id(name)]
+    except FileNotFoundError:
+        return []
+
+
+def read_state(directory: Path) -> tuple[str, dict[str, Any]]:
+    """A job's state (a written one, LOST or MISSING) and its status record."""
+    try:
+        status = read_json(directory / STATUS)
+    except (OSError, ValueError):
+        status = None
+    if not isinstance(status, dict):
+        return MISSING, {}
+    state = status.get("state", MISSING)
+    if state != RUNNING or is_locked(directory / LOCK):
+        return state, status
+    # The wrapper writes its final status before it lets the lock go: a job that ended
+    # between our two reads must not be taken for one that vanished.
+    again = read_json(directory / STATUS) or {}
+    if again.get("state") != RUNNING:
+        return again.get("state", MISSING), again
+    return LOST, again
+
+
+def write_status(directory: Path, status: dict[str, Any]) -> None:
+    write_json(directory / STATUS, status)
+
+
+def failure(state: str, status: dict[str, Any]) -> str | None:
+    """Why a job in this state will never succeed, or None if it did or still may."""
+    if state == EXITED:
+        return None if status.get("exit_code") == 0 else exit_cause(status)
+    if state == CANCELLED:
+        return "it was cancelled"
+    if state == DEPENDENCY_FAILED:
+        return "it never ran, as its own dependency failed"
+    if state == LOST:
+        return "its process disappeared"
+    if state == MISSING:
+        return "the local scheduler has no record of it"
+    return None
+
+
+def exit_cause(status: dict[str, Any]) -> str:
+    """How an exited job ended, in words."""
+    if status.get("cause"):
+        return status["cause"]
+    if status.get("signal"):
+        return f"killed by signal {status['signal']} ({signal_name(status['signal'])})"
+    return f"exit code {status.get('exit_code')}"
+
+
+def signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def dependency_cause(dep_id: str, why: str) -> str:
+    return f"dependency {unit_of(dep_id)} (local job {dep_id}) did not succeed: {why}"
+
+
+# --- processes ------------------------------------------------------------------------------
+
+
+def is_wrapper(pid: int, directory: Path) -> bool:
+    """Whether ``pid`` is the live wrapper of the job in ``directory``: guards against a pid
+    that was reused after the wrapper died (a zombie's cmdline is empty, so it is not one)."""
+    try:
+        words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    # By the folder's last two parts: another process may spell the path differently.
+    tail = os.fsencode(f"{JOBS}/{directory.name}")
+    return b"cruijff.local.job" in words and any(word.endswith(tail) for word in words)
+
+
+def signal_group(pgid: int, sig: int) -> None:
+    """Send ``sig`` to a process group, if it still exists."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
