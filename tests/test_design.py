@@ -114,3 +114,12 @@ def test_design_is_deterministic(plugin_manager, fake_tools, make_experiment):
         "rank4_lr3e-4_seed2",
         "rank4_lr3e-4_seed1",
     ]
+
+
+def test_local_scheduler_claims_and_checks_jobs(plugin_manager, fake_tools, make_experiment):
+    good = check(plugin_manager, make_experiment({"scheduler": {"name": "local", "jobs": 2}}))
+    assert good.ok, good.problems
+    bad = check(plugin_manager, make_experiment({"scheduler": {"jobs": 0, "job": 1}}))
+    messages = {p.where.path: (p.message, p.hint) for p in bad.errors}
+    assert messages["scheduler.jobs"][0].startswith("jobs must be a whole number")
+    assert "did you mean jobs" in messages["scheduler.job"][1]

@@ -251,3 +251,17 @@ def test_retry_failed_brings_along_a_dependency_that_never_ran(
     before = len(starts(trace))
     run_experiment(plugin_manager, path, attrs.evolve(FAST, retry_failed=True))
     assert starts(trace)[before:] == ["finetuned.train"]  # the dependency ran again first
+
+
+def test_the_experiment_sets_local_concurrency_unless_the_cli_does(
+    plugin_manager, fake_tools, make_experiment
+):
+    import json
+
+    path = make_experiment({"scheduler": {"name": "local", "jobs": 3}})
+    result = run_experiment(plugin_manager, path, attrs.evolve(FAST, jobs=None))
+    config = result.plan.experiment.state_dir / "local" / "config.json"
+    assert json.loads(config.read_text())["jobs"] == 3
+    path.write_text(path.read_text().replace("epochs: 2", "epochs: 3"))
+    run_experiment(plugin_manager, path, attrs.evolve(FAST, jobs=1))
+    assert json.loads(config.read_text())["jobs"] == 1

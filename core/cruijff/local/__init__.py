@@ -26,3 +26,28 @@ def cruijff_schedulers() -> Iterator[SchedulerInfo]:
         factory=LocalScheduler,
         description="runs jobs on this machine, N at a time",
     )
+
+
+@hookimpl
+def cruijff_parse(experiment, keys):  # type: ignore[no-untyped-def]
+    """Claim ``scheduler.jobs`` (how many jobs run at once) when the local scheduler is used."""
+    from cruijff.records import ParseReport, Problem
+
+    if experiment.scheduler.name != "local":
+        return None
+    mine = [key for key in keys if key.section == "scheduler" and key.name == "jobs"]
+    problems = [
+        Problem(
+            where=experiment.locate(key.path),
+            message=f"jobs must be a whole number of at least 1, not {key.value!r}",
+            hint="e.g. jobs: 2",
+            plugin="local",
+        )
+        for key in mine
+        if not isinstance(key.value, int) or isinstance(key.value, bool) or key.value < 1
+    ]
+    return ParseReport(
+        claimed={key.path for key in mine},
+        vocabulary={"scheduler": ("jobs",)},
+        problems=problems,
+    )
