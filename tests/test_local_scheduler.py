@@ -365,3 +365,31 @@ def test_a_job_is_started_once_however_many_try(lab: Lab, monkeypatch) -> None:
     assert try_start(directory) is None  # it ran: not queued any more
     assert scheduler.poll([handle])[handle].state is JobState.SUCCEEDED
     assert len(lab.spans()["x"]) == 1
+
+
+def test_a_submission_cut_short_leaves_nothing_submitted(lab: Lab, monkeypatch) -> None:
+    import cruijff.local.scheduler as module
+
+    calls = []
+
+    def killed_after_one_file(real):
+        def write(*args, **kwargs):
+            calls.append(args)
+            # submit writes config.json, then the job's two files: die before the second
+            if len(calls) == 3:
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+
+        return write
+
+    scheduler = lab.scheduler()
+    for name in ("write_json", "write_status"):
+        monkeypatch.setattr(module, name, killed_after_one_file(getattr(module, name)))
+    with pytest.raises(KeyboardInterrupt):
+        scheduler.submit([lab.job("a")], {})
+    monkeypatch.undo()
+    assert scheduler.find(["a"]) == {}  # nothing to adopt after the crash
+    handles = scheduler.submit([lab.job("a"), lab.job("b", depends_on=("a",))], {})
+    assert handles[0].id.endswith(".2")  # the cut-short attempt keeps its number
+    finished = wait_until_finished(scheduler, handles, timeout=20)
+    assert {status.state for status in finished.values()} == {JobState.SUCCEEDED}

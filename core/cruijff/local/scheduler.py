@@ -107,9 +107,11 @@ class LocalScheduler:
                 "submitted_ns": submitted_ns,
                 "order": index,
             }
-            write_json(directory / SPEC, spec)
             (directory / LOCK).touch()
             write_status(directory, {"state": QUEUED, "queued_at": now_iso()})
+            # The spec goes last: it is what makes the job exist for every reader, so a
+            # submission killed half-way leaves nothing that looks submitted.
+            write_json(directory / SPEC, spec)
         self._ensure_executor()
         return [
             JobHandle(scheduler=self.name, id=job_id, name=job.name)
@@ -130,7 +132,7 @@ class LocalScheduler:
                 known = (
                     handle.scheduler == self.name
                     and is_job_id(handle.id)
-                    and (job_dir(self.local_dir, handle.id) / STATUS).exists()
+                    and (job_dir(self.local_dir, handle.id) / SPEC).exists()
                 )
                 if not known:
                     raise UserError(

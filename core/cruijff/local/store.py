@@ -130,7 +130,10 @@ def job_ids(local_dir: Path) -> list[str]:
 
 
 def read_state(directory: Path) -> tuple[str, dict[str, Any]]:
-    """A job's state (a written one, LOST or MISSING) and its status record."""
+    """A job's state (a written one, LOST or MISSING) and its status record. A job without
+    its spec is MISSING: its submission was cut short (the spec is written last)."""
+    if not (directory / SPEC).exists():
+        return MISSING, {}
     try:
         status = read_json(directory / STATUS)
     except (OSError, ValueError):
