@@ -15,8 +15,10 @@ from typing import Any
 
 import attrs
 
+from cruijff.errors import UserError
 from cruijff.manager import PluginManager
 from cruijff.records import JobSpec, JobState, JobStatus, Plan, Unit
+from cruijff.retry import default_retry
 from cruijff.state import ExperimentState, JobRecord
 
 Observer = Callable[[str, "JobRecord | None"], None]
@@ -159,6 +161,8 @@ class Runner:
                     state=record.state, exit_code=record.exit_code, cause=record.cause
                 )
                 job = self.manager.retry(record.job, status)
+                if job is record.job:  # no tool adjusted it: the general policy
+                    job = default_retry(job, status)
             batch.append(job)
         return batch
 
@@ -175,12 +179,17 @@ class Runner:
                 records[unit_id] = self._save(record, "found-complete")
         return records
 
-    def submit(self, jobs: Sequence[JobSpec], records: dict[str, JobRecord]) -> None:
-        """Submit a batch: records are written before (``submitting``) and after (handle)."""
+    def submit(self, jobs: Sequence[JobSpec], records: dict[str, JobRecord]) -> list[JobSpec]:
+        """Submit a batch: records are written before (``submitting``) and after (handle).
+
+        A scheduler whose queue is full may take only the first jobs of the batch; the rest
+        are returned, their records as they were, to be offered again as room frees up.
+        """
         if not jobs:
-            return
+            return []
+        before = {job.unit_id: records.get(job.unit_id) for job in jobs}
         for job in jobs:
-            previous = records.get(job.unit_id)
+            previous = before[job.unit_id]
             attempt = (previous.attempt if previous else 0) + 1
             records[job.unit_id] = self._save(
                 JobRecord(unit_id=job.unit_id, job=job, attempt=attempt, submitting=True),
@@ -192,15 +201,27 @@ class Runner:
             if record.handle is not None and not record.finished
         }
         handles = self.scheduler.submit(list(jobs), earlier)
-        for job, handle in zip(jobs, handles, strict=True):
+        taken, waiting = list(jobs[: len(handles)]), list(jobs[len(handles) :])
+        for job, handle in zip(taken, handles, strict=True):
             record = attrs.evolve(
                 records[job.unit_id], handle=handle, submitting=False, state=JobState.PENDING
             )
             records[job.unit_id] = self._save(record, "submitted")
             self.observer("submitted", records[job.unit_id])
-        self.manager.notify(
-            "after_submit", plan=self.plan, jobs=tuple(jobs), handles=tuple(handles)
-        )
+        for job in waiting:
+            previous = before[job.unit_id]
+            if previous is None:
+                self.state.forget(job.unit_id)
+                records.pop(job.unit_id)
+            else:
+                records[job.unit_id] = self.state.save(previous)
+        if waiting:
+            self.state.log("queue-full", waiting=[job.unit_id for job in waiting])
+        if taken:
+            self.manager.notify(
+                "after_submit", plan=self.plan, jobs=tuple(taken), handles=tuple(handles)
+            )
+        return waiting
 
     def run(self, options: RunOptions) -> dict[str, JobRecord]:
         """Submit what needs running and, unless detached, watch until everything finished."""
@@ -210,10 +231,10 @@ class Runner:
                 records = self.recognise_done(records)
             batch = self.to_submit(records, options.retry_failed)
             self.manager.notify("before_run", plan=self.plan, jobs=tuple(batch))
-            self.submit(batch, records)
+            waiting = self.submit(batch, records)
             if options.detach:
                 return records
-            records = self.watch(records, options)
+            records = self.watch(records, options, waiting)
             self.manager.notify(
                 "after_run",
                 plan=self.plan,
@@ -226,15 +247,26 @@ class Runner:
             self.manager.notify("on_run_error", plan=self.plan, error=error)
             raise
 
-    def watch(self, records: dict[str, JobRecord], options: RunOptions) -> dict[str, JobRecord]:
-        """Poll until no job of this plan is in flight, backing off while nothing changes."""
+    def watch(
+        self, records: dict[str, JobRecord], options: RunOptions, waiting: list[JobSpec]
+    ) -> dict[str, JobRecord]:
+        """Poll until no job of this plan is in flight or waiting for room in the queue,
+        backing off while nothing changes."""
         interval = options.poll_interval
-        while any(records[u].in_flight for u in self.jobs if u in records):
+        while waiting or any(records[u].in_flight for u in self.jobs if u in records):
             time.sleep(interval)
             self.observer("tick", None)
             before = {u: r.state for u, r in records.items()}
             records = self.refresh(records, write=True)
             changed = before != {u: r.state for u, r in records.items()}
+            if waiting and changed:
+                waiting = self.submit(waiting, records)
+                if waiting and not any(r.in_flight for r in records.values()):
+                    raise UserError(
+                        f"the scheduler takes none of the {len(waiting)} jobs left although "
+                        "none of this experiment's jobs is queued",
+                        hint="check the queue limit of your scheduler profile",
+                    )
             interval = (
                 options.poll_interval if changed else min(interval * 1.5, options.max_interval)
             )

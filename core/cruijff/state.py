@@ -98,6 +98,10 @@ class ExperimentState:
         write_json(self.jobs_dir / f"{record.unit_id}.json", to_plain(record))
         return record
 
+    def forget(self, unit_id: str) -> None:
+        """Remove a job's record: it was never submitted after all."""
+        (self.jobs_dir / f"{unit_id}.json").unlink(missing_ok=True)
+
     def record(self, unit_id: str) -> JobRecord | None:
         """The record of one job, or None if it was never submitted."""
         data = read_json(self.jobs_dir / f"{unit_id}.json")
