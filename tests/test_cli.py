@@ -6,6 +6,7 @@ import json
 
 import click
 import pytest
+
 from cruijff import hookimpl
 from cruijff.cli import COMMANDS
 

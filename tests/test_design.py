@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from cruijff import hookimpl
 from cruijff.design import check, choose_scheduler, design
 from cruijff.errors import ProblemsFound, UserError

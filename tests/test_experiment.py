@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from cruijff.experiment import PLACEHOLDER_NAME, Loaded, load_experiment
 from cruijff.records import (
     Axis,

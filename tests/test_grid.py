@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from cruijff.experiment import (
     MAX_GENERATED_NAME,
     _unique,

@@ -11,6 +11,7 @@ import time
 from collections import Counter
 
 import pytest
+
 from cruijff.testing import DEFAULT_EXPERIMENT, merge
 
 pytestmark = pytest.mark.slow

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+
 from cruijff.errors import UserError
 from cruijff.fsutil import write_json
 from cruijff.local import cruijff_schedulers

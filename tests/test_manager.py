@@ -9,6 +9,7 @@ import types
 from pathlib import Path
 
 import pytest
+
 from cruijff import hookimpl
 from cruijff.errors import PluginError, UserError
 from cruijff.manager import PluginManager, PluginWarning

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import attrs
+
 from cruijff import hookimpl
 from cruijff.local.scheduler import LocalScheduler
 from cruijff.orchestrator import run_experiment

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import attrs
 import pytest
+
 from cruijff import hookimpl, hookspecs
 from cruijff.errors import UserError
 from cruijff.orchestrator import cancel, run_experiment, status

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from cruijff import hookimpl
 from cruijff.design import design
 from cruijff.errors import UserError

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from cruijff.errors import UserError
 from cruijff.records import Where
 from cruijff.suggest import did_you_mean, one_of
