@@ -379,12 +379,23 @@ class JobSpec:
 
 
 @record
+class Setting:
+    """One final value of a unit's configuration and where it came from (``recipe ...``,
+    ``default``, ``controls``, ``run``...), shown by ``cruijff plan --explain``."""
+
+    path: str
+    value: Any = attrs.field(converter=freeze)
+    source: str
+
+
+@record
 class Generated:
-    """What ``cruijff_generate`` returns for a unit: files to write and the job to run
-    (None when the unit needs no job, e.g. a base model used as it is)."""
+    """What ``cruijff_generate`` returns for a unit: files to write, the job to run (None when
+    the unit needs no job, e.g. a base model used as it is), and its settings' provenance."""
 
     files: tuple[FileSpec, ...] = attrs.field(default=(), converter=_tuple)
     job: JobSpec | None = None
+    settings: tuple[Setting, ...] = attrs.field(default=(), converter=_tuple)
 
 
 class JobState(enum.Enum):
