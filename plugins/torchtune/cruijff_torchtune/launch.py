@@ -1,0 +1,84 @@
+"""The training job: ``python -m cruijff_torchtune.launch finetune.yaml --recipe NAME``.
+
+Runs ``tune run`` on the config as it stands, resuming from the last finished epoch when an
+earlier attempt was interrupted; then keeps LoRA adapters apart from the merged models, checks
+every epoch's weights, and writes the loss per step to ``metrics.csv``. Extra ``key=value``
+arguments are passed on to torchtune as config overrides (retries use them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from cruijff.yamlfile import load_yaml
+from cruijff_torchtune import outputs
+from cruijff_torchtune.components import read_rows
+
+
+def resume_overrides(config: dict, output_dir: Path, lora: bool) -> list[str]:
+    """The overrides that continue an interrupted run after its last finished epoch."""
+    done = outputs.finished_epochs(output_dir)
+    state = output_dir / "recipe_state" / "recipe_state.pt"
+    if not done or not state.exists():
+        return []
+    print(f"cruijff: resuming after epoch {done[-1]} (found {state})", flush=True)
+    overrides = ["resume_from_checkpoint=True"]
+    if not lora:
+        # torchtune 0.6.1 looks for a full model's weights in the wrong folder when resuming
+        # (upstream #2927); naming them relative to output_dir works
+        files = [
+            f"epoch_{done[-1]}/{path.name}"
+            for path in outputs.model_files(outputs.epoch_dir(output_dir, done[-1]))
+        ]
+        overrides.append(f"checkpointer.checkpoint_files=[{','.join(files)}]")
+    return overrides
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("config", type=Path)
+    parser.add_argument("--recipe", required=True)
+    parser.add_argument("--nproc", type=int, default=1)
+    parser.add_argument("overrides", nargs="*", help="key=value config overrides")
+    args = parser.parse_args(argv)
+    config = dict(load_yaml(args.config).data)
+    output_dir = Path(config["output_dir"])
+    lora = "lora" in args.recipe
+    epochs = int(config["epochs"])
+
+    if epochs - 1 in outputs.finished_epochs(output_dir):
+        print(f"cruijff: all {epochs} epochs are already trained", flush=True)
+    else:
+        command = [sys.executable, "-m", "torchtune._cli.tune", "run"]
+        if args.nproc > 1:
+            command += ["--nproc_per_node", str(args.nproc)]
+        command += [args.recipe, "--config", str(args.config)]
+        command += resume_overrides(config, output_dir, lora) + args.overrides
+        print("cruijff: " + " ".join(command), flush=True)
+        code = subprocess.call(command)
+        if code != 0:
+            return code
+
+    outputs.separate_adapters(output_dir)
+    broken = [epoch for epoch in range(epochs) if not outputs.complete_epoch(output_dir, epoch)]
+    if broken:
+        print(f"cruijff: epochs {broken} have no whole checkpoint in {output_dir}", flush=True)
+        return 1
+    dataset = config["dataset"]
+    rows = len(read_rows(dataset["source"], dataset.get("split", "train")))
+    per_epoch = outputs.steps_per_epoch(
+        rows,
+        int(config["batch_size"]),
+        int(config.get("gradient_accumulation_steps") or 1),
+        config.get("max_steps_per_epoch"),
+    )
+    path = outputs.write_metrics(output_dir, per_epoch)
+    print(f"cruijff: training complete; loss per step in {path}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

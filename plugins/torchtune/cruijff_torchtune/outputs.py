@@ -1,0 +1,133 @@
+"""What a training run leaves in its directory, read without torch: finished epochs, the
+integrity of their weights, the adapters kept apart from merged models, and the loss per step."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+import shutil
+import struct
+from pathlib import Path
+from typing import Any
+
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.pt")
+STEP_LINE = re.compile(r"^Step (\d+) \| (.*)$")
+METRICS = "metrics.csv"
+
+
+def epoch_dir(output_dir: Path, epoch: int) -> Path:
+    return output_dir / f"epoch_{epoch}"
+
+
+def adapter_dir(output_dir: Path, epoch: int) -> Path:
+    return output_dir / "adapters" / f"epoch_{epoch}"
+
+
+def weights_ok(path: Path) -> bool:
+    """A safetensors file is whole: its header parses and its data reaches the end."""
+    try:
+        with open(path, "rb") as handle:
+            (length,) = struct.unpack("<Q", handle.read(8))
+            header = json.loads(handle.read(length))
+    except (OSError, struct.error, ValueError):
+        return False
+    ends = [t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"]
+    return path.stat().st_size == 8 + length + max(ends, default=0)
+
+
+def model_files(folder: Path) -> list[Path]:
+    """The weight files of a saved model folder (from its index where there is one)."""
+    index = folder / "model.safetensors.index.json"
+    if index.exists():
+        names = set(json.loads(index.read_text())["weight_map"].values())
+        return sorted(folder / name for name in names)
+    return sorted(folder.glob("model*.safetensors"))
+
+
+def complete_epoch(output_dir: Path, epoch: int) -> bool:
+    """The epoch's model folder holds a config and whole weights."""
+    folder = epoch_dir(output_dir, epoch)
+    files = model_files(folder) if folder.is_dir() else []
+    return (folder / "config.json").exists() and bool(files) and all(map(weights_ok, files))
+
+
+def finished_epochs(output_dir: Path) -> list[int]:
+    found = []
+    for folder in output_dir.glob("epoch_*"):
+        suffix = folder.name.removeprefix("epoch_")
+        if suffix.isdigit() and complete_epoch(output_dir, int(suffix)):
+            found.append(int(suffix))
+    return sorted(found)
+
+
+def separate_adapters(output_dir: Path) -> None:
+    """Move LoRA adapter files out of the merged model folders: with peft installed,
+    transformers would apply adapter_config.json on top of the already merged weights."""
+    for folder in output_dir.glob("epoch_*"):
+        suffix = folder.name.removeprefix("epoch_")
+        if not suffix.isdigit():
+            continue
+        for name in ADAPTER_FILES:
+            source = folder / name
+            if source.exists():
+                target = adapter_dir(output_dir, int(suffix)) / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(source, target)
+
+
+def read_steps(log_dir: Path) -> list[dict[str, Any]]:
+    """Every ``Step N | name:value ...`` line of torchtune's disk logs; a step logged again
+    after a resume keeps its latest values."""
+    steps: dict[int, dict[str, Any]] = {}
+    logs = sorted(log_dir.glob("log_*.txt"), key=lambda p: (p.stat().st_mtime, p.name))
+    for log in logs:
+        for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+            match = STEP_LINE.match(line.strip())
+            if not match:
+                continue
+            row: dict[str, Any] = {"step": int(match.group(1))}
+            for item in match.group(2).split():
+                name, _, value = item.partition(":")
+                try:
+                    row[name] = float(value)
+                except ValueError:
+                    continue
+            steps[row["step"]] = row
+    return [steps[step] for step in sorted(steps)]
+
+
+def write_metrics(output_dir: Path, steps_per_epoch: int | None) -> Path:
+    """The loss (and whatever else torchtune logged) per step, one row each, as CSV."""
+    rows = read_steps(output_dir / "logs")
+    for row in rows:
+        if steps_per_epoch:
+            row["epoch"] = (row["step"] - 1) // steps_per_epoch
+    columns = ["step", "epoch"] if steps_per_epoch else ["step"]
+    columns += sorted({key for row in rows for key in row} - set(columns))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    path = output_dir / METRICS
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(out.getvalue())
+    tmp.replace(path)
+    return path
+
+
+def read_metrics(output_dir: Path) -> list[dict[str, str]]:
+    try:
+        with open(output_dir / METRICS, newline="") as handle:
+            return list(csv.DictReader(handle))
+    except FileNotFoundError:
+        return []
+
+
+def steps_per_epoch(rows: int, batch_size: int, accumulation: int, cap: int | None) -> int:
+    """Optimizer steps in one epoch, as torchtune counts them (it drops the last partial
+    accumulation)."""
+    steps = max(1, math.ceil(rows / batch_size) // accumulation)
+    return min(steps, cap) if cap else steps

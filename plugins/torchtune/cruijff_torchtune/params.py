@@ -1,0 +1,197 @@
+"""The parameters an experiment gives the torchtune tool, and how they become config values.
+
+Friendly names map to config paths (``lr`` -> ``optimizer.lr``); dotted config paths are taken
+as they are. The final config is built in layers, each value remembering the layer it came
+from: the recipe's config (or the plugin's defaults) < what the model folder and the experiment
+imply (paths, model dimensions, device) < ``controls`` < the run's own parameters. Dicts merge
+recursively; scalars and lists replace.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+FRIENDLY: dict[str, str] = {
+    "lora_rank": "model.lora_rank",
+    "lora_alpha": "model.lora_alpha",
+    "lora_dropout": "model.lora_dropout",
+    "lora_attn_modules": "model.lora_attn_modules",
+    "apply_lora_to_mlp": "model.apply_lora_to_mlp",
+    "apply_lora_to_output": "model.apply_lora_to_output",
+    "lr": "optimizer.lr",
+    "weight_decay": "optimizer.weight_decay",
+    "num_warmup_steps": "lr_scheduler.num_warmup_steps",
+    "batch_size": "batch_size",
+    "epochs": "epochs",
+    "gradient_accumulation_steps": "gradient_accumulation_steps",
+    "max_steps_per_epoch": "max_steps_per_epoch",
+    "max_seq_len": "tokenizer.max_seq_len",
+    "seed": "seed",
+    "shuffle": "shuffle",
+    "clip_grad_norm": "clip_grad_norm",
+    "train_on_input": "dataset.train_on_input",
+    "compile": "compile",
+    "dtype": "dtype",
+    "device": "device",
+    "enable_activation_checkpointing": "enable_activation_checkpointing",
+    "log_every_n_steps": "log_every_n_steps",
+}
+"""Parameter name -> config path."""
+
+TYPES: dict[str, tuple[type, ...]] = {
+    "lora_rank": (int,),
+    "lora_alpha": (int, float),
+    "lora_dropout": (int, float),
+    "lr": (int, float),
+    "weight_decay": (int, float),
+    "num_warmup_steps": (int,),
+    "batch_size": (int,),
+    "epochs": (int,),
+    "gradient_accumulation_steps": (int,),
+    "max_steps_per_epoch": (int, type(None)),
+    "max_seq_len": (int,),
+    "seed": (int,),
+    "shuffle": (bool,),
+    "train_on_input": (bool,),
+    "compile": (bool,),
+    "clip_grad_norm": (int, float, type(None)),
+    "lora_attn_modules": (list, tuple),
+    "apply_lora_to_mlp": (bool,),
+    "apply_lora_to_output": (bool,),
+    "log_every_n_steps": (int,),
+    "enable_activation_checkpointing": (bool,),
+    "dtype": (str,),
+    "device": (str,),
+}
+POSITIVE = {
+    "lora_rank",
+    "batch_size",
+    "epochs",
+    "gradient_accumulation_steps",
+    "max_seq_len",
+    "log_every_n_steps",
+}
+
+TOOL: dict[str, tuple[type, ...]] = {
+    "base_recipe": (str,),
+    "finetune": (str,),  # lora | full
+    "dataset_type": (str,),
+    "prompt": (str,),
+    "system_prompt": (str,),
+    "gpus": (int,),
+    "cpus": (int,),
+    "mem_gb": (int, float),
+    "time_minutes": (int,),
+}
+"""Parameters the plugin itself uses (not config paths)."""
+
+FINETUNE = ("lora", "full")
+DATASET_TYPES = ("chat_completion", "text_completion")
+KNOWN = tuple(sorted({*FRIENDLY, *TOOL}))
+
+
+def is_config_path(name: str) -> bool:
+    """A dotted name is a config path, taken as it is (``optimizer.fused``)."""
+    return "." in name
+
+
+def check_value(name: str, value: Any) -> str | None:
+    """What is wrong with a value of a known parameter, or None."""
+    kinds = TYPES.get(name) or TOOL.get(name)
+    if kinds is None:
+        return None
+    if isinstance(value, bool) and bool not in kinds:
+        return f"{name} must be {_kinds(kinds)}, not {value!r}"
+    if not isinstance(value, kinds):
+        return f"{name} must be {_kinds(kinds)}, not {value!r}"
+    if name in POSITIVE and value < 1:
+        return f"{name} must be at least 1, not {value!r}"
+    if name == "finetune" and value not in FINETUNE:
+        return f"finetune must be one of {', '.join(FINETUNE)}, not {value!r}"
+    if name == "dataset_type" and value not in DATASET_TYPES:
+        return f"dataset_type must be one of {', '.join(DATASET_TYPES)}, not {value!r}"
+    return None
+
+
+def _kinds(kinds: tuple[type, ...]) -> str:
+    names = {
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        str: "a string",
+        list: "a list",
+        tuple: "a list",
+        type(None): "null",
+    }
+    return " or ".join(dict.fromkeys(names[kind] for kind in kinds))
+
+
+def expand(name: str, value: Any) -> dict[str, Any]:
+    """A parameter as nested config values (``lr: 1e-4`` -> ``{optimizer: {lr: 1e-4}}``)."""
+    path = FRIENDLY.get(name, name)
+    tree: Any = copy.deepcopy(thaw(value))
+    for part in reversed(path.split(".")):
+        tree = {part: tree}
+    return tree
+
+
+def thaw(value: Any) -> Any:
+    """Plain dicts and lists from the read-only mappings and tuples of records."""
+    if isinstance(value, Mapping):
+        return {key: thaw(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [thaw(item) for item in value]
+    return value
+
+
+class Layered:
+    """A config built from layers, with the source of every leaf value."""
+
+    def __init__(self) -> None:
+        self.config: dict[str, Any] = {}
+        self.source: dict[str, str] = {}
+
+    def apply(self, values: Mapping[str, Any], source: str) -> None:
+        """Merge ``values`` in: dicts recursively, scalars and lists replace."""
+        self._merge(self.config, thaw(values), "", source)
+
+    def _merge(
+        self, into: dict[str, Any], values: dict[str, Any], prefix: str, source: str
+    ) -> None:
+        for key, value in values.items():
+            path = f"{prefix}{key}"
+            if isinstance(value, dict) and isinstance(into.get(key), dict):
+                self._merge(into[key], value, f"{path}.", source)
+                continue
+            self._forget(path)
+            into[key] = copy.deepcopy(value)
+            for leaf, _ in _leaves(value, path):
+                self.source[leaf] = source
+
+    def _forget(self, path: str) -> None:
+        for leaf in [p for p in self.source if p == path or p.startswith(f"{path}.")]:
+            del self.source[leaf]
+
+    def get(self, path: str, default: Any = None) -> Any:
+        node: Any = self.config
+        for part in path.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+    def settings(self) -> list[tuple[str, Any, str]]:
+        """Every leaf as (path, value, source), in config order."""
+        return [
+            (path, value, self.source.get(path, "?")) for path, value in _leaves(self.config, "")
+        ]
+
+
+def _leaves(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+    if isinstance(value, dict) and value:
+        for key, item in value.items():
+            yield from _leaves(item, f"{path}.{key}" if path else key)
+    else:
+        yield path, value
