@@ -1,0 +1,326 @@
+"""The torchtune plugin without torch: parameters, precedence and provenance, model detection,
+recipes, generated files, validation and retries."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cruijff.design import check, design
+from cruijff.records import JobSpec, JobState, JobStatus, Resources
+from cruijff_torchtune import plugin as torchtune_plugin
+from cruijff_torchtune.config import build
+from cruijff_torchtune.models import ModelError, read_model, training_resources
+from cruijff_torchtune.params import expand
+from cruijff_torchtune.recipes import find_config, recipes
+
+LLAMA = {
+    "architectures": ["LlamaForCausalLM"],
+    "vocab_size": 1000,
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 256,
+    "rope_theta": 100000.0,
+    "rms_norm_eps": 1e-5,
+    "tie_word_embeddings": True,
+}
+
+
+def model_folder(root: Path, config: dict, name: str = "m") -> Path:
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "model.safetensors").write_bytes(b"")
+    return folder
+
+
+@pytest.fixture
+def torchtune(plugin_manager, register_plugin):
+    return register_plugin(torchtune_plugin, name="torchtune")
+
+
+@pytest.fixture
+def experiment_file(make_experiment, tmp_path):
+    def make(changes=None):
+        base = {"tools": {"preparation": "torchtune", "evaluation": None}, "evaluation": None}
+        path = make_experiment({**base, **(changes or {})})
+        model_folder(tmp_path / "models", LLAMA, "tiny")  # a real config.json
+        return path
+
+    return make
+
+
+# --- names and precedence ------------------------------------------------------------------
+
+
+def test_friendly_names_map_to_config_paths():
+    assert expand("lr", 1e-4) == {"optimizer": {"lr": 1e-4}}
+    assert expand("lora_rank", 8) == {"model": {"lora_rank": 8}}
+    assert expand("max_seq_len", 64) == {"tokenizer": {"max_seq_len": 64}}
+    assert expand("optimizer.fused", False) == {"optimizer": {"fused": False}}
+
+
+def build_config(tmp_path, controls=None, run=None, gpus=0):
+    model = read_model(model_folder(tmp_path, LLAMA))
+    return build(
+        run_name="r",
+        output_dir=tmp_path / "out",
+        model=model,
+        data=tmp_path / "data.json",
+        controls=controls or {},
+        run=run or {},
+        gpus=gpus,
+    )
+
+
+def sources(result):
+    return {path: (value, source) for path, value, source in result.settings}
+
+
+def test_defaults_controls_run_precedence_with_sources(tmp_path):
+    result = build_config(
+        tmp_path,
+        controls={"lr": 1e-3, "epochs": 3, "batch_size": 8},
+        run={"lr": 5e-4, "lora_rank": 4},
+    )
+    got = sources(result)
+    assert got["optimizer.lr"] == (5e-4, "run")
+    assert got["epochs"] == (3, "controls")
+    assert got["batch_size"] == (8, "controls")
+    assert got["optimizer.weight_decay"] == (0.01, "default")
+    assert got["model.lora_rank"] == (4, "run")
+    assert got["model.lora_alpha"] == (8, "derived: 2 × lora_rank")
+    assert got["model.embed_dim"] == (64, "model")
+    assert got["device"] == ("cpu", "experiment") and got["dtype"] == ("fp32", "experiment")
+    assert result.recipe == "lora_finetune_single_device"
+
+
+def test_explicit_lora_alpha_is_kept(tmp_path):
+    got = sources(build_config(tmp_path, controls={"lora_alpha": 7}, run={"lora_rank": 4}))
+    assert got["model.lora_alpha"] == (7, "controls")
+
+
+def test_dicts_merge_and_scalars_replace(tmp_path):
+    result = build_config(
+        tmp_path,
+        controls={"optimizer": {"weight_decay": 0.1}, "lora_attn_modules": ["q_proj"]},
+        run={"optimizer.betas": [0.8, 0.9]},
+    )
+    optimizer = result.config["optimizer"]
+    assert optimizer == {
+        "_component_": "torch.optim.AdamW",
+        "lr": 3e-4,
+        "weight_decay": 0.1,
+        "betas": [0.8, 0.9],
+    }
+    assert result.config["model"]["lora_attn_modules"] == ["q_proj"]
+    assert sources(result)["optimizer.betas"] == ([0.8, 0.9], "run")
+
+
+def test_recipe_values_are_the_base_layer(tmp_path):
+    result = build_config(
+        tmp_path, controls={"base_recipe": "llama3_2/1B_lora_single_device", "lr": 1e-3}
+    )
+    got = sources(result)
+    assert got["gradient_accumulation_steps"] == (8, "recipe llama3_2/1B_lora_single_device")
+    assert got["optimizer.weight_decay"][1] == "recipe llama3_2/1B_lora_single_device"
+    assert got["optimizer.lr"] == (1e-3, "controls")
+    assert got["model.lora_rank"][1] == "recipe llama3_2/1B_lora_single_device"
+    # the recipe's model builder, tokenizer and checkpointer are for another folder
+    assert result.config["model"]["_component_"].endswith("lora_llama3_2")
+    assert result.config["tokenizer"]["_component_"].startswith("cruijff_torchtune")
+    assert result.config["device"] == "cpu"  # the recipe says cuda
+
+
+def test_a_full_recipe_gets_torch_adamw_instead_of_bitsandbytes(tmp_path):
+    result = build_config(tmp_path, controls={"base_recipe": "llama3_2/1B_full_single_device"})
+    assert result.recipe == "full_finetune_single_device" and not result.lora
+    assert result.config["optimizer"]["_component_"] == "torch.optim.AdamW"
+    assert isinstance(result.config["optimizer"]["lr"], float)  # 2e-5 in the YAML
+    assert result.config["model"]["_component_"].endswith("._component_builders.llama3_2")
+
+
+def test_several_gpus_choose_the_distributed_recipe(tmp_path):
+    result = build_config(tmp_path, run={"finetune": "full"}, gpus=4)
+    assert result.recipe == "full_finetune_distributed"
+    assert result.config["device"] == "cuda" and result.config["dtype"] == "bf16"
+
+
+# --- models ----------------------------------------------------------------------------------
+
+
+def test_llama_with_plain_rope_gets_scale_factor_1(tmp_path):
+    spec = read_model(model_folder(tmp_path, LLAMA))
+    assert spec.args["scale_factor"] == 1 and spec.args["rope_base"] == 100000.0
+    assert spec.model_type == "LLAMA3_2" and spec.args["tie_word_embeddings"] is True
+    assert spec.args["num_kv_heads"] == 2 and spec.weights == ("model.safetensors",)
+
+
+def test_llama3_rope_scaling_and_untied_output(tmp_path):
+    config = {
+        **LLAMA,
+        "tie_word_embeddings": False,
+        "rope_scaling": {"rope_type": "llama3", "factor": 8.0},
+    }
+    spec = read_model(model_folder(tmp_path, config))
+    assert spec.args["scale_factor"] == 8 and spec.model_type == "LLAMA3"
+
+
+def test_qwen2_and_mistral(tmp_path):
+    qwen = read_model(model_folder(tmp_path, {**LLAMA, "architectures": ["Qwen2ForCausalLM"]}, "q"))
+    assert qwen.builder == "torchtune.models.qwen2._component_builders.qwen2"
+    assert qwen.model_type == "QWEN2"
+    mistral = read_model(
+        model_folder(tmp_path, {**LLAMA, "architectures": ["MistralForCausalLM"]}, "mi")
+    )
+    assert mistral.lora_builder.endswith("lora_mistral") and "scale_factor" not in mistral.args
+
+
+def test_unsupported_models_say_why(tmp_path):
+    with pytest.raises(ModelError, match="GPT2LMHeadModel is not supported"):
+        read_model(model_folder(tmp_path, {**LLAMA, "architectures": ["GPT2LMHeadModel"]}))
+    with pytest.raises(ModelError, match=r"no config\.json"):
+        read_model(tmp_path / "empty")
+    folder = model_folder(tmp_path, LLAMA, "noweights")
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(ModelError, match=r"no \.safetensors weights"):
+        read_model(folder)
+
+
+def test_resources_grow_with_the_model():
+    small = training_resources(135_000_000, on_gpu=True)
+    big = training_resources(8_000_000_000, on_gpu=True)
+    assert small["gpus"] == 1 and big["mem_mb"] > small["mem_mb"]
+    assert training_resources(135_000_000, on_gpu=False)["gpus"] == 0
+
+
+# --- recipes ---------------------------------------------------------------------------------
+
+
+def test_recipes_are_read_without_importing_torch():
+    code = (
+        "import sys; from cruijff_torchtune.recipes import recipes; "
+        "print(len(recipes()), 'torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert int(out[0]) > 10 and out[1] == "False"
+
+
+def test_recipes_command_lists_configs(cli, torchtune):
+    result = cli("recipes", "--json")
+    assert result.exit_code == 0
+    listed = {r["recipe"]: r["configs"] for r in json.loads(result.output)}
+    assert "llama3_2/1B_lora_single_device" in listed["lora_finetune_single_device"]
+    assert find_config("llama3_2/1B_lora_single_device")[0].name == "lora_finetune_single_device"
+    assert len(recipes()) == len(listed)
+
+
+# --- through the core ------------------------------------------------------------------------
+
+
+def test_unknown_parameter_and_recipe_get_suggestions(plugin_manager, torchtune, experiment_file):
+    path = experiment_file(
+        {
+            "controls": {
+                "lora_rnk": 8,
+                "epochs": "two",
+                "base_recipe": "llama3_2/1B_lora_single_devise",
+            }
+        }
+    )
+    problems = {p.where.path: p for p in check(plugin_manager, path).errors}
+    assert "did you mean lora_rank" in problems["controls.lora_rnk"].hint
+    assert problems["controls.epochs"].message == "epochs must be an integer, not 'two'"
+    assert "llama3_2/1B_lora_single_device" in problems["controls.base_recipe"].hint
+    assert problems["controls.epochs"].where.line is not None
+
+
+def test_unsupported_architecture_is_a_validation_error(
+    plugin_manager, torchtune, experiment_file, tmp_path
+):
+    path = experiment_file()
+    (tmp_path / "models" / "tiny" / "config.json").write_text(
+        json.dumps({**LLAMA, "architectures": ["FalconForCausalLM"]})
+    )
+    problems = check(plugin_manager, path).errors
+    assert [p.where.path for p in problems] == ["models.base[0].path"]
+    assert "FalconForCausalLM is not supported" in problems[0].message
+
+
+def test_generate_writes_a_config_that_runs_as_it_stands(
+    plugin_manager, torchtune, experiment_file
+):
+    plan = design(plugin_manager, experiment_file({"controls": {"epochs": 2, "lr": 1e-3}}))
+    unit = next(u for u in plan.units if u.id == "rank8.train")
+    generated = plan.generated[unit.id]
+    files = {spec.path.name: spec.content for spec in generated.files}
+    config = yaml.safe_load(files["finetune.yaml"])
+    assert config["output_dir"] == str(unit.directory)
+    assert config["model"]["lora_rank"] == 8 and config["optimizer"]["lr"] == 1e-3
+    assert "tune run lora_finetune_single_device --config finetune.yaml" in files["finetune.yaml"]
+    assert json.loads(files["provenance.json"])["model.lora_rank"] == {"value": 8, "source": "run"}
+    job = generated.job
+    assert job.argv[1:4] == (
+        "-m",
+        "cruijff_torchtune.launch",
+        str(unit.directory / "finetune.yaml"),
+    )
+    assert job.env["HF_HUB_OFFLINE"] == "1" and job.resources.gpus == 0
+    kinds = [(a.kind, a.epoch) for a in unit.produces]
+    assert kinds == [
+        ("hf-model", 0),
+        ("hf-model", 1),
+        ("lora-adapter", 0),
+        ("lora-adapter", 1),
+        ("train-metrics", None),
+    ]
+    assert [u.id for u in plan.units] == ["rank4.train", "rank8.train"]  # no job for the base
+
+
+def test_explain_shows_sources(cli, torchtune, experiment_file):
+    result = cli("plan", experiment_file(), "--explain", "rank4", "--json")
+    assert result.exit_code == 0, result.output
+    settings = {s["path"]: s for s in json.loads(result.output)["rank4.train"]}
+    assert settings["model.lora_rank"]["source"] == "run"
+    assert settings["epochs"]["source"] == "controls"
+    wrong = cli("plan", experiment_file(), "--explain", "rank5")
+    assert wrong.exit_code == 1 and "did you mean rank4" in wrong.output
+
+
+# --- validation and retries ------------------------------------------------------------------
+
+
+def test_failure_causes_come_from_the_log(tmp_path):
+    log = tmp_path / "train.log"
+    log.write_text("Step 1 | loss:1.0\ntorch.OutOfMemoryError: CUDA out of memory. Tried...\n")
+    assert torchtune_plugin.failure_cause(log, 1) == "out of memory"
+    log.write_text("Traceback (most recent call last):\nValueError: bad dataset row 3\n")
+    assert torchtune_plugin.failure_cause(log, 1) == "exit code 1: ValueError: bad dataset row 3"
+
+
+def test_out_of_memory_retry_halves_the_batch(tmp_path):
+    config = tmp_path / "finetune.yaml"
+    config.write_text("batch_size: 8\ngradient_accumulation_steps: 2\n")
+    job = JobSpec(
+        unit_id="r.train",
+        name="r",
+        workdir=tmp_path,
+        log=tmp_path / "l",
+        argv=("python", "-m", "cruijff_torchtune.launch", str(config), "--recipe", "x"),
+        resources=Resources(),
+    )
+    retried = torchtune_plugin.cruijff_retry(job, JobStatus(state=JobState.OUT_OF_MEMORY))
+    assert retried.argv[-2:] == ("batch_size=4", "gradient_accumulation_steps=4")
+    again = torchtune_plugin.cruijff_retry(retried, JobStatus(state=JobState.OUT_OF_MEMORY))
+    assert again.argv[-2:] == ("batch_size=2", "gradient_accumulation_steps=8")
+    assert torchtune_plugin.cruijff_retry(job, JobStatus(state=JobState.TIMEOUT)) is None
