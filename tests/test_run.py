@@ -266,3 +266,12 @@ def test_the_experiment_sets_local_concurrency_unless_the_cli_does(
     path.write_text(path.read_text().replace("epochs: 2", "epochs: 3"))
     run_experiment(plugin_manager, path, attrs.evolve(FAST, jobs=1))
     assert json.loads(config.read_text())["jobs"] == 1
+
+
+def test_a_failed_job_carries_the_tools_cause(plugin_manager, fake_tools, make_experiment):
+    path = make_experiment({"variables": {"lora_rank": [4], "fail": [True]}})
+    result = run_experiment(plugin_manager, path, FAST)
+    record = result.records["finetuned.train"]
+    assert record.exit_code == 3
+    # the fake tool's validation reads what is missing; the scheduler only knew "exit code 3"
+    assert record.cause.startswith("no checkpoint in")

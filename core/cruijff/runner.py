@@ -108,6 +108,10 @@ class Runner:
                 status = JobStatus(
                     state=JobState.FAILED, exit_code=status.exit_code, cause=validation.cause
                 )
+            elif status.state.failed and validation.cause:
+                # the tool reads its own log better than the scheduler can
+                record = attrs.evolve(record, cause=validation.cause)
+                status = attrs.evolve(status, cause=validation.cause)
         if record.state is not None and record.state.failed:
             self.manager.notify(
                 "on_job_error", plan=self.plan, job=record.job, status=status, validation=validation
