@@ -324,3 +324,15 @@ def test_out_of_memory_retry_halves_the_batch(tmp_path):
     again = torchtune_plugin.cruijff_retry(retried, JobStatus(state=JobState.OUT_OF_MEMORY))
     assert again.argv[-2:] == ("batch_size=2", "gradient_accumulation_steps=8")
     assert torchtune_plugin.cruijff_retry(job, JobStatus(state=JobState.TIMEOUT)) is None
+
+
+def test_dotted_error_names_are_found_in_the_log(tmp_path):
+    log = tmp_path / "train.log"
+    log.write_text("omegaconf.errors.ConfigAttributeError: Missing key optimizer_in_bwd\n")
+    assert torchtune_plugin.failure_cause(log, 1).endswith("Missing key optimizer_in_bwd")
+
+
+def test_the_full_recipe_gets_every_key_it_reads(tmp_path):
+    result = build_config(tmp_path, run={"finetune": "full"})
+    assert result.recipe == "full_finetune_single_device"
+    assert result.config["optimizer_in_bwd"] is False

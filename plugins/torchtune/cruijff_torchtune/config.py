@@ -102,6 +102,8 @@ def build(
     else:
         finetune = finetune or "lora"
         layered.apply(DEFAULTS, "default")
+        if finetune == "full":
+            layered.apply({"optimizer_in_bwd": False}, "default")  # the full recipe reads it
         recipe_file = RECIPES[finetune]
     lora = finetune == "lora"
     on_gpu = gpus > 0

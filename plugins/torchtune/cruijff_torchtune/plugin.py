@@ -284,7 +284,7 @@ def failure_cause(log: Path, exit_code: int | None) -> str:
         lines = []
     if any(OOM.search(line) for line in lines):
         return "out of memory"
-    errors = [line.strip() for line in lines if re.match(r"^\w+(Error|Exception)\b", line)]
+    errors = [line.strip() for line in lines if re.match(r"^[\w.]+(Error|Exception)\b", line)]
     detail = errors[-1] if errors else (lines[-1].strip() if lines else "no output")
     code = f"exit code {exit_code}: " if exit_code is not None else ""
     return f"{code}{detail[:300]}"
