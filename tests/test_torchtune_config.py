@@ -336,3 +336,21 @@ def test_the_full_recipe_gets_every_key_it_reads(tmp_path):
     result = build_config(tmp_path, run={"finetune": "full"})
     assert result.recipe == "full_finetune_single_device"
     assert result.config["optimizer_in_bwd"] is False
+
+
+def test_logs_of_a_resumed_run_are_numbered_from_the_start(tmp_path):
+    from cruijff_torchtune import outputs
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    first = [f"Step {n} | loss:{10 - n / 10} lr:0.1" for n in range(1, 6)]  # killed in epoch 1
+    (logs / "log_1000.txt").write_text("\n".join(first) + "\n")
+    (logs / outputs.RESUMES).write_text('{"time": 1500.0, "after_epoch": 0}\n')
+    second = [f"Step {n} | loss:{5 - n / 10} lr:0.1" for n in range(1, 7)]  # epochs 1 and 2
+    (logs / "log_1501.txt").write_text("\n".join(second) + "\n")
+    rows = outputs.read_steps(logs, steps_per_epoch=3)
+    assert [row["step"] for row in rows] == list(range(1, 10))
+    assert rows[3]["loss"] == 4.9  # step 4 is the resumed run's first, not the killed run's
+    written = outputs.write_metrics(tmp_path, steps_per_epoch=3)
+    assert written.read_text().splitlines()[0] == "step,epoch,loss,lr"
+    assert [r["epoch"] for r in outputs.read_metrics(tmp_path)] == list("000111222")

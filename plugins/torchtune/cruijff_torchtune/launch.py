@@ -18,21 +18,39 @@ from cruijff_torchtune import outputs
 from cruijff_torchtune.components import read_rows
 
 
-def resume_overrides(config: dict, output_dir: Path, lora: bool) -> list[str]:
-    """The overrides that continue an interrupted run after its last finished epoch."""
-    done = outputs.finished_epochs(output_dir)
+def saved_epoch(state: Path) -> int | None:
+    """The last epoch the recipe state was saved after, or None when there is none or it
+    cannot be read (torchtune writes it in place: a job killed while saving leaves it cut)."""
+    if not state.exists():
+        return None
+    import torch  # only here: the job has torch, planning does not need it
+
+    try:
+        saved = torch.load(state, map_location="cpu", weights_only=True)
+        return int(saved["epochs_run"]) - 1
+    except Exception as error:  # any unreadable state means: start over
+        print(f"cruijff: cannot read {state} ({type(error).__name__}); starting over", flush=True)
+        return None
+
+
+def resume_overrides(output_dir: Path, lora: bool) -> list[str]:
+    """The overrides that continue an interrupted run after its last saved epoch: the epoch
+    comes from the recipe state itself, whose weights must be whole."""
     state = output_dir / "recipe_state" / "recipe_state.pt"
-    if not done or not state.exists():
+    epoch = saved_epoch(state)
+    if epoch is None or epoch < 0 or not outputs.complete_epoch(output_dir, epoch):
         return []
-    print(f"cruijff: resuming after epoch {done[-1]} (found {state})", flush=True)
+    print(f"cruijff: resuming after epoch {epoch} (from {state})", flush=True)
+    outputs.record_resume(output_dir, epoch)
     overrides = ["resume_from_checkpoint=True"]
-    if not lora:
+    folder = outputs.epoch_dir(output_dir, epoch)
+    if lora:
+        # torchtune takes the newest epoch folder's adapter, which may be newer than the state
+        overrides.append(f"checkpointer.adapter_checkpoint=epoch_{epoch}/adapter_model.pt")
+    else:
         # torchtune 0.6.1 looks for a full model's weights in the wrong folder when resuming
         # (upstream #2927); naming them relative to output_dir works
-        files = [
-            f"epoch_{done[-1]}/{path.name}"
-            for path in outputs.model_files(outputs.epoch_dir(output_dir, done[-1]))
-        ]
+        files = [f"epoch_{epoch}/{path.name}" for path in outputs.model_files(folder)]
         overrides.append(f"checkpointer.checkpoint_files=[{','.join(files)}]")
     return overrides
 
@@ -56,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.nproc > 1:
             command += ["--nproc_per_node", str(args.nproc)]
         command += [args.recipe, "--config", str(args.config)]
-        command += resume_overrides(config, output_dir, lora) + args.overrides
+        command += resume_overrides(output_dir, lora) + args.overrides
         print("cruijff: " + " ".join(command), flush=True)
         code = subprocess.call(command)
         if code != 0:

@@ -10,6 +10,7 @@ import math
 import re
 import shutil
 import struct
+import time
 from pathlib import Path
 from typing import Any
 
@@ -78,12 +79,41 @@ def separate_adapters(output_dir: Path) -> None:
                 shutil.move(source, target)
 
 
-def read_steps(log_dir: Path) -> list[dict[str, Any]]:
-    """Every ``Step N | name:value ...`` line of torchtune's disk logs; a step logged again
-    after a resume keeps its latest values."""
+RESUMES = "cruijff_resumes.jsonl"
+
+
+def record_resume(output_dir: Path, after_epoch: int) -> None:
+    """Note that the next torchtune log continues after ``after_epoch``: a resumed run of
+    torchtune 0.6.1 numbers its steps from 1 again."""
+    path = output_dir / "logs" / RESUMES
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"time": time.time(), "after_epoch": after_epoch}) + "\n")
+
+
+def _log_time(path: Path) -> float:
+    suffix = path.stem.removeprefix("log_")
+    return float(suffix) if suffix.isdigit() else path.stat().st_mtime
+
+
+def read_steps(log_dir: Path, steps_per_epoch: int | None = None) -> list[dict[str, Any]]:
+    """Every ``Step N | name:value ...`` line of torchtune's disk logs, numbered from the
+    start of training; a step logged again after a resume keeps its latest values."""
+    resumes = []
+    if (log_dir / RESUMES).exists():
+        lines = (log_dir / RESUMES).read_text(encoding="utf-8").splitlines()
+        resumes = [json.loads(line) for line in lines if line.strip()]
     steps: dict[int, dict[str, Any]] = {}
-    logs = sorted(log_dir.glob("log_*.txt"), key=lambda p: (p.stat().st_mtime, p.name))
-    for log in logs:
+    previous = float("-inf")
+    for log in sorted(log_dir.glob("log_*.txt"), key=_log_time):
+        started = _log_time(log)
+        # the resume recorded between the previous log and this one, if any
+        resumed = [r for r in resumes if previous - 1 < r["time"] <= started + 1]
+        previous = started
+        offset = 0
+        if resumed and steps_per_epoch:
+            offset = (resumed[-1]["after_epoch"] + 1) * steps_per_epoch
+        rows = []
         for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
             match = STEP_LINE.match(line.strip())
             if not match:
@@ -95,13 +125,18 @@ def read_steps(log_dir: Path) -> list[dict[str, Any]]:
                     row[name] = float(value)
                 except ValueError:
                     continue
+            rows.append(row)
+        if rows and rows[0]["step"] != 1:
+            offset = 0  # numbered from the start of training already
+        for row in rows:
+            row["step"] += offset
             steps[row["step"]] = row
     return [steps[step] for step in sorted(steps)]
 
 
 def write_metrics(output_dir: Path, steps_per_epoch: int | None) -> Path:
     """The loss (and whatever else torchtune logged) per step, one row each, as CSV."""
-    rows = read_steps(output_dir / "logs")
+    rows = read_steps(output_dir / "logs", steps_per_epoch)
     for row in rows:
         if steps_per_epoch:
             row["epoch"] = (row["step"] - 1) // steps_per_epoch

@@ -1,0 +1,132 @@
+"""Real `tune run`s on the CPU, through `cruijff run` and the local scheduler, on a tiny Llama
+built at test time: LoRA and full fine-tunes, their checkpoints and metrics, and a run
+interrupted after its first epoch that continues from there when run again."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytest.importorskip("torchtune")
+pytestmark = pytest.mark.slow
+
+WORDS = [f"{a}{b}" for a in ("ap", "pe", "fi", "pl", "ki", "li") for b in ("ple", "ar", "g", "m")]
+
+
+def write_experiment(folder: Path, model: Path, changes: dict) -> Path:
+    data = {"train": [{"input": w, "output": w.upper()} for w in WORDS]}
+    (folder / "words.json").write_text(json.dumps(data))
+    document = {
+        "experiment": {"name": "tt", "dir": "runs"},
+        "tools": {"preparation": "torchtune"},
+        "controls": {
+            "epochs": 2,
+            "batch_size": 4,
+            "lr": 1e-3,
+            "max_seq_len": 64,
+            "prompt": "Capitalize the word: {input}",
+            "system_prompt": "You are a helpful assistant.",
+        },
+        "models": {"base": [{"name": "tiny", "path": str(model)}]},
+        "data": {"training": {"path": "words.json"}},
+        **changes,
+    }
+    path = folder / "experiment.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def cruijff(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cruijff", *args], capture_output=True, text=True, **kwargs
+    )
+
+
+def steps(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "metrics.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_lora_and_full_runs(tmp_path, tiny_model):
+    path = write_experiment(tmp_path, tiny_model, {"variables": {"finetune": ["lora", "full"]}})
+    result = cruijff("run", str(path), "--jobs", "2", timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    from transformers import AutoModelForCausalLM
+
+    for run in ("finetune-lora", "finetune-full"):
+        run_dir = tmp_path / "runs" / run
+        for epoch in (0, 1):
+            folder = run_dir / f"epoch_{epoch}"
+            assert (folder / "config.json").exists()
+            assert not (folder / "adapter_config.json").exists()  # never applied twice
+        model = AutoModelForCausalLM.from_pretrained(run_dir / "epoch_1")
+        assert model.config.num_hidden_layers == 2
+        rows = steps(run_dir)
+        assert [int(r["step"]) for r in rows] == list(range(1, 13))  # 24 rows / 4 = 6 a epoch
+        assert {r["epoch"] for r in rows} == {"0", "1"} and all(float(r["loss"]) > 0 for r in rows)
+        check = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "torchtune._cli.tune",
+                "validate",
+                str(run_dir / "finetune.yaml"),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert check.returncode == 0 and "Config is well-formed" in check.stdout, check.stderr
+    adapters = tmp_path / "runs" / "finetune-lora" / "adapters" / "epoch_1"
+    assert (adapters / "adapter_config.json").exists()
+    assert not (tmp_path / "runs" / "finetune-full" / "adapters").exists()
+    status = cruijff("status", str(path), "--json")
+    assert status.stdout.count('"SUCCEEDED"') == 2
+
+
+@pytest.mark.parametrize("finetune", ["lora", "full"])
+def test_an_interrupted_run_resumes_after_its_last_epoch(tmp_path, tiny_model, finetune):
+    path = write_experiment(
+        tmp_path,
+        tiny_model,
+        {
+            "controls": {
+                "epochs": 3,
+                "batch_size": 2,
+                "lr": 1e-3,
+                "finetune": finetune,
+                "prompt": "Capitalize the word: {input}",
+            }
+        },
+    )
+    log = tmp_path / "runs" / "finetuned" / "train.log"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "cruijff", "run", str(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if log.exists() and "Recipe checkpoint of size" in log.read_text(errors="replace"):
+            break
+        time.sleep(0.05)
+    cancelled = cruijff("cancel", str(path))
+    assert cancelled.returncode == 0 and "CANCELLED" in cancelled.stdout, cancelled.stdout
+    first.wait(timeout=60)
+    run_dir = tmp_path / "runs" / "finetuned"
+    assert not (run_dir / "epoch_2").exists()  # it really stopped part-way
+
+    again = cruijff("run", str(path), timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    text = log.read_text(errors="replace")
+    assert "cruijff: resuming after epoch 0" in text or "resuming after epoch 1" in text
+    second_attempt = text.split("attempt 2 started", 1)[1]
+    assert "1|1|Loss" not in second_attempt  # the first epoch was not trained again
+    assert [int(r["step"]) for r in steps(run_dir)] == list(range(1, 37))
+    assert all((run_dir / f"epoch_{e}" / "config.json").exists() for e in range(3))
