@@ -15,7 +15,35 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-WORDS = ["apple", "pear", "fig", "plum", "kiwi", "lime", "lemon", "mango", "melon", "peach", "grape", "cherry", "berry", "date", "olive", "capitalize", "the", "given", "word", "answer", "you", "are", "a", "helpful", "assistant", "system", "user"]
+WORDS = [
+    "apple",
+    "pear",
+    "fig",
+    "plum",
+    "kiwi",
+    "lime",
+    "lemon",
+    "mango",
+    "melon",
+    "peach",
+    "grape",
+    "cherry",
+    "berry",
+    "date",
+    "olive",
+    "capitalize",
+    "the",
+    "given",
+    "word",
+    "answer",
+    "you",
+    "are",
+    "a",
+    "helpful",
+    "assistant",
+    "system",
+    "user",
+]
 
 
 def corpus() -> list[str]:
