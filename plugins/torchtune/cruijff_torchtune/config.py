@@ -63,7 +63,16 @@ class RunConfig:
     lora: bool
 
     def yaml(self) -> str:
-        return yaml.safe_dump(self.config, sort_keys=False, width=100)
+        return dump_yaml(self.config)
+
+
+# libyaml's emitter where PyYAML has it: the pure-Python one is most of a big scaffold's time
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def dump_yaml(data: Any) -> str:
+    """``data`` as block-style YAML, keys in their order."""
+    return yaml.dump(data, Dumper=_DUMPER, sort_keys=False, width=100, allow_unicode=True)
 
 
 def tool_value(name: str, controls: Mapping, run: Mapping, default: Any) -> tuple[Any, str]:

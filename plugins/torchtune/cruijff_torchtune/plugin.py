@@ -35,7 +35,7 @@ from cruijff.records import (
 )
 from cruijff.suggest import did_you_mean
 from cruijff_torchtune import outputs, params
-from cruijff_torchtune.config import build
+from cruijff_torchtune.config import build, dump_yaml
 from cruijff_torchtune.models import ModelError, read_model, training_resources
 from cruijff_torchtune.recipes import config_names, find_config, torchtune_folder
 
@@ -255,17 +255,13 @@ def cruijff_generate(experiment, unit):
         resources=Resources(cpus=cpus, **resources),
         produces=unit.produces,
     )
-    import yaml
-
     header = (
         f"# torchtune config of run {unit.run} of experiment {experiment.name}, written "
         "by cruijff.\n# Run it as it stands: tune run "
         f"{unit.params['recipe']} --config finetune.yaml\n"
     )
     files = [
-        FileSpec(
-            path=config_path, content=header + yaml.safe_dump(config, sort_keys=False, width=100)
-        ),
+        FileSpec(path=config_path, content=header + dump_yaml(config)),
         FileSpec(
             path=unit.directory / "provenance.json", content=json.dumps(provenance, indent=2) + "\n"
         ),
