@@ -354,3 +354,19 @@ def test_logs_of_a_resumed_run_are_numbered_from_the_start(tmp_path):
     written = outputs.write_metrics(tmp_path, steps_per_epoch=3)
     assert written.read_text().splitlines()[0] == "step,epoch,loss,lr"
     assert [r["epoch"] for r in outputs.read_metrics(tmp_path)] == list("000111222")
+
+
+def test_transformers_5_rope_parameters_are_read(tmp_path):
+    config = {k: v for k, v in LLAMA.items() if k != "rope_theta"}
+    plain = {**config, "rope_parameters": {"rope_theta": 100000.0, "rope_type": "default"}}
+    spec = read_model(model_folder(tmp_path, plain, "plain"))
+    assert spec.args["rope_base"] == 100000.0 and spec.args["scale_factor"] == 1
+    scaled = {
+        **config,
+        "rope_parameters": {"rope_theta": 500000.0, "rope_type": "llama3", "factor": 32.0},
+    }
+    spec = read_model(model_folder(tmp_path, scaled, "scaled"))
+    assert spec.args["rope_base"] == 500000.0 and spec.args["scale_factor"] == 32
+    yarn = {**config, "rope_parameters": {"rope_theta": 1e4, "rope_type": "yarn"}}
+    with pytest.raises(ModelError, match="'yarn' is not supported"):
+        read_model(model_folder(tmp_path, yarn, "yarn"))

@@ -36,15 +36,26 @@ class ModelSpec:
         return self.lora_builder if lora else self.builder
 
 
+def rope(config: dict[str, Any], default_base: float) -> tuple[float, dict[str, Any]]:
+    """The RoPE base and scaling of a config, in transformers 4's shape (``rope_theta``,
+    ``rope_scaling``) or 5's (``rope_parameters``); a wrong base silently changes the logits."""
+    parameters = dict(config.get("rope_parameters") or {})
+    base = config.get("rope_theta", parameters.get("rope_theta", default_base))
+    scaling = dict(config.get("rope_scaling") or {})
+    if not scaling and parameters.get("rope_type", "default") != "default":
+        scaling = parameters
+    return float(base), scaling
+
+
 def _llama(config: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
-    scaling = config.get("rope_scaling") or {}
+    base, scaling = rope(config, 10_000.0)
     kind = scaling.get("rope_type", scaling.get("type"))
     if scaling and kind != "llama3":
-        raise ModelError(f"rope_scaling of type {kind!r} is not supported (only llama3's)")
+        raise ModelError(f"rope scaling of type {kind!r} is not supported (only llama3's)")
     tied = bool(config.get("tie_word_embeddings", False))
     args = {
         **_decoder_args(config),
-        "rope_base": config.get("rope_theta", 10_000.0),
+        "rope_base": base,
         # torchtune's default (32) rescales RoPE; a model with plain RoPE needs 1
         "scale_factor": int(scaling.get("factor", 1)) if scaling else 1,
         "tie_word_embeddings": tied,
@@ -55,7 +66,7 @@ def _llama(config: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
 def _qwen2(config: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     args = {
         **_decoder_args(config),
-        "rope_base": config.get("rope_theta", 1_000_000.0),
+        "rope_base": rope(config, 1_000_000.0)[0],
         "tie_word_embeddings": bool(config.get("tie_word_embeddings", False)),
     }
     return "qwen2", "QWEN2", args
@@ -65,7 +76,7 @@ def _mistral(config: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     return (
         "mistral",
         "MISTRAL",
-        {**_decoder_args(config), "rope_base": config.get("rope_theta", 10_000.0)},
+        {**_decoder_args(config), "rope_base": rope(config, 10_000.0)[0]},
     )
 
 
