@@ -79,7 +79,9 @@ def build_tokenizer(folder: Path):
     return fast
 
 
-def build_tiny_llama(folder: Path, *, layers: int = 2, hidden: int = 64, seed: int = 0) -> Path:
+def build_tiny_llama(
+    folder: Path, *, layers: int = 2, hidden: int = 64, seed: int = 0, rope_theta: float = 1e4
+) -> Path:
     """Write a tiny Llama model folder (config.json, model.safetensors, tokenizer files)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -95,7 +97,7 @@ def build_tiny_llama(folder: Path, *, layers: int = 2, hidden: int = 64, seed: i
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=256,
-        rope_theta=10000.0,
+        rope_theta=rope_theta,
         rms_norm_eps=1e-5,
         tie_word_embeddings=True,
         bos_token_id=tokenizer.bos_token_id,
