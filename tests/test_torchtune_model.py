@@ -32,7 +32,10 @@ def test_torchtune_and_transformers_give_the_same_logits(tmp_path):
     )
     model.load_state_dict(checkpointer.load_checkpoint()["model"])
     reference = AutoModelForCausalLM.from_pretrained(folder).eval()
-    tokens = torch.tensor([[1, 40, 57, 99, 23, 7, 200, 3, 15, 88, 120, 6]])
+    # long enough for RoPE's low frequencies to turn (where a wrong scale_factor shows)
+    tokens = torch.randint(
+        3, spec.args["vocab_size"], (1, 200), generator=torch.Generator().manual_seed(0)
+    )
     with torch.no_grad():
         ours = model.eval()(tokens)
         theirs = reference(tokens).logits
