@@ -444,13 +444,18 @@ class JobStatus:
 
 @record
 class Validation:
-    """A tool's verdict on a finished unit: ok or not, why, and what it measured and wrote."""
+    """A tool's verdict on a finished unit: ok or not, why, and what it measured and wrote.
+
+    ``summary`` names the few metrics worth a column in a results table (``match/accuracy``,
+    ``final_loss``); without it every numeric metric is shown.
+    """
 
     unit_id: str
     ok: bool
     cause: str = ""
     metrics: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
     artifacts: tuple[Artifact, ...] = attrs.field(default=(), converter=_tuple)
+    summary: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
 
 
 # --- parsing and planning -------------------------------------------------------------------

@@ -103,6 +103,9 @@ class Runner:
         validation = None
         if unit is not None:
             validation = self.manager.validate(self.plan.experiment, unit, status)
+            record = attrs.evolve(
+                record, metrics=dict(validation.metrics), summary=validation.summary
+            )
             if status.state is JobState.SUCCEEDED and not validation.ok:
                 record = attrs.evolve(record, state=JobState.FAILED, cause=validation.cause)
                 status = JobStatus(
@@ -178,7 +181,12 @@ class Runner:
             validation = self.manager.validate(self.plan.experiment, self.units[unit_id], None)
             if validation.ok:
                 record = JobRecord(
-                    unit_id=unit_id, job=job, state=JobState.SUCCEEDED, cause="found complete"
+                    unit_id=unit_id,
+                    job=job,
+                    state=JobState.SUCCEEDED,
+                    cause="found complete",
+                    metrics=dict(validation.metrics),
+                    summary=validation.summary,
                 )
                 records[unit_id] = self._save(record, "found-complete")
         return records

@@ -36,7 +36,8 @@ def now() -> str:
 class JobRecord:
     """What cruijff knows of one unit's job: the spec it submitted, the scheduler's handle and
     the last state seen. ``submitting`` is True between "about to submit" and "got a handle",
-    so a crash in between is detected and the job looked up by name instead of resubmitted."""
+    so a crash in between is detected and the job looked up by name instead of resubmitted.
+    ``metrics`` and ``summary`` are what the tool's validation measured once it finished."""
 
     unit_id: str
     job: JobSpec
@@ -46,6 +47,8 @@ class JobRecord:
     submitting: bool = False
     exit_code: int | None = None
     cause: str = ""
+    metrics: dict[str, Any] = attrs.field(factory=dict)
+    summary: tuple[str, ...] = ()
     updated: str = ""
 
     @property

@@ -150,6 +150,7 @@ def command(
     if detach:
         out.print(f"Submitted; watch with `cruijff status {experiment}`.")
         return
+    show_results(result.plan, result.records)
     failed = [r for r in records if r.state is not None and r.state.failed]
     done = sum(1 for r in records if r.state is JobState.SUCCEEDED)
     out.print(
@@ -184,3 +185,13 @@ def _dry_run(app: App, experiment: Path, options: Any, scheduler: str | None) ->
         click.echo(f"  {job.unit_id}{after}")
     for spec in sched.preview(batch):
         click.echo(f"  would write {spec.path}")
+
+
+def show_results(plan: Any, records: Any) -> None:
+    """The results table, when the tools reported any."""
+    from cruijff.cli.render import table
+    from cruijff.results import format_value, results_table
+
+    columns, rows = results_table(plan, records)
+    if rows:
+        table("Results", columns, ([format_value(row.get(c)) for c in columns] for row in rows))

@@ -37,6 +37,7 @@ def command(app: App, experiment: Path, scheduler: str | None, as_json: bool) ->
                 "cause": record.cause if record else "",
                 "log": str(record.job.log) if record else str(_log_of(plan, unit_id)),
                 "updated": record.updated if record else None,
+                "metrics": dict(record.metrics) if record else {},
             }
         )
     if as_json:
@@ -60,6 +61,9 @@ def command(app: App, experiment: Path, scheduler: str | None, as_json: bool) ->
     for row in rows:
         counts[row["state"]] = counts.get(row["state"], 0) + 1
     click.echo(", ".join(f"{n} {state.lower().replace('_', ' ')}" for state, n in counts.items()))
+    from cruijff.cli.run import show_results
+
+    show_results(plan, records)
 
 
 def _log_of(plan, unit_id: str) -> Path | None:  # type: ignore[no-untyped-def]

@@ -226,5 +226,5 @@ def cruijff_validate(experiment, unit, status):
         if not results.exists():
             return Validation(unit_id=unit.id, ok=False, cause=f"no {results.name}")
         metrics = json.loads(results.read_text())["metrics"]
-        return Validation(unit_id=unit.id, ok=True, metrics=metrics)
+        return Validation(unit_id=unit.id, ok=True, metrics=metrics, summary=("accuracy",))
     return None

@@ -310,7 +310,9 @@ def cruijff_validate(experiment, unit, status):
     if not rows:
         return Validation(unit_id=unit.id, ok=False, cause="no training metrics")
     metrics = {"steps": len(rows), "final_loss": float(rows[-1]["loss"]), "epochs": len(models)}
-    return Validation(unit_id=unit.id, ok=True, metrics=metrics, artifacts=unit.produces)
+    return Validation(
+        unit_id=unit.id, ok=True, metrics=metrics, artifacts=unit.produces, summary=("final_loss",)
+    )
 
 
 @hookimpl
