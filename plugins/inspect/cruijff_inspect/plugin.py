@@ -1,4 +1,17 @@
-"""The inspect-ai tool's registration."""
+"""The inspect-ai tool: evaluates checkpoints and base models, one job per matrix cell.
+
+- parse (:mod:`cruijff_inspect.parse`): claims ``evaluation.*``, ``evaluation.tasks[i].*`` and
+  the run parameters ``prompt``, ``system_prompt``, ``checkpoint_path``, and checks them;
+- select (:mod:`cruijff_inspect.matrix`): one unit per (run, task, epoch) cell, depending on
+  the training unit whose ``hf-model`` artifact it evaluates;
+- generate (:mod:`cruijff_inspect.generate`): the cell's ``eval_config.yaml`` and job;
+- validate (:mod:`cruijff_inspect.results`): complete when the job read a ``success`` log;
+- retry (:mod:`cruijff_inspect.retry`): out of memory, half the batch.
+
+Nothing imported here imports inspect_ai, torch or transformers: the job
+(:mod:`cruijff_inspect.job`) does, in its own process. The stages' modules are imported when a
+hook first needs them, so loading the plugin (``cruijff --help``) costs next to nothing.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +25,55 @@ TOOL = Tool(
     aliases=("inspect-ai",),
     consumes=("hf-model",),
     produces=("inspect-log",),
-    requires=("inspect_ai",),
+    requires=("inspect_ai", "transformers", "accelerate"),
 )
 
 
 @hookimpl
 def cruijff_tools():
     yield TOOL
+
+
+@hookimpl
+def cruijff_parse(experiment, keys):
+    if not any(name in (TOOL.name, *TOOL.aliases) for name in experiment.tools.values()):
+        return None
+    from cruijff_inspect import parse
+
+    return parse.parse(experiment, keys)
+
+
+@hookimpl
+def cruijff_select(experiment, tool, upstream):
+    if tool.name != TOOL.name:
+        return None
+    from cruijff_inspect import matrix
+
+    return matrix.select(experiment, upstream)
+
+
+@hookimpl
+def cruijff_generate(experiment, unit):
+    if unit.tool != TOOL.name:
+        return None
+    from cruijff_inspect import generate
+
+    return generate.generate(experiment, unit)
+
+
+@hookimpl
+def cruijff_validate(experiment, unit, status):
+    if unit.tool != TOOL.name:
+        return None
+    from cruijff_inspect import results
+
+    return results.validate(unit, status)
+
+
+@hookimpl
+def cruijff_retry(job, status):
+    if "cruijff_inspect.job" not in job.argv:
+        return None
+    from cruijff_inspect import retry
+
+    return retry.smaller_batch(job, status)

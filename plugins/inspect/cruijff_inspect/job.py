@@ -1,0 +1,240 @@
+"""The evaluation job: ``python -m cruijff_inspect.job <cell>/eval_config.yaml``.
+
+Runs one cell through inspect's Python API (``eval_set``, never the CLI and its path quirks)
+and writes the cell's ``results.json`` from the log it reads back. Resumable: ``eval_set`` on
+the cell's own log folder reuses the samples an interrupted run finished, and SIGTERM (what
+``cruijff cancel`` and ``scancel`` send) becomes a KeyboardInterrupt, so inspect closes its log
+as ``cancelled`` with every finished sample in it. Offline (no Hub calls), greedy by default,
+the batch (``max_connections``) matched to the sample count, the model folder's own chat
+template. Exit code 0 only when the log's status is ``success`` (inspect itself exits 0 on an
+errored evaluation); 1 on an error, 130 when interrupted, 2 for an unreadable config.
+``--batch-size N`` lowers the batch (a retry after running out of memory).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cruijff.fsutil import write_json
+from cruijff_inspect.collect import cause, collect, location
+from cruijff_inspect.results import SUCCESS, digest, model_fingerprint
+from cruijff_inspect.settings import DEFAULT_BATCH, JOB_ENV
+
+IDENTITY = ".cruijff-identity"
+"""A file beside ``logs/`` with a hash of what the logs were made with: when the settings or
+the model change, the old logs move to ``superseded/`` (``eval_set`` refuses a log folder holding
+another evaluation's logs) and the evaluation starts afresh."""
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def say(message: str) -> None:
+    """A line in the job's log."""
+    print(f"[cruijff-inspect] {message}", flush=True)
+
+
+def identity(config: dict[str, Any], fingerprint: str | None) -> str:
+    """What the logs of a cell depend on (not the batch size: it changes no answer). The
+    prompts count although inspect does not see them when a task reads them from its
+    ``config_path``."""
+    keys = ("prompt", "system_prompt", "task_source", "task_args", "scorers", "generate")
+    keys += ("limit", "model")
+    return digest(json.dumps([{k: config.get(k) for k in keys}, fingerprint], sort_keys=True))
+
+
+def supersede(directory: Path, log_dir: Path, current: str) -> None:
+    """Move the logs of other settings or another model out of ``log_dir``."""
+    marker = directory / IDENTITY
+    previous = marker.read_text().strip() if marker.exists() else None
+    if previous not in (None, current) and log_dir.exists() and any(log_dir.iterdir()):
+        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S")
+        target, number = directory / "superseded" / stamp, 1
+        while target.exists():
+            number += 1
+            target = directory / "superseded" / f"{stamp}-{number}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(log_dir), str(target))
+        say(f"settings or model changed: earlier logs moved to {target}")
+    marker.write_text(current + "\n")
+
+
+def load_task(source: dict[str, Any], args: dict[str, Any]) -> tuple[Any, Any]:
+    """The inspect Task of a cell, and the task file's module (None for a registered task).
+
+    A task file is imported here, in the job, never at design time.
+    """
+    if "script" in source:
+        path = Path(source["script"])
+        name = "cruijff_task_" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise RuntimeError(f"cannot import the task file {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        sys.path.insert(0, str(path.parent))  # a task file may import its neighbours
+        spec.loader.exec_module(module)
+        return getattr(module, source["function"])(**args), module
+    # the registry eval_set itself uses for "package/task" names; it imports the package
+    from inspect_ai._eval.registry import task_create
+
+    return task_create(source["registered"], **args), None
+
+
+def make_scorer(name: str, params: dict[str, Any], module: Any) -> Any:
+    """A scorer by name: the task file's own, inspect's, or an installed package's."""
+    import inspect_ai.scorer
+
+    for owner in (module, inspect_ai.scorer):
+        factory = getattr(owner, name, None) if owner is not None and "/" not in name else None
+        if callable(factory):
+            return factory(**params)
+    from inspect_ai.scorer._scorer import scorer_create  # registered by installed packages
+
+    return scorer_create(name, **params)
+
+
+def chat_template_note(model: dict[str, Any]) -> None:
+    if model.get("provider") != "hf" or model.get("args", {}).get("chat_template"):
+        return
+    folder = Path(model["path"])
+    tokenizer = folder / "tokenizer_config.json"
+    has = (folder / "chat_template.jinja").exists() or (folder / "chat_template.json").exists()
+    if not has and tokenizer.exists():
+        has = "chat_template" in json.loads(tokenizer.read_text(encoding="utf-8"))
+    if not has:
+        say(f"{folder} has no chat template: prompts are sent as plain 'role: content' lines")
+
+
+def evaluate(config: dict[str, Any], log_dir: Path) -> Any:
+    """Run the cell through ``eval_set`` and return its log (header)."""
+    from inspect_ai import eval_set, task_with
+
+    from cruijff_inspect import mock  # noqa: F401 -- registers the offline provider
+
+    task, module = load_task(config["task_source"], dict(config.get("task_args") or {}))
+    if config.get("scorers"):
+        scorers = [
+            make_scorer(s["name"], dict(s.get("params") or {}), module) for s in config["scorers"]
+        ]
+        task = task_with(task, scorer=scorers)
+    samples = len(task.dataset)
+    limit = config.get("limit")
+    if limit:
+        samples = min(samples, int(limit))
+    batch = max(1, min(int(config.get("batch_size") or DEFAULT_BATCH), samples))
+    model = config["model"]
+    say(f"evaluating {model['name']} ({model['path']}) on {config['task']}")
+    say(f"{samples} samples, batch {batch}")
+    chat_template_note(model)
+    _, logs = eval_set(
+        tasks=[task],
+        log_dir=str(log_dir),
+        model=model["name"],
+        model_args=dict(model.get("args") or {}),
+        max_connections=batch,
+        limit=limit,
+        # cruijff retries failed jobs itself (`cruijff run`): one attempt here
+        retry_attempts=1,
+        retry_immediate=False,
+        display="plain",
+        log_level="warning",
+        **dict(config.get("generate") or {}),
+    )
+    return logs[0]
+
+
+def tidy_logs(log_dir: Path, kept: Path) -> None:
+    """Remove logs the successful one supersedes (an attempt killed outright leaves a
+    ``started`` log that inspect keeps, not knowing whether its writer still runs; cruijff
+    never runs a cell twice at once) and refresh the folder's manifest."""
+    from inspect_ai.log import read_eval_log, write_log_dir_manifest
+
+    task_id = read_eval_log(str(kept), header_only=True).eval.task_id
+    removed = False
+    for path in log_dir.glob("*.eval"):
+        if path == kept:
+            continue
+        header = read_eval_log(str(path), header_only=True)
+        if header.eval.task_id == task_id and header.status != SUCCESS:
+            path.unlink()
+            removed = True
+    if removed:
+        write_log_dir_manifest(str(log_dir))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    batch = None
+    if len(args) == 3 and args[1] == "--batch-size" and args[2].isdigit():
+        batch, args = int(args[2]), args[:1]  # a retry after running out of memory
+    if len(args) != 1:
+        print("usage: python -m cruijff_inspect.job EVAL_CONFIG [--batch-size N]", file=sys.stderr)
+        return 2
+    # before the slow imports, so an early SIGTERM is a clean interruption too
+    signal.signal(signal.SIGTERM, _interrupt)
+    for key, value in JOB_ENV.items():
+        os.environ.setdefault(key, value)
+    config_path = Path(args[0]).resolve()
+    try:
+        text = config_path.read_text(encoding="utf-8")
+        config = yaml.safe_load(text)
+        model_path = Path(config["model"]["path"])
+    except (OSError, yaml.YAMLError, TypeError, KeyError) as error:
+        print(f"cannot read the evaluation config {config_path}: {error}", file=sys.stderr)
+        return 2
+    directory = config_path.parent
+    results_path = directory / config.get("results", "results.json")
+    results_path.unlink(missing_ok=True)  # a rerun: no stale verdict while it runs
+    log_dir = directory / config.get("log_dir", "logs")
+    fingerprint = model_fingerprint(model_path)
+    if batch:
+        config["batch_size"] = batch
+    base = {
+        key: config.get(key) for key in ("experiment", "unit", "run", "task", "source", "epoch")
+    }
+    base.update(
+        model=config["model"]["name"],
+        model_path=str(model_path),
+        model_fingerprint=fingerprint,
+        config_digest=digest(text),
+    )
+    try:
+        supersede(directory, log_dir, identity(config, fingerprint))
+        log = evaluate(config, log_dir)
+        results = collect(log, base, directory)
+    except (KeyboardInterrupt, SystemExit):
+        stopped = "interrupted: running it again continues from the finished samples"
+        say(stopped)
+        write_json(results_path, {**base, "status": "cancelled", "cause": stopped})
+        return 130
+    except Exception as error:
+        traceback.print_exc()
+        reason = f"{type(error).__name__}: {error}".strip().splitlines()[0]
+        write_json(results_path, {**base, "status": "error", "cause": reason})
+        return 1
+    write_json(results_path, results)
+    if log.status != SUCCESS:
+        say(f"failed: {cause(log)} (log: {location(log)})")
+        return 1
+    tidy_logs(log_dir, location(log))
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in results["metrics"].items() if isinstance(v, float))
+    say(f"done: {results['samples']} samples in {results['duration_s']} s; {shown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
