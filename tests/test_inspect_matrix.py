@@ -12,6 +12,7 @@ import pytest
 import yaml
 from inspect_helpers import TASKS, CopyTrainer, inspect_changes
 
+from cruijff import hookimpl
 from cruijff.design import design
 from cruijff.errors import ProblemsFound
 from cruijff.orchestrator import scaffold_experiment
@@ -365,6 +366,20 @@ def test_resources_come_from_the_model_size_and_can_be_set(
     changes = inspect_changes()
     changes["models"] = {"base": [{"name": "tiny", "path": "models/tiny", "size_gb": 2.5}]}
     plan, _ = planned(plugin_manager, make_experiment(changes))
+    job = plan.generated["base.eval.capitalization.base"].job
+    assert (job.resources.gpus, job.resources.mem_mb) == (0, 10 * 1024)  # local: the CPU
+
+    from cruijff.records import SchedulerInfo
+
+    class Cluster:
+        @hookimpl
+        def cruijff_schedulers(self):
+            yield SchedulerInfo(name="cluster", factory=lambda options, state_dir: None)
+
+    plugin_manager.register(Cluster(), name="cluster")
+    plan, _ = planned(
+        plugin_manager, make_experiment({**changes, "scheduler": {"name": "cluster"}})
+    )
     job = plan.generated["base.eval.capitalization.base"].job
     assert (job.resources.gpus, job.resources.mem_mb, job.resources.time_s) == (1, 8192, 3600)
     assert "device" not in config_of(plan, "base.eval.capitalization.base")["model"]["args"]
