@@ -1,29 +1,74 @@
-"""The SLURM scheduler's registration. Submission and monitoring arrive with the SLURM issue;
-until then it never offers itself as the default and says so when asked for by name."""
+"""The SLURM scheduler's registration and its check of the experiment's ``scheduler`` section.
+
+Kept light: this module is imported whenever plugins load, so the scheduler, jinja2 and every
+SLURM command wait until a SLURM job is really planned, submitted or checked.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import shutil
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cruijff import hookimpl
-from cruijff.errors import UserError
-from cruijff.records import SchedulerInfo
+
+if TYPE_CHECKING:
+    from cruijff.records import Experiment, Key, ParseReport, SchedulerInfo
+
+NAME = "slurm"
 
 
-def _not_yet(options: Mapping[str, Any], state_dir: Path) -> Any:
-    raise UserError(
-        "the slurm scheduler cannot submit jobs yet in this version of cruijff-slurm",
-        hint="use `--scheduler local`",
+def available() -> bool:
+    """Slurm is the default scheduler where ``sbatch`` is on PATH and a cluster profile exists."""
+    from cruijff_slurm.profile import any_profile
+
+    return shutil.which("sbatch") is not None and any_profile()
+
+
+def factory(options: Mapping[str, Any], state_dir: Path) -> Any:
+    """Build the scheduler (UserError when its profile has problems)."""
+    from cruijff_slurm.scheduler import SlurmScheduler
+
+    return SlurmScheduler(options, state_dir)
+
+
+@hookimpl
+def cruijff_schedulers() -> Iterator[SchedulerInfo]:
+    """Register the ``slurm`` scheduler."""
+    from cruijff.records import SchedulerInfo
+
+    yield SchedulerInfo(
+        name=NAME,
+        factory=factory,
+        description="submits jobs to a SLURM cluster with sbatch (job arrays, dependencies)",
+        available=available,
     )
 
 
 @hookimpl
-def cruijff_schedulers():
-    yield SchedulerInfo(
-        name="slurm",
-        factory=_not_yet,
-        description="submits jobs to a SLURM cluster with sbatch",
-        available=lambda: False,
+def cruijff_parse(experiment: Experiment, keys: tuple[Key, ...]) -> ParseReport | None:
+    """Claim and check the ``scheduler`` keys when the experiment runs on slurm, and check the
+    cluster profile it uses (problems there name the profile's file and line)."""
+    if experiment.scheduler.name != NAME:
+        return None
+    from cruijff.records import ParseReport
+    from cruijff_slurm.profile import EXPERIMENT_FILES, EXPERIMENT_KEYS, KEYS, profile_problems
+
+    known = (*EXPERIMENT_KEYS, *KEYS)
+    mine = {key.name: key for key in keys if key.section == "scheduler" and key.name in known}
+    EXPERIMENT_FILES[experiment.state_dir.absolute()] = Path(experiment.file).absolute()
+
+    def locate(name: str) -> Any:
+        return experiment.locate(mine[name].path if name in mine else "scheduler")
+
+    problems, _ = profile_problems(
+        {name: key.value for name, key in mine.items()},
+        Path(experiment.file).absolute().parent,
+        locate,
+    )
+    return ParseReport(
+        claimed={key.path for key in mine.values()},
+        vocabulary={"scheduler": known},
+        problems=problems,
     )
