@@ -275,3 +275,32 @@ def test_a_failed_job_carries_the_tools_cause(plugin_manager, fake_tools, make_e
     assert record.exit_code == 3
     # the fake tool's validation reads what is missing; the scheduler only knew "exit code 3"
     assert record.cause.startswith("no checkpoint in")
+
+
+def test_a_changed_experiment_reruns_what_changed_and_what_follows(
+    plugin_manager, fake_tools, make_experiment, trace
+):
+    path = make_experiment()
+    run_experiment(plugin_manager, path, FAST)
+    before = len(starts(trace))
+    # the trainings' configs change (sleep is theirs); the base model's evaluation does not
+    path.write_text(path.read_text().replace("epochs: 2", "epochs: 2\n  sleep: 0.1"))
+    again = run_experiment(plugin_manager, path, FAST)
+    rerun = sorted(starts(trace)[before:])
+    assert rerun == ["rank4.eval.caps.e1", "rank4.train", "rank8.eval.caps.e1", "rank8.train"]
+    assert again.records["rank4.train"].attempt == 2
+    assert again.records["base.eval.caps"].attempt == 1
+    assert all(record.done for record in again.records.values())
+    events = [e["event"] for e in ExperimentState(again.plan.experiment.state_dir).events()]
+    assert events.count("outdated") == 2
+
+
+def test_an_unchanged_scaffold_outdates_nothing(plugin_manager, fake_tools, make_experiment):
+    from cruijff.design import design
+    from cruijff.scaffold import scaffold
+
+    path = make_experiment()
+    first = run_experiment(plugin_manager, path, FAST)
+    scaffold(plugin_manager, design(plugin_manager, path))
+    records = ExperimentState(first.plan.experiment.state_dir).records()
+    assert not any(record.outdated for record in records.values())

@@ -136,13 +136,14 @@ class Runner:
     # --- run -------------------------------------------------------------------------------
 
     def to_submit(self, records: dict[str, JobRecord], retry_failed: bool) -> list[JobSpec]:
-        """The jobs this run hands over: never one that succeeded or is in flight; with
-        ``retry_failed`` only failed ones (adjusted by the tools), else unstarted and failed.
-        A chosen job's dependencies that have not succeeded and are not in flight come too."""
+        """The jobs this run hands over: never one in flight, nor one that succeeded unless its
+        files changed since; with ``retry_failed`` only failed ones (adjusted for how they
+        failed), else every other. A chosen job's dependencies that are not done come too,
+        and so does every job downstream of a chosen one (its inputs will change)."""
 
         def settled(unit_id: str) -> bool:
             record = records.get(unit_id)
-            return record is not None and (record.in_flight or record.state is JobState.SUCCEEDED)
+            return record is not None and (record.in_flight or record.done)
 
         def wanted(unit_id: str) -> bool:
             record = records.get(unit_id)
@@ -158,12 +159,17 @@ class Runner:
                 chosen |= {
                     d for d in self.jobs[unit_id].depends_on if d in self.jobs and not settled(d)
                 }
+        for unit_id, job in self.jobs.items():  # what a rerun job produces changes downstream
+            record = records.get(unit_id)
+            in_flight = record is not None and record.in_flight
+            if not in_flight and any(d in chosen for d in job.depends_on):
+                chosen.add(unit_id)
         batch = []
         for unit_id, job in self.jobs.items():
             if unit_id not in chosen:
                 continue
             record = records.get(unit_id)
-            if retry_failed and record is not None and record.state is not None:
+            if retry_failed and record is not None and record.state and record.state.failed:
                 status = JobStatus(
                     state=record.state, exit_code=record.exit_code, cause=record.cause
                 )

@@ -47,8 +47,9 @@ def scaffold(
     written, unchanged, kept = [], [], []
     if not dry_run:
         manager.notify("before_scaffold", plan=plan)
+    state = ExperimentState(experiment.state_dir)
     try:
-        for spec in files_of(plan):
+        for unit, spec in ((u, f) for u in plan.units for f in plan.generated[u.id].files):
             key = str(spec.path.relative_to(experiment.directory))
             new = _digest(spec.content)
             try:
@@ -64,6 +65,8 @@ def scaffold(
                 kept.append(spec.path)  # edited by the user since cruijff wrote it
                 continue
             if not dry_run:
+                if current is not None:
+                    outdate(state, unit.id, spec.path)  # before the file changes: crash-safe
                 write_atomic(spec.path, spec.content, executable=spec.executable)
                 manifest[key] = new
             written.append(spec.path)
@@ -81,3 +84,12 @@ def scaffold(
     if not dry_run:
         manager.notify("after_scaffold", plan=plan, written=result.written)
     return result
+
+
+def outdate(state: ExperimentState, unit_id: str, path: Path) -> None:
+    """A unit whose file changes no longer stands as done: ``cruijff run`` runs it again."""
+    record = state.record(unit_id)
+    if record is not None and record.done:
+        cause = f"outdated: {path.name} changed since it ran"
+        state.save(attrs.evolve(record, outdated=True, cause=cause))
+        state.log("outdated", unit=unit_id, file=str(path))

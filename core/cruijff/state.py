@@ -37,7 +37,8 @@ class JobRecord:
     """What cruijff knows of one unit's job: the spec it submitted, the scheduler's handle and
     the last state seen. ``submitting`` is True between "about to submit" and "got a handle",
     so a crash in between is detected and the job looked up by name instead of resubmitted.
-    ``metrics`` and ``summary`` are what the tool's validation measured once it finished."""
+    ``metrics`` and ``summary`` are what the tool's validation measured once it finished;
+    ``outdated`` marks a success whose files have changed since (it runs again)."""
 
     unit_id: str
     job: JobSpec
@@ -49,12 +50,18 @@ class JobRecord:
     cause: str = ""
     metrics: dict[str, Any] = attrs.field(factory=dict)
     summary: tuple[str, ...] = ()
+    outdated: bool = False
     updated: str = ""
 
     @property
     def in_flight(self) -> bool:
         """Submitted (or possibly submitted) and not finished."""
         return self.submitting or (self.handle is not None and not self.finished)
+
+    @property
+    def done(self) -> bool:
+        """Succeeded, and still stands for the unit's current files."""
+        return self.state is JobState.SUCCEEDED and not self.outdated
 
     @property
     def finished(self) -> bool:
