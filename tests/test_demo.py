@@ -40,13 +40,13 @@ def test_a_short_demo_beats_the_base_model(tmp_path):
     output = run(sys.executable, "-m", "cruijff", "run", str(path))
     assert "3 of 3 jobs succeeded" in output
     table = output.split("Results", 1)[1]
-    assert "rank16" in table and "base" in table and "match/accuracy" in table
+    assert "finetuned" in table and "base" in table and "match/accuracy" in table
 
     runs = tmp_path / "runs"
-    assert (runs / "rank16" / "epoch_0" / "model-00001-of-00001.safetensors").exists()
-    assert len((runs / "rank16" / "metrics.csv").read_text().splitlines()) == 13
+    assert (runs / "finetuned" / "epoch_0" / "model-00001-of-00001.safetensors").exists()
+    assert len((runs / "finetuned" / "metrics.csv").read_text().splitlines()) == 13
     for cell in (
-        runs / "rank16" / "eval" / "capitalization" / "epoch_0",
+        runs / "finetuned" / "eval" / "capitalization" / "epoch_0",
         runs / "base" / "eval" / "capitalization" / "base",
     ):
         assert list((cell / "logs").glob("*.eval")), f"no .eval log in {cell}"
@@ -58,7 +58,7 @@ def test_a_short_demo_beats_the_base_model(tmp_path):
         for job in status["jobs"]
         if ".eval." in job["unit"]
     }
-    assert accuracy["rank16"] > accuracy["base"], accuracy  # fine-tuning taught it something
+    assert accuracy["finetuned"] > accuracy["base"], accuracy  # fine-tuning taught it something
 
     again = run(sys.executable, "-m", "cruijff", "run", str(path), timeout=120)
     assert "3 of 3 jobs succeeded" in again and "submitted" not in again  # nothing ran again
