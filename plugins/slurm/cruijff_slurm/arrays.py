@@ -1,0 +1,188 @@
+"""Grouping a batch of jobs into as few ``sbatch`` calls as possible.
+
+Jobs that ask for the same resources and depend on the same things become one job array.
+An evaluation depends on its own training run: where the trainings of a batch form array ``A``
+and each evaluation depends on one of its tasks, the evaluations become an array with the same
+task indices and ``--dependency=aftercorr:A`` (task i starts once task i of ``A`` succeeded).
+Two hundred runs with an evaluation each are then two ``sbatch`` calls, not four hundred.
+
+Calls come in dependency order: every call's dependencies are earlier calls of the batch or
+jobs submitted before it (as JobHandles).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from cruijff.errors import UserError
+from cruijff.records import JobHandle, JobSpec
+
+
+@attrs.frozen
+class Ref:
+    """What a call depends on: an earlier call of the batch (by position) or a job submitted
+    before the batch (by SLURM id), and the array task where it is one."""
+
+    call: int | None = None
+    job_id: str | None = None
+    task: int | None = None
+
+    def resolve(self, ids: Sequence[str], *, whole: bool = False) -> str:
+        """The SLURM id this refers to, once the calls before it have ids; ``whole``: the
+        array itself rather than the task (for ``aftercorr``)."""
+        base = ids[self.call] if self.call is not None else self.job_id
+        assert base is not None
+        return base if whole or self.task is None else f"{base}_{self.task}"
+
+
+@attrs.frozen
+class Task:
+    """A job in a call, and its array index (None: the call is a single job)."""
+
+    job: JobSpec
+    index: int | None = None
+
+
+@attrs.frozen
+class Call:
+    """One ``sbatch``: a single job or an array, and what it waits for.
+
+    ``corr`` set: an array whose task i waits for task i of that array (``aftercorr``);
+    otherwise every task waits for all of ``after`` (``afterok``).
+    """
+
+    tasks: tuple[Task, ...]
+    after: tuple[Ref, ...] = ()
+    corr: Ref | None = None
+
+    @property
+    def array(self) -> bool:
+        return self.tasks[0].index is not None
+
+    @property
+    def units(self) -> list[str]:
+        return [task.job.unit_id for task in self.tasks]
+
+    def dependency(self, ids: Sequence[str]) -> str:
+        """The ``--dependency`` value ("" for none), with the ids of the earlier calls."""
+        if self.corr is not None:
+            return f"aftercorr:{self.corr.resolve(ids, whole=True)}"
+        if not self.after:
+            return ""
+        return "afterok:" + ":".join(ref.resolve(ids) for ref in self.after)
+
+
+def signature(job: JobSpec) -> tuple[Any, ...]:
+    """What must be equal for two jobs to share an array: everything but the command, its
+    folder, environment, name and log (which the script picks per task)."""
+    res = job.resources
+    extras = tuple(sorted((key, repr(value)) for key, value in res.extras.items()))
+    return (res.gpus, res.cpus, res.mem_mb, res.time_s, res.nodes, extras)
+
+
+def parse_handle(unit: str, handle: JobHandle, scheduler: str) -> Ref:
+    """A dependency on a job submitted before: ``123`` or an array task ``123_4``."""
+    array, _, task = handle.id.partition("_")
+    if handle.scheduler != scheduler or not array.isdigit() or (task and not task.isdigit()):
+        raise UserError(
+            f"job {unit} is {handle.scheduler} job {handle.id!r}, which SLURM cannot wait for",
+            hint="run the whole experiment with one scheduler",
+        )
+    return Ref(job_id=array, task=int(task) if task else None)
+
+
+def plan_calls(
+    jobs: Sequence[JobSpec],
+    handles: Mapping[str, JobHandle],
+    *,
+    arrays: bool = True,
+    max_array_size: int = 1000,
+    scheduler: str = "slurm",
+) -> list[Call]:
+    """The ``sbatch`` calls that submit ``jobs`` (in dependency order), fewest first.
+
+    A dependency in neither the batch nor ``handles`` has already succeeded and is dropped.
+    """
+    position = {job.unit_id: n for n, job in enumerate(jobs)}
+    level: dict[str, int] = {}
+    for job in jobs:
+        inside = [dep for dep in job.depends_on if dep in position]
+        if any(dep not in level for dep in inside):
+            raise UserError(
+                f"job {job.unit_id} comes before a job it depends on",
+                hint="a tool plugin bug: jobs must come in dependency order",
+            )
+        level[job.unit_id] = 1 + max((level[dep] for dep in inside), default=-1)
+
+    calls: list[Call] = []
+    placed: dict[str, Ref] = {}  # unit id -> where it was submitted in this batch
+    for depth in sorted(set(level.values())):
+        groups: dict[tuple[Any, ...], list[tuple[JobSpec, tuple[Ref, ...]]]] = {}
+        for job in jobs:
+            if level[job.unit_id] != depth:
+                continue
+            refs: list[Ref] = []
+            for dep in job.depends_on:
+                if dep in placed:
+                    refs.append(placed[dep])
+                elif dep in handles:
+                    refs.append(parse_handle(job.unit_id, handles[dep], scheduler))
+            refs = sorted(set(refs), key=_ref_key)
+            if not arrays:
+                calls.append(Call(tasks=(Task(job),), after=tuple(refs)))
+                placed[job.unit_id] = Ref(call=len(calls) - 1)
+                continue
+            if len(refs) == 1 and refs[0].task is not None:
+                key = (signature(job), "corr", refs[0].call, refs[0].job_id)
+            else:
+                key = (signature(job), "ok", tuple(refs))
+            groups.setdefault(key, []).append((job, tuple(refs)))
+        for key, members in groups.items():
+            for chunk in _split(members, corr=key[1] == "corr", size=max_array_size):
+                calls.append(_call(chunk, corr=key[1] == "corr"))
+                number = len(calls) - 1
+                for task in calls[-1].tasks:
+                    placed[task.job.unit_id] = Ref(call=number, task=task.index)
+    return calls
+
+
+def _ref_key(ref: Ref) -> tuple[int, str, int]:
+    return (
+        -1 if ref.call is None else ref.call,
+        ref.job_id or "",
+        -1 if ref.task is None else ref.task,
+    )
+
+
+def _split(
+    members: list[tuple[JobSpec, tuple[Ref, ...]]], *, corr: bool, size: int
+) -> list[list[tuple[JobSpec, tuple[Ref, ...]]]]:
+    """Chunks of at most ``size`` jobs; with ``corr``, no two jobs of a chunk may wait for the
+    same task (two evaluations of one run go to two arrays)."""
+    chunks: list[list[tuple[JobSpec, tuple[Ref, ...]]]] = []
+    used: list[set[int]] = []
+    for member in members:
+        task = member[1][0].task if corr else None
+        for chunk, indices in zip(chunks, used, strict=True):
+            if len(chunk) < size and (task is None or task not in indices):
+                chunk.append(member)
+                if task is not None:
+                    indices.add(task)
+                break
+        else:
+            chunks.append([member])
+            used.append({task} if task is not None else set())
+    return chunks
+
+
+def _call(members: list[tuple[JobSpec, tuple[Ref, ...]]], *, corr: bool) -> Call:
+    refs = members[0][1]
+    if len(members) == 1:
+        return Call(tasks=(Task(members[0][0]),), after=refs)
+    if corr:
+        tasks = tuple(Task(job, index=deps[0].task) for job, deps in members)
+        return Call(tasks=tasks, corr=attrs.evolve(refs[0], task=None))
+    return Call(tasks=tuple(Task(job, index=n) for n, (job, _) in enumerate(members)), after=refs)

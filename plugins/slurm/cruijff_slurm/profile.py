@@ -1,0 +1,428 @@
+"""Cluster profiles: where a cluster's settings live, and how they are read and checked.
+
+A profile is a small YAML file, one per cluster, in ``$XDG_CONFIG_HOME/cruijff/profiles``
+(``~/.config/cruijff/profiles`` by default)::
+
+    # ~/.config/cruijff/profiles/della.yaml
+    account: mylab
+    partition: gpu
+    modules: [anaconda3/2024.6, cudatoolkit/12.4]
+    conda: cruijff
+    time: "4:00:00"         # default for jobs that ask for no time limit
+    mem: 32G                # default for jobs that ask for no memory
+    max_jobs: 200           # the most jobs of one experiment in the queue at once
+    array_throttle: 20      # at most this many tasks of one array run at once
+
+The experiment picks one with ``scheduler: {name: slurm, profile: della}`` (a name in that
+folder, or a path relative to the experiment file); without one, ``default.yaml`` or the only
+profile there is used. Keys written in the experiment's ``scheduler`` section override the
+profile's. Nothing cluster-specific lives in code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from cruijff.errors import ProblemsFound
+from cruijff.records import Problem, Where
+from cruijff.suggest import did_you_mean, one_of
+from cruijff.yamlfile import YamlError, load_yaml
+
+PLUGIN = "slurm"
+SUFFIXES = (".yaml", ".yml")
+DEFAULT_NAME = "default"
+
+MAIL_TYPES = (
+    "NONE",
+    "BEGIN",
+    "END",
+    "FAIL",
+    "REQUEUE",
+    "ALL",
+    "INVALID_DEPEND",
+    "STAGE_OUT",
+    "TIME_LIMIT",
+    "TIME_LIMIT_90",
+    "TIME_LIMIT_80",
+    "TIME_LIMIT_50",
+    "ARRAY_TASKS",
+)
+
+EXPERIMENT_FILES: dict[Path, Path] = {}
+"""State folder -> experiment file, noted when an experiment is parsed, so the scheduler (whose
+factory gets only the state folder) resolves relative paths against the experiment file."""
+
+EXPERIMENT_FILE = "experiment_file"
+"""An option the core may pass the factory: the experiment file itself (else EXPERIMENT_FILES,
+else the experiment's folder stands in for the file's)."""
+
+
+@attrs.frozen(kw_only=True)
+class Profile:
+    """A cluster's settings, checked; paths are absolute, durations in seconds, memory in MB.
+
+    ``source`` is the file it came from (None: built-in defaults only).
+    """
+
+    source: Path | None = None
+    account: str | None = None
+    partition: str | None = None
+    constraint: str | None = None
+    qos: str | None = None
+    reservation: str | None = None
+    modules: tuple[str, ...] = ()
+    setup: tuple[str, ...] = ()
+    conda: str | None = None
+    venv: Path | None = None
+    time_s: int | None = None
+    mem_mb: int | None = None
+    cpus: int | None = None
+    max_jobs: int | None = None
+    array_throttle: int | None = None
+    arrays: bool = True
+    max_array_size: int = 1000
+    mail_user: str | None = None
+    mail_type: str | None = None
+    directives: tuple[str, ...] = ()
+    template: Path | None = None
+    poll_interval: float = 2.0
+
+
+class BadValue(ValueError):
+    """A profile value that cannot be used; the message says what would be valid."""
+
+
+# --- value parsers: (value, folder relative paths start from) -> checked value -------------
+
+
+def parse_text(value: Any, base: Path) -> str:
+    """One line of text (a number is taken as its text: an account may be numeric)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise BadValue(f"must be text, not {value!r}")
+    text = str(value)
+    if not text.strip():
+        raise BadValue("must not be empty")
+    if any(char in text for char in "\n\r\0"):
+        raise BadValue("must be one line")
+    return text
+
+
+def parse_texts(value: Any, base: Path) -> tuple[str, ...]:
+    """One line of text, or a list of them."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return tuple(parse_text(item, base) for item in items)
+
+
+def parse_lines(value: Any, base: Path) -> tuple[str, ...]:
+    """Shell lines, written into the batch script as they are (the profile is the user's own
+    script, like a ``.bashrc``): a list, or one block of text."""
+    if isinstance(value, str):
+        return tuple(line for line in value.splitlines() if line.strip())
+    if not isinstance(value, (list, tuple)) or not all(isinstance(line, str) for line in value):
+        raise BadValue(f"must be a list of shell lines, not {value!r}")
+    if any("\0" in line for line in value):
+        raise BadValue("must not contain NUL characters")
+    return tuple(value)
+
+
+def parse_count(least: int) -> Callable[[Any, Path], int]:
+    """A parser of whole numbers of at least ``least``."""
+
+    def parse(value: Any, base: Path) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise BadValue(f"must be a whole number of at least {least}, not {value!r}")
+        return value
+
+    return parse
+
+
+def parse_seconds(value: Any, base: Path) -> float:
+    """A number of seconds, 0 or more."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise BadValue(f"must be a number of seconds (0 or more), not {value!r}")
+    return float(value)
+
+
+def parse_flag(value: Any, base: Path) -> bool:
+    """true or false."""
+    if not isinstance(value, bool):
+        raise BadValue(f"must be true or false, not {value!r}")
+    return value
+
+
+def parse_path(value: Any, base: Path) -> Path:
+    """A path; ``~`` is the home folder, and a relative one starts from ``base``."""
+    path = Path(os.path.expanduser(parse_text(value, base)))
+    return path if path.is_absolute() else base / path
+
+
+def parse_template(value: Any, base: Path) -> Path:
+    """The path of a batch script template that exists."""
+    path = parse_path(value, base)
+    if not path.is_file():
+        raise BadValue(f"template {path} does not exist")
+    return path
+
+
+_TIME = re.compile(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?")
+
+
+def parse_time(value: Any, base: Path | None = None) -> int:
+    """A SLURM time limit in seconds: whole minutes, or ``MM:SS``, ``HH:MM:SS``, ``D-HH``,
+    ``D-HH:MM``, ``D-HH:MM:SS`` as ``--time`` takes it."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value * 60
+    match = _TIME.fullmatch(value.strip()) if isinstance(value, str) else None
+    if not match:
+        raise BadValue(
+            f"must be minutes or a SLURM time like '4:00:00' or '1-12:00:00', not {value!r}"
+        )
+    days, first, second, third = match.groups()
+    numbers = [int(part) for part in (first, second, third) if part is not None]
+    if days is not None:  # D-HH[:MM[:SS]]
+        hours, minutes, seconds = [*numbers, 0, 0][:3]
+        total = ((int(days) * 24 + hours) * 60 + minutes) * 60 + seconds
+    elif len(numbers) == 1:  # MM
+        total = numbers[0] * 60
+    elif len(numbers) == 2:  # MM:SS
+        total = numbers[0] * 60 + numbers[1]
+    else:  # HH:MM:SS
+        total = (numbers[0] * 60 + numbers[1]) * 60 + numbers[2]
+    if total <= 0:
+        raise BadValue(f"must be longer than zero, not {value!r}")
+    return total
+
+
+_MEM = re.compile(r"(\d+)\s*([KMGT]?)B?", re.IGNORECASE)
+_MB = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}
+
+
+def parse_mem(value: Any, base: Path | None = None) -> int:
+    """Memory in MB: a number (MB) or text such as ``16G``, ``500M``, ``64GB``."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    match = _MEM.fullmatch(value.strip()) if isinstance(value, str) else None
+    if not match or int(match.group(1)) == 0:
+        raise BadValue(f"must be MB or a size like '16G' or '500M', not {value!r}")
+    return max(1, round(int(match.group(1)) * _MB[match.group(2).upper()]))
+
+
+def parse_mail_type(value: Any, base: Path) -> str:
+    """SLURM mail types, a list or comma-separated: ``[END, FAIL]`` -> ``END,FAIL``."""
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    names = [str(item).strip().upper() for item in items]
+    for name in names:
+        if name not in MAIL_TYPES:
+            hint = did_you_mean(name, MAIL_TYPES) or one_of(MAIL_TYPES)
+            raise BadValue(f"unknown mail type {name!r} ({hint})")
+    return ",".join(names)
+
+
+def parse_directives(value: Any, base: Path) -> tuple[str, ...]:
+    """Extra sbatch options, one per ``#SBATCH`` line: ``--exclusive``, ``--gpus-per-task=1``."""
+    items = parse_texts(value, base)
+    for item in items:
+        if not item.startswith("-"):
+            raise BadValue(
+                f"each directive is an sbatch option such as '--exclusive', not {item!r}"
+            )
+    return items
+
+
+KEYS: dict[str, tuple[str, Callable[[Any, Path], Any]]] = {
+    # key in the file: (field of Profile, parser)
+    "account": ("account", parse_text),
+    "partition": ("partition", parse_text),
+    "constraint": ("constraint", parse_text),
+    "qos": ("qos", parse_text),
+    "reservation": ("reservation", parse_text),
+    "modules": ("modules", parse_texts),
+    "setup": ("setup", parse_lines),
+    "conda": ("conda", parse_text),
+    "venv": ("venv", parse_path),
+    "time": ("time_s", parse_time),
+    "mem": ("mem_mb", parse_mem),
+    "cpus": ("cpus", parse_count(1)),
+    "max_jobs": ("max_jobs", parse_count(1)),
+    "array_throttle": ("array_throttle", parse_count(1)),
+    "arrays": ("arrays", parse_flag),
+    "max_array_size": ("max_array_size", parse_count(1)),
+    "mail_user": ("mail_user", parse_text),
+    "mail_type": ("mail_type", parse_mail_type),
+    "directives": ("directives", parse_directives),
+    "template": ("template", parse_template),
+    "poll_interval": ("poll_interval", parse_seconds),
+}
+"""Every key a profile may hold; the experiment's ``scheduler`` section may hold them too."""
+
+EXPERIMENT_KEYS = ("profile", "jobs")
+"""Keys only the experiment's ``scheduler`` section holds: which profile, and ``jobs`` (how
+many run at once, as for the local scheduler: here the array throttle, unless the section sets
+``array_throttle`` itself)."""
+
+
+def check_values(
+    values: Mapping[str, Any], base: Path, where: Callable[[str], Where]
+) -> tuple[dict[str, Any], list[Problem]]:
+    """Parse profile keys; returns the Profile fields they set and a Problem per bad or
+    unknown key (placed by ``where(key)``)."""
+    fields: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for key, value in values.items():
+        if key not in KEYS:
+            problems.append(
+                Problem(
+                    where=where(key),
+                    message="unknown key in the cluster profile",
+                    hint=did_you_mean(key, KEYS) or one_of(KEYS),
+                    plugin=PLUGIN,
+                )
+            )
+            continue
+        field, parse = KEYS[key]
+        try:
+            fields[field] = parse(value, base)
+        except BadValue as error:
+            problems.append(Problem(where=where(key), message=f"{key} {error}", plugin=PLUGIN))
+    return fields, problems
+
+
+def load_profile(path: Path) -> tuple[Profile, list[Problem]]:
+    """Read and check a profile file: the Profile, and every problem with its file:line."""
+    path = Path(path)
+    try:
+        document = load_yaml(path)
+    except YamlError as error:
+        if [problem.message for problem in error.problems] == ["the file is empty"]:
+            return Profile(source=path), []  # an empty profile: the cluster's defaults
+        problems = [attrs.evolve(problem, plugin=PLUGIN, hint="") for problem in error.problems]
+        return Profile(source=path), problems
+    fields, problems = check_values(document.data, path.parent, document.where)
+    return Profile(source=path, **fields), problems
+
+
+# --- which profile -------------------------------------------------------------------------
+
+
+def profiles_dir() -> Path:
+    """Where the user's cluster profiles live: ``$XDG_CONFIG_HOME/cruijff/profiles``."""
+    config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(config) / "cruijff" / "profiles"
+
+
+def installed_profiles() -> dict[str, Path]:
+    """The profiles in the user's folder, by name."""
+    folder = profiles_dir()
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError:
+        return {}
+    return {entry.stem: entry for entry in entries if entry.suffix in SUFFIXES and entry.is_file()}
+
+
+def any_profile() -> bool:
+    """Whether the user has at least one cluster profile (cheap: one folder listing)."""
+    return bool(installed_profiles())
+
+
+def is_path(reference: str) -> bool:
+    """Whether ``profile:`` names a file (``../della.yaml``) rather than a profile name."""
+    return "/" in reference or reference.endswith(SUFFIXES) or reference.startswith("~")
+
+
+class ProfileNotFound(ValueError):
+    """The profile asked for does not exist; the message and hint say what does."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message, self.hint = message, hint
+
+
+def find_profile(reference: Any, base: Path) -> Path | None:
+    """The profile file for the experiment's ``profile:`` value (None: not named), relative
+    to ``base`` for a path; without one, ``default.yaml`` or the only profile there is.
+    Raises ProfileNotFound when it names nothing, or several profiles leave it open."""
+    installed = installed_profiles()
+    if reference is None:
+        if DEFAULT_NAME in installed:
+            return installed[DEFAULT_NAME]
+        if len(installed) > 1:
+            raise ProfileNotFound(
+                f"there are several cluster profiles ({', '.join(installed)}) and none is "
+                f"called {DEFAULT_NAME}",
+                hint="name one in the experiment (scheduler: {profile: NAME}), or rename one "
+                f"to {DEFAULT_NAME}.yaml in {profiles_dir()}",
+            )
+        return next(iter(installed.values()), None)
+    if not isinstance(reference, str) or not reference.strip():
+        raise ProfileNotFound(f"profile must be a name or a path, not {reference!r}")
+    if is_path(reference):
+        path = Path(os.path.expanduser(reference))
+        path = path if path.is_absolute() else base / path
+        if not path.is_file():
+            raise ProfileNotFound(f"profile file {path} does not exist")
+        return path
+    if reference in installed:
+        return installed[reference]
+    hint = did_you_mean(reference, installed)
+    if not hint:
+        hint = f"installed: {', '.join(installed)}" if installed else "there are none yet"
+    raise ProfileNotFound(
+        f"no cluster profile called {reference!r} in {profiles_dir()}",
+        hint=f"{hint}; a profile is a file NAME.yaml there, or give a path",
+    )
+
+
+def resolve(options: Mapping[str, Any], state_dir: Path) -> Profile:
+    """The profile the experiment's scheduler options name, with the options' own profile
+    keys over it; ProblemsFound lists every problem (the profile's with its file and line)."""
+    state_dir = Path(state_dir).absolute()
+    experiment_file = options.get(EXPERIMENT_FILE) or EXPERIMENT_FILES.get(state_dir)
+    base = Path(experiment_file).absolute().parent if experiment_file else state_dir.parent
+    options = {key: value for key, value in options.items() if key != EXPERIMENT_FILE}
+    problems, profile = profile_problems(options, base, lambda key: Where(path=f"scheduler.{key}"))
+    if problems:
+        error = ProblemsFound(tuple(problems))
+        count = len(problems)
+        error.message = (
+            f"{count} problem{'s' if count > 1 else ''} in the slurm scheduler's settings"
+        )
+        error.hint = "fix them, then check with `cruijff validate`"
+        raise error
+    return profile
+
+
+def profile_problems(
+    options: Mapping[str, Any], base: Path, locate: Callable[[str], Where]
+) -> tuple[list[Problem], Profile]:
+    """Check the scheduler options (``locate`` places their keys) and the profile they name."""
+    problems: list[Problem] = []
+    profile = Profile()
+    try:
+        path = find_profile(options.get("profile"), base)
+    except ProfileNotFound as missing:
+        where = locate("profile") if "profile" in options else locate("")
+        problems.append(
+            Problem(where=where, message=missing.message, hint=missing.hint, plugin=PLUGIN)
+        )
+        path = None
+    if path is not None:
+        profile, found = load_profile(path)
+        problems += found
+    inline = {key: value for key, value in options.items() if key not in EXPERIMENT_KEYS}
+    fields, found = check_values(inline, base, locate)
+    problems += found
+    jobs = options.get("jobs")
+    if jobs is not None:
+        try:
+            jobs = parse_count(1)(jobs, base)
+            fields.setdefault("array_throttle", jobs)
+        except BadValue as error:
+            problems.append(Problem(where=locate("jobs"), message=f"jobs {error}", plugin=PLUGIN))
+    return problems, attrs.evolve(profile, **fields)

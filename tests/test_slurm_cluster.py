@@ -1,0 +1,587 @@
+"""The SLURM scheduler against a real SLURM 22.05 cluster (../shared/slurm/start-local-slurm).
+
+The cluster is started once for the session if it is not up (and stopped again if this session
+started it). Without it the tests skip, unless CRUIJFF_REQUIRE_SLURM=1 (CI), where they fail.
+The TIMEOUT test needs 60-90 s of SLURM's time: its job is submitted before the other tests of
+this module and checked last, so the wait overlaps with them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import attrs
+import pytest
+import yaml
+
+from cruijff import hookimpl
+from cruijff.manager import PluginManager
+from cruijff.orchestrator import run_experiment, status
+from cruijff.records import (
+    Generated,
+    JobSpec,
+    JobState,
+    ParseReport,
+    Resources,
+    Role,
+    Tool,
+    Unit,
+    Validation,
+)
+from cruijff.runner import RunOptions
+from cruijff.state import ExperimentState
+from cruijff.testing import DEFAULT_EXPERIMENT, merge
+from cruijff_slurm import plugin as slurm_plugin
+from cruijff_slurm.commands import Result, SlurmCommands
+from cruijff_slurm.profile import Profile
+from cruijff_slurm.scheduler import SlurmScheduler
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "slurm"
+CLUSTER_DIR = Path(os.environ.get("LOCAL_SLURM_DIR", "/tmp/local-slurm"))
+BARE_DIR, BARE_PORT = Path("/tmp/cruijff-slurm-bare"), "6917"  # a second cluster, no accounting
+REQUIRE = os.environ.get("CRUIJFF_REQUIRE_SLURM") == "1"
+FAST = RunOptions(poll_interval=0.2, max_interval=1.0)
+USER = subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
+
+
+def unavailable(reason: str):
+    if REQUIRE:
+        pytest.fail(f"the SLURM cluster is required (CRUIJFF_REQUIRE_SLURM=1): {reason}")
+    pytest.skip(reason)
+
+
+def conf_if_up(folder: Path) -> str | None:
+    """The cluster's SLURM_CONF if the cluster in ``folder`` answers."""
+    env_file = folder / "env"
+    if not env_file.exists() or shutil.which("sinfo") is None:
+        return None
+    text = env_file.read_text()
+    conf = next(
+        (
+            line.split("=", 1)[1].strip().strip("'\"")
+            for line in text.splitlines()
+            if "SLURM_CONF=" in line
+        ),
+        None,
+    )
+    if conf is None:
+        return None
+    probe = subprocess.run(
+        ["sinfo", "-h", "-o", "%a"],
+        env={**os.environ, "SLURM_CONF": conf},
+        capture_output=True,
+        timeout=30,
+    )
+    return conf if probe.returncode == 0 else None
+
+
+def start(folder: Path, *options: str) -> tuple[str, bool]:
+    """Make sure a cluster runs in ``folder``: (its SLURM_CONF, whether we started it)."""
+    conf = conf_if_up(folder)
+    if conf:
+        return conf, False
+    script = SHARED / "start-local-slurm"
+    if not script.exists():
+        unavailable(f"{script} is missing")
+    if os.geteuid() != 0:
+        unavailable("start-local-slurm needs root")
+    done = subprocess.run(
+        [str(script), "--dir", str(folder), *options],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+    conf = conf_if_up(folder)
+    if done.returncode != 0 or conf is None:
+        unavailable(f"start-local-slurm failed: {(done.stdout + done.stderr)[-2000:]}")
+    return conf, True
+
+
+def stop(folder: Path) -> None:
+    # --purge: a folder left behind would make the next session probe a dead cluster (slow)
+    subprocess.run(
+        [str(SHARED / "stop-local-slurm"), "--dir", str(folder), "--quiet", "--purge"], timeout=120
+    )
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """The local cluster (started with 8 CPUs if it is not up); SLURM_CONF points at it."""
+    conf, started = start(CLUSTER_DIR, "--cpus", "8")
+    before = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = conf
+    yield conf
+    if before is None:
+        os.environ.pop("SLURM_CONF", None)
+    else:
+        os.environ["SLURM_CONF"] = before
+    if started:
+        stop(CLUSTER_DIR)
+
+
+@pytest.fixture(scope="session")
+def bare_cluster(slurm_cluster):
+    """A second cluster, without accounting: sacct does not work there."""
+    conf, started = start(BARE_DIR, "--port", BARE_PORT, "--no-accounting", "--cpus", "4")
+    yield conf
+    if started:
+        stop(BARE_DIR)
+
+
+def slurm(*argv: str) -> str:
+    return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60).stdout
+
+
+def our_jobs(folder: Path) -> list[tuple[str, str]]:
+    """(job id, WorkDir) of every job in the queue that runs under ``folder``."""
+    rows = [
+        line.split("|", 1)
+        for line in slurm("squeue", "-h", "-r", "-u", USER, "-o", "%i|%Z").splitlines()
+    ]
+    return [(job_id, workdir) for job_id, workdir in rows if workdir.startswith(str(folder))]
+
+
+def cancel_leftovers(folder: Path) -> None:
+    ids = [job_id for job_id, _ in our_jobs(folder)]
+    if ids:
+        subprocess.run(["scancel", *ids], timeout=60)
+
+
+def accounted(folder: Path, count: int) -> list[dict[str, str]]:
+    """sacct's rows for the jobs that ran under ``folder``, each with the unit it ran, once
+    sacct has ``count`` of them in a final state (it lags; give it 30 s)."""
+    deadline = time.monotonic() + 30
+    while True:
+        rows = _accounted(folder)
+        final = [row for row in rows if row["state"] not in ("PENDING", "RUNNING")]
+        if len(final) >= count or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.2)
+
+
+def _accounted(folder: Path) -> list[dict[str, str]]:
+    out = slurm(
+        "sacct", "-X", "-P", "-n", "-u", USER, "-S", "now-2hours", "-E", "now",
+        "-s", "PD,R,CD,CA,F,TO,OOM,NF,PR,DL", "-o", "JobID,State,ExitCode,Timelimit,WorkDir",
+    )  # fmt: skip
+    rows = []
+    for line in out.splitlines():
+        job_id, state, exit_code, limit, workdir = line.split("|", 4)
+        if not workdir.startswith(str(folder)):
+            continue
+        tasks = json.loads((Path(workdir) / "tasks.json").read_text())["tasks"]
+        _, _, index = job_id.partition("_")
+        unit = next(t["unit"] for t in tasks if t["index"] == (int(index) if index else None))
+        rows.append({"id": job_id, "state": state, "exit": exit_code, "limit": limit, "unit": unit})
+    return rows
+
+
+@pytest.fixture
+def manager(slurm_cluster, plugin_manager, register_plugin, fake_tools):
+    register_plugin(slurm_plugin, name="slurm")
+    return plugin_manager
+
+
+@pytest.fixture
+def trace(tmp_path, monkeypatch) -> Path:
+    path = tmp_path / "trace.txt"
+    monkeypatch.setenv("CRUIJFF_FAKE_TRACE", str(path))  # sbatch hands it to the jobs
+    return path
+
+
+@pytest.fixture
+def experiment(make_experiment, isolated_config, tmp_path, slurm_cluster):
+    """Write a cluster profile into the (isolated) config folder and an experiment that runs on
+    slurm (``named=False``: that does not say so); cancels whatever of it is still queued at
+    the end."""
+
+    def make(changes=None, *, named=True, **profile) -> Path:
+        folder = isolated_config / "cruijff" / "profiles"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "default.yaml").write_text(yaml.safe_dump({"poll_interval": 0, **profile}))
+        scheduler = {"scheduler": {"name": "slurm"}} if named else {}
+        return make_experiment(
+            text=yaml.safe_dump(merge(DEFAULT_EXPERIMENT, {**scheduler, **(changes or {})}))
+        )
+
+    yield make
+    cancel_leftovers(tmp_path)
+
+
+def trace_rows(trace: Path) -> list[tuple[str, str, float]]:
+    if not trace.exists():
+        return []
+    return [
+        (kind, unit, float(at))
+        for kind, unit, _pid, at in (line.split() for line in trace.read_text().splitlines())
+    ]
+
+
+def most_at_once(rows, units) -> int:
+    """The most of ``units`` running at the same moment, from the trace."""
+    events = sorted((at, 1 if kind == "start" else -1) for kind, unit, at in rows if unit in units)
+    running = most = 0
+    for _, step in events:
+        running += step
+        most = max(most, running)
+    return most
+
+
+# --- a job that times out once: submitted first, checked last -------------------------------
+
+
+class Sleepy:
+    """A tool whose one job sleeps past its 1-minute limit the first time and finishes at once
+    the second time (a marker file remembers the first)."""
+
+    @hookimpl
+    def cruijff_tools(self):
+        yield Tool(name="sleepy", role=Role.PREPARATION, produces=("hf-model",))
+
+    @hookimpl
+    def cruijff_parse(self, experiment, keys):
+        return ParseReport() if "sleepy" in experiment.tools.values() else None
+
+    @hookimpl
+    def cruijff_select(self, experiment, tool, upstream):
+        if tool.name != "sleepy":
+            return None
+        return tuple(
+            Unit(
+                id=f"{run.name}.train",
+                tool="sleepy",
+                kind="train",
+                run=run.name,
+                directory=run.directory,
+            )
+            for run in experiment.runs
+        )
+
+    @hookimpl
+    def cruijff_generate(self, experiment, unit):
+        if unit.tool != "sleepy":
+            return None
+        script = "if [ -e first ]; then touch done; exit 0; fi; touch first; sleep 600"
+        job = JobSpec(
+            unit_id=unit.id,
+            name=f"{experiment.name}.{unit.id}",
+            argv=("bash", "-c", script),
+            workdir=unit.directory,
+            log=unit.directory / "job.log",
+            resources=Resources(time_s=60),
+        )
+        return Generated(job=job)
+
+    @hookimpl
+    def cruijff_validate(self, experiment, unit, status):
+        if unit.tool != "sleepy":
+            return None
+        return Validation(unit_id=unit.id, ok=(unit.directory / "done").exists())
+
+
+TIMEOUT_TEST = "test_a_timeout_is_retried_with_more_time"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def early_timeout(request, tmp_path_factory):
+    """Submit the TIMEOUT experiment (detached) before this module's other tests run."""
+    if not any(item.name == TIMEOUT_TEST for item in request.session.items):
+        yield None
+        return
+    request.getfixturevalue("slurm_cluster")
+    folder = tmp_path_factory.mktemp("timeout")
+    (folder / "models" / "tiny").mkdir(parents=True)
+    (folder / "models" / "tiny" / "config.json").write_text("{}")
+    (folder / "data.json").write_text("{}")
+    (folder / "cluster.yaml").write_text("poll_interval: 0\n")
+    experiment = {
+        "experiment": {"name": "slow"},
+        "tools": {"preparation": "sleepy"},
+        "models": {"base": [{"name": "tiny", "path": "models/tiny"}]},
+        "data": {"training": {"path": "data.json"}},
+        "runs": [{"name": "slow", "model": "tiny"}],
+        "scheduler": {"name": "slurm", "profile": "cluster.yaml"},
+    }
+    path = folder / "experiment.yaml"
+    path.write_text(yaml.safe_dump(experiment))
+    manager = PluginManager(entry_points=False)
+    manager.register(Sleepy(), name="sleepy")
+    manager.register(slurm_plugin, name="slurm")
+    run_experiment(manager, path, attrs.evolve(FAST, detach=True))
+    yield manager, path
+    cancel_leftovers(folder)
+
+
+# --- the tests --------------------------------------------------------------------------------
+
+
+def test_an_experiment_runs_with_evaluations_after_their_trainings(
+    manager, experiment, trace, cli, tmp_path
+):
+    path = experiment({"variables": {"lora_rank": [2, 4, 8]}}, named=False, array_throttle=8)
+    run = cli("run", path, "--scheduler", "slurm")
+    assert run.exit_code == 0, run.output
+    assert "submitted 7 jobs to slurm" in run.output and "7 of 7 jobs succeeded" in run.output
+    records = ExperimentState(tmp_path / ".cruijff").records()
+    assert {u: r.state for u, r in records.items()} == dict.fromkeys(
+        [
+            *(f"rank{n}.train" for n in (2, 4, 8)),
+            *(f"rank{n}.eval.caps.e1" for n in (2, 4, 8)),
+            "base.eval.caps",
+        ],
+        JobState.SUCCEEDED,
+    )
+    times = {(kind, unit): at for kind, unit, at in trace_rows(trace)}
+    for n in (2, 4, 8):
+        assert times[("start", f"rank{n}.eval.caps.e1")] > times[("end", f"rank{n}.train")]
+    # the three trainings and the control's evaluation were one array, the evaluations another
+    calls = list((tmp_path / ".cruijff" / "slurm" / "jobs").iterdir())
+    assert len(calls) == 2
+    rows = accounted(tmp_path, 7)
+    assert sorted(row["unit"] for row in rows) == sorted(records)
+    assert {row["state"] for row in rows} == {"COMPLETED"}
+    assert all("_" in row["id"] for row in rows)
+    # sbatch on PATH and a profile: slurm is the default, so status needs no --scheduler
+    shown = cli("status", path, "--json")
+    assert shown.exit_code == 0 and shown.output.count('"SUCCEEDED"') == 7
+    assert json.loads(shown.output)["scheduler"] == "slurm"
+
+
+def test_a_failing_job_and_its_dependent(manager, experiment, trace, tmp_path):
+    path = experiment({"variables": {"lora_rank": [4], "fail": [False, True]}})
+    result = run_experiment(manager, path, FAST)
+    records = result.records
+    assert records["fail-true.train"].state is JobState.FAILED
+    assert records["fail-true.train"].exit_code == 3
+    assert records["fail-true.eval.caps.e1"].state is JobState.DEPENDENCY_NEVER_SATISFIED
+    assert records["fail-false.eval.caps.e1"].state is JobState.SUCCEEDED
+    assert "fail-true.eval.caps.e1" not in {unit for _, unit, _ in trace_rows(trace)}
+    assert our_jobs(tmp_path) == []  # the dependent was not left pending for ever
+    # the scheduler's own cause comes from the job's log, as SLURM says only "FAILED"
+    scheduler = SlurmScheduler({}, tmp_path / ".cruijff", profile=Profile(poll_interval=0))
+    handle = records["fail-true.train"].handle
+    got = scheduler.poll([handle])[handle]
+    assert got.state is JobState.FAILED and got.cause == "exit code 3: fake failure"
+
+
+def test_an_array_throttle_bounds_how_many_tasks_run_at_once(manager, experiment, trace, tmp_path):
+    path = experiment(
+        {"variables": {"lora_rank": [1, 2, 3, 4, 5, 6]}, "controls": {"sleep": 1}},
+        array_throttle=2,
+    )
+    result = run_experiment(manager, path, FAST)
+    assert {r.state for r in result.records.values()} == {JobState.SUCCEEDED}
+    trains = {f"rank{n}.train" for n in range(1, 7)}
+    assert most_at_once(trace_rows(trace), trains) <= 2
+    scripts = [p.read_text() for p in (tmp_path / ".cruijff" / "slurm" / "jobs").glob("*/job.sh")]
+    assert any("#SBATCH --array=0-6%2\n" in text for text in scripts)
+
+
+def test_a_queue_limit_smaller_than_the_experiment(manager, experiment, tmp_path):
+    path = experiment({"variables": {"lora_rank": [1, 2, 3, 4]}}, max_jobs=3)
+    seen: list[int] = []
+    stop_sampling = threading.Event()
+
+    def sample() -> None:  # how many of its jobs the queue holds, every 50 ms
+        while not stop_sampling.is_set():
+            seen.append(len(our_jobs(tmp_path)))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        result = run_experiment(manager, path, FAST)
+    finally:
+        stop_sampling.set()
+        sampler.join()
+    assert len(result.records) == 9
+    assert {r.state for r in result.records.values()} == {JobState.SUCCEEDED}
+    assert 0 < max(seen) <= 3
+    events = ExperimentState(tmp_path / ".cruijff").events()
+    assert any(event["event"] == "queue-full" for event in events)
+    assert sorted(row["unit"] for row in accounted(tmp_path, 9)) == sorted(result.records)
+
+
+def test_detach_status_and_cancel(manager, experiment, trace, cli, tmp_path):
+    path = experiment({"controls": {"sleep": 120}})
+    result = cli("run", path, "--detach")
+    assert result.exit_code == 0, result.output
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        _, records = status(manager, path)
+        if records["rank4.train"] and records["rank4.train"].state is JobState.RUNNING:
+            break
+        time.sleep(0.2)
+    assert records["rank4.train"].state is JobState.RUNNING
+    result = cli("cancel", path)
+    assert result.exit_code == 0, result.output
+    flying = ("rank4.train", "rank8.train", "rank4.eval.caps.e1", "rank8.eval.caps.e1")
+    deadline = time.monotonic() + 30  # accounting may lag a moment behind
+    while time.monotonic() < deadline:
+        _, records = status(manager, path)
+        if all(records[unit].state.finished for unit in flying):
+            break
+        time.sleep(0.2)
+    assert {records[unit].state for unit in flying} == {JobState.CANCELLED}
+    assert our_jobs(tmp_path) == []
+    # (the record's cause is the tool's reading of the outputs; the scheduler's says who)
+    scheduler = SlurmScheduler({}, tmp_path / ".cruijff", profile=Profile(poll_interval=0))
+    handles = [records[unit].handle for unit in flying]
+    assert {s.cause for s in scheduler.poll(handles).values()} == {f"cancelled by {USER}"}
+    assert not [unit for kind, unit, _ in trace_rows(trace) if kind == "end" and "train" in unit]
+
+
+def test_values_full_of_shell_metacharacters_are_submitted_as_data(slurm_cluster, tmp_path):
+    nasty = ["$(touch pwned)", "`touch pwned`", "a; touch pwned", 'it\'s "q"', "b\\s #x", "50%j"]
+    folder = tmp_path / "run $(touch pwned) `touch pwned`; 100%j"
+    jobs = [
+        JobSpec(
+            unit_id=f"u{n}",
+            name=f"{n} " + " ".join(nasty),
+            argv=("printf", "[%s]\\n", *nasty, "$NASTY"),
+            workdir=folder / f"u{n}",
+            log=folder / f"u{n}" / "out $(touch pwned).log",
+            env={"NASTY": " ".join(nasty)},
+        )
+        for n in range(3)
+    ]
+    jobs[2] = attrs.evolve(jobs[2], resources=Resources(cpus=2))  # a single job, not in the array
+    scheduler = SlurmScheduler({}, tmp_path / ".cruijff", profile=Profile(poll_interval=0))
+    handles = scheduler.submit(jobs, {})
+    assert [h.id.count("_") for h in handles] == [1, 1, 0]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        states = scheduler.poll(handles)
+        if all(s.state.finished for s in states.values()):
+            break
+        time.sleep(0.3)
+    assert {s.state for s in states.values()} == {JobState.SUCCEEDED}
+    for one in jobs:
+        assert Path(one.log).read_text() == "".join(f"[{v}]\n" for v in nasty) + "[$NASTY]\n"
+    assert not [p for p in tmp_path.rglob("*") if p.name == "pwned"], "a value was executed"
+    names = slurm("squeue", "-h", "-t", "all", "-j", handles[2].id, "-o", "%j")
+    assert names.strip() == jobs[2].name
+
+    # find() asks sacct for what squeue no longer lists (here: pretends not to)
+    class Forgetful(SlurmCommands):
+        def run(self, argv):
+            return Result(tuple(argv), 0, "", "") if argv[0] == "squeue" else super().run(argv)
+
+    forgetful = Forgetful()
+    later = SlurmScheduler({}, tmp_path / ".cruijff", commands=forgetful, profile=Profile())
+    for _ in range(50):  # sacct lags
+        found = later.find([one.name for one in jobs])
+        if len(found) == 3:
+            break
+        time.sleep(0.2)
+    assert {name: h.id for name, h in found.items()} == {
+        j.name: h.id for j, h in zip(jobs, handles, strict=True)
+    }
+    assert forgetful.calls[-1][0] == "sacct"
+
+
+@pytest.mark.parametrize(("arrays", "submitted_before_kill"), [(True, 1), (False, 2)])
+def test_kill_9_while_submitting_then_run_again_submits_each_job_once(
+    slurm_cluster, make_experiment, isolated_config, tmp_path, arrays, submitted_before_kill
+):
+    profiles = isolated_config / "cruijff" / "profiles"
+    profiles.mkdir(parents=True)
+    (profiles / "default.yaml").write_text(yaml.safe_dump({"poll_interval": 0, "arrays": arrays}))
+    path = make_experiment({"controls": {"sleep": 0.5}, "scheduler": {"name": "slurm"}})
+    # sbatch, slowed down at the Nth call: it submits, notes it, then takes 30 s to say the job
+    # id, so cruijff can be killed with the job in SLURM's queue and no record of its id.
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    noted = tmp_path / "submitted.txt"
+    (shim / "sbatch").write_text(
+        f'#!/bin/bash\nout=$({shutil.which("sbatch")} "$@"); rc=$?\necho "$out" >> {noted}\n'
+        f'[ "$(wc -l < {noted})" -ge {submitted_before_kill} ] && sleep 30\n'
+        'echo "$out"\nexit $rc\n'
+    )
+    (shim / "sbatch").chmod(0o755)
+    trace = tmp_path / "trace.txt"
+    env = {
+        **os.environ,
+        "CRUIJFF_PLUGINS": "cruijff.testing.fake",
+        "CRUIJFF_FAKE_TRACE": str(trace),
+        "XDG_CONFIG_HOME": str(isolated_config),
+    }
+    argv = [sys.executable, "-m", "cruijff", "run", str(path)]
+    first = subprocess.Popen(
+        argv,
+        env={**env, "PATH": f"{shim}{os.pathsep}{env['PATH']}"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if noted.exists() and len(noted.read_text().split()) >= submitted_before_kill:
+            break
+        time.sleep(0.02)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    assert len(noted.read_text().split()) == submitted_before_kill
+    records = ExperimentState(tmp_path / ".cruijff").records()
+    assert all(r.submitting and r.handle is None for r in records.values())  # no id was recorded
+
+    second = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
+    assert second.returncode == 0, second.stdout + second.stderr
+    rows = accounted(tmp_path, 5)
+    per_unit = Counter(row["unit"] for row in rows)
+    assert len(per_unit) == 5 and set(per_unit.values()) == {1}, rows  # no duplicates in sacct
+    assert {row["state"] for row in rows} == {"COMPLETED"}
+    starts = Counter(unit for kind, unit, _ in trace_rows(trace) if kind == "start")
+    assert set(starts.values()) == {1}
+    recovered = [
+        e for e in ExperimentState(tmp_path / ".cruijff").events() if e["event"] == "recovered"
+    ]
+    assert len([e for e in recovered if e["handle"]]) == (3 if arrays else 2)
+
+
+def test_without_accounting_states_come_from_scontrol(
+    bare_cluster, manager, experiment, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("SLURM_CONF", bare_cluster)
+    path = experiment({"variables": {"lora_rank": [4], "fail": [False, True]}})
+    result = run_experiment(manager, path, FAST)
+    records = result.records
+    assert records["fail-true.train"].state is JobState.FAILED
+    assert records["fail-true.train"].exit_code == 3  # the exit code squeue cannot give
+    assert records["fail-true.eval.caps.e1"].state is JobState.DEPENDENCY_NEVER_SATISFIED
+    assert records["fail-false.eval.caps.e1"].state is JobState.SUCCEEDED
+
+
+def test_a_timeout_is_retried_with_more_time(early_timeout):
+    """Keep this test last in the module: its job was submitted before the others ran."""
+    manager, path = early_timeout
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        _, records = status(manager, path)
+        if records["slow.train"].state.finished:
+            break
+        time.sleep(1)
+    first = records["slow.train"]
+    assert first.state is JobState.TIMEOUT
+    assert first.cause == "reached its time limit (00:01:00)"
+    result = run_experiment(manager, path, attrs.evolve(FAST, retry_failed=True))
+    again = result.records["slow.train"]
+    assert again.state is JobState.SUCCEEDED and again.attempt == 2
+    assert again.job.resources.time_s == 120
+    rows = accounted(path.parent, 2)
+    assert [(row["state"], row["limit"]) for row in rows] == [
+        ("TIMEOUT", "00:01:00"),
+        ("COMPLETED", "00:02:00"),
+    ]

@@ -1,0 +1,236 @@
+"""Cluster profiles: found by name or path, checked with file:line, and what makes slurm the
+default scheduler."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cruijff.errors import ProblemsFound
+from cruijff_slurm import plugin
+from cruijff_slurm.profile import (
+    Profile,
+    ProfileNotFound,
+    find_profile,
+    load_profile,
+    parse_mem,
+    parse_time,
+    profiles_dir,
+    resolve,
+)
+
+
+@pytest.fixture
+def slurm_plugin(register_plugin):
+    return register_plugin(plugin, name="slurm")
+
+
+def write_profile(name: str, text: str) -> Path:
+    path = profiles_dir() / f"{name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_profiles_live_in_the_users_config_folder(isolated_config):
+    assert profiles_dir() == isolated_config / "cruijff" / "profiles"
+
+
+def test_a_full_profile_loads(tmp_path):
+    template = tmp_path / "batch.j2"
+    template.write_text("#!/bin/bash\n")
+    path = tmp_path / "della.yaml"
+    path.write_text(
+        "account: lab\npartition: gpu\nconstraint: a100\nqos: short\nmodules: [cuda/12.4]\n"
+        "setup: |\n  export A=1\n  export B=2\nconda: train\nvenv: envs/train\ntime: '4:00:00'\n"
+        "mem: 32G\ncpus: 4\nmax_jobs: 200\narray_throttle: 20\narrays: true\n"
+        "mail_user: me@x.org\nmail_type: [end, fail]\ndirectives: ['--exclusive']\n"
+        "template: batch.j2\npoll_interval: 10\n"
+    )
+    profile, problems = load_profile(path)
+    assert problems == []
+    assert profile == Profile(
+        source=path,
+        account="lab",
+        partition="gpu",
+        constraint="a100",
+        qos="short",
+        modules=("cuda/12.4",),
+        setup=("export A=1", "export B=2"),
+        conda="train",
+        venv=tmp_path / "envs/train",
+        time_s=4 * 3600,
+        mem_mb=32 * 1024,
+        cpus=4,
+        max_jobs=200,
+        array_throttle=20,
+        arrays=True,
+        mail_user="me@x.org",
+        mail_type="END,FAIL",
+        directives=("--exclusive",),
+        template=template,
+        poll_interval=10.0,
+    )
+
+
+def test_times_and_sizes():
+    assert parse_time(90) == 90 * 60
+    assert parse_time("30:00") == 30 * 60
+    assert parse_time("1-12") == 36 * 3600
+    assert parse_time("2-00:30:00") == 2 * 86400 + 1800
+    assert parse_mem("500M") == 500 and parse_mem("2GB") == 2048 and parse_mem(100) == 100
+    for bad in ("soon", "0", -1, True):
+        with pytest.raises(ValueError):
+            parse_time(bad)
+
+
+def test_every_mistake_is_reported_with_its_line(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("account: lab\npartiton: gpu\nmax_jobs: 0\ntime: soon\nmail_type: END,FIAL\n")
+    _, problems = load_profile(path)
+    text = [str(problem) for problem in problems]
+    assert (
+        text[0]
+        == f"{path}:2:1: partiton: unknown key in the cluster profile (did you mean partition?)"
+    )
+    assert text[1].startswith(
+        f"{path}:3:1: max_jobs: max_jobs must be a whole number of at least 1"
+    )
+    assert text[2].startswith(f"{path}:4:1: time: time must be minutes or a SLURM time")
+    assert "did you mean FAIL?" in text[3]
+    assert all(problem.plugin == "slurm" for problem in problems)
+
+
+def test_syntax_errors_and_empty_files(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("account: [lab\n")
+    _, problems = load_profile(path)
+    assert problems and problems[0].where.file == path and problems[0].where.line
+    path.write_text("# nothing set yet\n")
+    assert load_profile(path) == (Profile(source=path), [])
+
+
+def test_which_profile(tmp_path):
+    assert find_profile(None, tmp_path) is None  # none at all: SLURM's own defaults
+    della = write_profile("della", "account: lab\n")
+    assert find_profile(None, tmp_path) == della  # the only one
+    tiger = write_profile("tiger", "account: lab\n")
+    with pytest.raises(ProfileNotFound, match="several cluster profiles"):
+        find_profile(None, tmp_path)
+    default = write_profile("default", "")
+    assert find_profile(None, tmp_path) == default
+    assert find_profile("tiger", tmp_path) == tiger
+    with pytest.raises(ProfileNotFound) as missing:
+        find_profile("tigr", tmp_path)
+    assert "did you mean tiger?" in missing.value.hint
+    (tmp_path / "here.yaml").write_text("")
+    assert (
+        find_profile("here.yaml", tmp_path) == tmp_path / "here.yaml"
+    )  # a path: relative to the experiment
+    with pytest.raises(ProfileNotFound, match="does not exist"):
+        find_profile("../nowhere.yaml", tmp_path)
+
+
+def test_experiment_keys_override_the_profile_and_jobs_is_the_throttle(tmp_path):
+    write_profile("default", "partition: cpu\narray_throttle: 5\n")
+    profile = resolve({"partition": "gpu"}, tmp_path / ".cruijff")
+    assert profile.partition == "gpu" and profile.array_throttle == 5
+    assert resolve({"jobs": 3}, tmp_path / ".cruijff").array_throttle == 3
+    with pytest.raises(ProblemsFound) as error:
+        resolve({"profile": "nope", "max_jobs": -1}, tmp_path / ".cruijff")
+    assert len(error.value.problems) == 2
+
+
+def test_relative_paths_start_from_the_experiment_file(tmp_path):
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "cluster.yaml").write_text("venv: env\n")
+    options = {"profile": "cluster.yaml", "experiment_file": tmp_path / "files" / "x.yaml"}
+    profile = resolve(options, tmp_path / "elsewhere" / ".cruijff")
+    assert profile.venv == tmp_path / "files" / "env"  # a profile's own paths: from the profile
+    with pytest.raises(ProblemsFound, match="problem"):
+        resolve({"profile": "cluster.yaml"}, tmp_path / "elsewhere" / ".cruijff")
+
+
+def slurm_experiment(make_experiment, **scheduler):
+    return make_experiment({"scheduler": {"name": "slurm", **scheduler}})
+
+
+def test_validate_checks_the_profile_the_experiment_names(
+    cli, fake_tools, slurm_plugin, make_experiment
+):
+    path = write_profile("della", "account: lab\nmax_job: 3\n")
+    experiment = slurm_experiment(make_experiment, profile="della", arrray_throttle=2)
+    result = cli("validate", experiment)
+    assert result.exit_code == 1
+    assert (
+        f"{path}:2:1: max_job: unknown key in the cluster profile (did you mean max_jobs?)"
+        in result.output
+    )
+    assert "scheduler.arrray_throttle: unknown key (did you mean array_throttle?)" in result.output
+    path.write_text("account: lab\nmax_jobs: 3\n")
+    experiment = slurm_experiment(make_experiment, profile="della", array_throttle=2)
+    assert cli("validate", experiment).exit_code == 0
+
+
+def test_validate_names_a_missing_profile(cli, fake_tools, slurm_plugin, make_experiment):
+    write_profile("della", "")
+    result = cli("validate", slurm_experiment(make_experiment, profile="dela"))
+    assert result.exit_code == 1
+    assert (
+        "no cluster profile called 'dela'" in result.output
+        and "did you mean della?" in result.output
+    )
+
+
+def test_a_profile_path_is_relative_to_the_experiment_file(
+    cli, fake_tools, slurm_plugin, make_experiment, tmp_path
+):
+    (tmp_path / "cluster.yaml").write_text("partition: gpu\nqos: [a, b]\n")
+    result = cli("validate", slurm_experiment(make_experiment, profile="cluster.yaml"))
+    assert f"{tmp_path / 'cluster.yaml'}:2:1: qos: qos must be text" in result.output
+
+
+def fake_sbatch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text("#!/bin/sh\necho 1\n")
+    (bin_dir / "sbatch").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_slurm_is_the_default_only_with_sbatch_and_a_profile(
+    cli, fake_tools, slurm_plugin, make_experiment, tmp_path, monkeypatch
+):
+    experiment = make_experiment()
+    write_profile("default", "")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert not plugin.available()  # a profile, but no sbatch
+    (profiles_dir() / "default.yaml").unlink()
+    fake_sbatch(tmp_path, monkeypatch)
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    assert not plugin.available()  # sbatch, but no profile
+    write_profile("default", "")
+    assert plugin.available()
+
+    def scheduler_of(*options: str) -> str:
+        result = cli("plan", experiment, "--json", *options)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)["scheduler"]
+
+    assert scheduler_of() == "slurm"
+    assert scheduler_of("--scheduler", "local") == "local"
+
+
+def test_importing_the_plugin_stays_light():
+    code = "import sys, json, cruijff_slurm.plugin\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    modules = set(json.loads(out.stdout))
+    assert "jinja2" not in modules
+    assert not {
+        m for m in modules if m.startswith("cruijff_slurm.") and m != "cruijff_slurm.plugin"
+    }
