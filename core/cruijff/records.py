@@ -136,7 +136,8 @@ class SchedulerInfo:
 
     ``factory(options, state_dir)`` returns an object implementing
     :class:`cruijff.scheduler.Scheduler`; ``options`` is the experiment's ``scheduler:`` section
-    without ``name``, plus command-line settings (``jobs``: how many run at once), and
+    without ``name``, plus command-line settings (``jobs``: how many run at once) and
+    ``experiment_file`` (relative paths in the section start from its folder), and
     ``state_dir`` the experiment's ``.cruijff`` folder, where the scheduler may keep its files.
     ``available()`` says whether it can be used on this machine (``sbatch`` on PATH...).
     """

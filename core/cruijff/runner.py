@@ -42,7 +42,10 @@ def open_scheduler(plan: Plan, manager: PluginManager, options: Mapping[str, Any
     """Build the experiment's scheduler with its options and the command line's."""
     experiment = plan.experiment
     info = manager.scheduler(experiment.scheduler.name or "local")
-    return info.factory({**experiment.scheduler.options, **options}, experiment.state_dir)
+    return info.factory(
+        {**experiment.scheduler.options, **options, "experiment_file": experiment.file},
+        experiment.state_dir,
+    )
 
 
 class Runner:
@@ -111,8 +114,9 @@ class Runner:
                 status = JobStatus(
                     state=JobState.FAILED, exit_code=status.exit_code, cause=validation.cause
                 )
-            elif status.state.failed and validation.cause:
-                # the tool reads its own log better than the scheduler can
+            elif status.state is JobState.FAILED and validation.cause:
+                # a plain failure: the tool reads its own log better than the scheduler can
+                # (a time limit, a cancel or a lost node keep the scheduler's own words)
                 record = attrs.evolve(record, cause=validation.cause)
                 status = attrs.evolve(status, cause=validation.cause)
         if record.state is not None and record.state.failed:

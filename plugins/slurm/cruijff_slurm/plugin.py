@@ -53,11 +53,10 @@ def cruijff_parse(experiment: Experiment, keys: tuple[Key, ...]) -> ParseReport 
     if experiment.scheduler.name != NAME:
         return None
     from cruijff.records import ParseReport
-    from cruijff_slurm.profile import EXPERIMENT_FILES, EXPERIMENT_KEYS, KEYS, profile_problems
+    from cruijff_slurm.profile import EXPERIMENT_KEYS, KEYS, profile_problems
 
     known = (*EXPERIMENT_KEYS, *KEYS)
     mine = {key.name: key for key in keys if key.section == "scheduler" and key.name in known}
-    EXPERIMENT_FILES[experiment.state_dir.absolute()] = Path(experiment.file).absolute()
 
     def locate(name: str) -> Any:
         return experiment.locate(mine[name].path if name in mine else "scheduler")

@@ -54,13 +54,9 @@ MAIL_TYPES = (
     "ARRAY_TASKS",
 )
 
-EXPERIMENT_FILES: dict[Path, Path] = {}
-"""State folder -> experiment file, noted when an experiment is parsed, so the scheduler (whose
-factory gets only the state folder) resolves relative paths against the experiment file."""
-
 EXPERIMENT_FILE = "experiment_file"
-"""An option the core may pass the factory: the experiment file itself (else EXPERIMENT_FILES,
-else the experiment's folder stands in for the file's)."""
+"""The option in which the core hands the factory the experiment file: relative paths in the
+scheduler section start from its folder (without it, the experiment directory's parent)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -383,7 +379,7 @@ def resolve(options: Mapping[str, Any], state_dir: Path) -> Profile:
     """The profile the experiment's scheduler options name, with the options' own profile
     keys over it; ProblemsFound lists every problem (the profile's with its file and line)."""
     state_dir = Path(state_dir).absolute()
-    experiment_file = options.get(EXPERIMENT_FILE) or EXPERIMENT_FILES.get(state_dir)
+    experiment_file = options.get(EXPERIMENT_FILE)
     base = Path(experiment_file).absolute().parent if experiment_file else state_dir.parent
     options = {key: value for key, value in options.items() if key != EXPERIMENT_FILE}
     problems, profile = profile_problems(options, base, lambda key: Where(path=f"scheduler.{key}"))
