@@ -370,3 +370,44 @@ def test_transformers_5_rope_parameters_are_read(tmp_path):
     yarn = {**config, "rope_parameters": {"rope_theta": 1e4, "rope_type": "yarn"}}
     with pytest.raises(ModelError, match="'yarn' is not supported"):
         read_model(model_folder(tmp_path, yarn, "yarn"))
+
+
+def test_wandb_project_is_claimed_and_reaches_the_logger(
+    plugin_manager, torchtune, experiment_file
+):
+    path = experiment_file({"output": {"wandb_project": "capitalization"}})
+    plan = design(plugin_manager, path)
+    config = yaml.safe_load(
+        next(
+            spec.content
+            for spec in plan.generated["rank4.train"].files
+            if spec.path.name == "finetune.yaml"
+        )
+    )
+    assert config["metric_logger"] == {
+        "_component_": "cruijff_torchtune.components.metric_logger",
+        "log_dir": str(plan.experiment.directory / "rank4" / "logs"),
+        "run_name": "rank4",
+        "wandb_project": "capitalization",
+    }
+    bad = check(plugin_manager, experiment_file({"output": {"wandb_projekt": "x"}}))
+    assert "did you mean wandb_project" in bad.errors[0].hint
+
+
+def test_wandb_logs_offline_beside_the_disk_log(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    pytest.importorskip("torchtune")
+    from cruijff_torchtune.components import metric_logger
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    logger = metric_logger(
+        log_dir=str(tmp_path / "logs"), run_name="rank8", wandb_project="capitalization"
+    )
+    logger.log_dict({"loss": 1.25, "lr": 0.001}, step=1)
+    logger.close()
+    disk = next((tmp_path / "logs").glob("log_*.txt")).read_text()
+    assert "Step 1 | loss:1.25 lr:0.001" in disk  # cruijff's metrics still come from here
+    runs = list((tmp_path / "logs" / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(runs) == 1  # offline: nothing sent anywhere
+    assert b"rank8" in runs[0].read_bytes() and b"capitalization" in runs[0].read_bytes()

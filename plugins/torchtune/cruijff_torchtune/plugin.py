@@ -57,6 +57,7 @@ TOOL = Tool(
     requires=("torch", "torchtune", "torchao"),
 )
 LAUNCH = "cruijff_torchtune.launch"
+OUTPUT = ("wandb_project",)  # output.wandb_project: also log to W&B, offline
 OOM = re.compile(r"CUDA out of memory|OutOfMemoryError|out of memory|Killed", re.IGNORECASE)
 
 
@@ -85,6 +86,11 @@ def cruijff_parse(experiment, keys):
         )
 
     for key in keys:
+        if key.section == "output" and key.name in OUTPUT:
+            claimed.add(key.path)
+            if not isinstance(key.value, str) or not key.value:
+                problem(key.path, f"{key.name} must be a project name, not {key.value!r}")
+            continue
         if key.section != "parameters":
             continue
         if key.name not in params.KNOWN and not params.is_config_path(key.name):
@@ -110,7 +116,11 @@ def cruijff_parse(experiment, keys):
                 problem(f"models.base[{index}].path", str(error))
     if experiment.data is None and any(run.type is RunType.FINE_TUNED for run in experiment.runs):
         problem("data", "fine-tuning needs training data", "add data: {training: {path: ...}}")
-    return ParseReport(claimed=claimed, vocabulary={"parameters": params.KNOWN}, problems=problems)
+    return ParseReport(
+        claimed=claimed,
+        vocabulary={"parameters": params.KNOWN, "output": OUTPUT},
+        problems=problems,
+    )
 
 
 def _check_recipe(name: str, path: str, problem: Any) -> None:
