@@ -14,7 +14,7 @@ import attrs
 
 from cruijff.fsutil import read_json, write_atomic, write_json
 from cruijff.manager import PluginManager
-from cruijff.records import FileSpec, Plan
+from cruijff.records import Plan
 from cruijff.state import ExperimentState
 
 
@@ -30,11 +30,6 @@ class ScaffoldResult:
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def files_of(plan: Plan) -> list[FileSpec]:
-    """Every file of a plan, in unit order."""
-    return [spec for unit in plan.units for spec in plan.generated[unit.id].files]
 
 
 def scaffold(
