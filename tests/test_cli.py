@@ -199,3 +199,16 @@ def test_progress_reports_running_jobs_in_a_log(tmp_path):
     text = (tmp_path / "out.txt").read_text()
     assert "running rank8.train" in text
     assert "rank8.train (0 s): 1|12|Loss: 0.44:  60%" in text and "<00:29" in text
+
+
+def test_progress_line_skips_the_job_wrappers_own_lines(tmp_path):
+    from cruijff.cli.run import last_line
+
+    log = tmp_path / "train.log"
+    log.write_text(
+        "--- cruijff: rank8.train started 2026-11-23T10:00:00+00:00 ---\n"
+        "1|20|Loss: 0.53: 100%|##########| 20/20\n"
+        "--- cruijff: rank8.train ended with exit code 0 2026-11-23T10:01:00+00:00 ---\n\n"
+    )
+    assert last_line(log) == "1|20|Loss: 0.53: 100%|##########| 20/20"
+    assert last_line(tmp_path / "missing.log") == ""

@@ -82,7 +82,10 @@ class Progress:
 
 
 def last_line(path: Path, limit: int = 100) -> str:
-    """The last non-empty line of a log (reading only its end), shortened."""
+    """The command's last non-empty line in a log (reading only its end), shortened; the
+    local job wrapper's own start and end lines say nothing the progress line does not."""
+    from cruijff.local.store import LOG_MARK
+
     try:
         with open(path, "rb") as handle:
             handle.seek(0, 2)
@@ -90,7 +93,11 @@ def last_line(path: Path, limit: int = 100) -> str:
             tail = handle.read().decode(errors="replace")
     except OSError:
         return ""
-    lines = [line for line in tail.replace("\r", "\n").splitlines() if line.strip()]
+    lines = [
+        line
+        for line in tail.replace("\r", "\n").splitlines()
+        if line.strip() and not line.startswith(LOG_MARK)
+    ]
     return lines[-1].strip()[:limit] if lines else ""
 
 

@@ -24,6 +24,7 @@ from cruijff.local.store import (
     CANCELLED,
     EXITED,
     GRACE_S,
+    LOG_MARK,
     QUEUED,
     RUNNING,
     SPEC,
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     except (TypeError, KeyError, ValueError) as error:
         return finish(state=EXITED, exit_code=None, cause=f"unreadable spec.json: {error!r}")
     with out:
-        out.write(f"--- cruijff: {title} started {now_iso()} ---\n".encode())
+        out.write(f"{LOG_MARK} {title} started {now_iso()} ---\n".encode())
         try:
             child = subprocess.Popen(
                 list(job["argv"]),
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         except (OSError, ValueError) as error:  # ValueError: a NUL byte in argv or env
             code = 126 if isinstance(error, PermissionError) else 127
-            out.write(f"--- cruijff: {title} could not start: {error} ---\n".encode())
+            out.write(f"{LOG_MARK} {title} could not start: {error} ---\n".encode())
             return finish(state=EXITED, exit_code=code, cause=f"could not start: {error}")
         status["pid"] = child.pid
         write_status(directory, status)
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         ended = "cancelled" if cancelled else f"ended with exit code {fields['exit_code']}"
         if returncode < 0:
             ended += f" (signal {signal_name(-returncode)})"
-        out.write(f"--- cruijff: {title} {ended} {now_iso()} ---\n".encode())
+        out.write(f"{LOG_MARK} {title} {ended} {now_iso()} ---\n".encode())
     if cancelled:
         return finish(state=CANCELLED, cause="cancelled", **fields)
     return finish(state=EXITED, **fields)

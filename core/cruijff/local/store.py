@@ -55,6 +55,9 @@ MISSING = "missing"  # no such job (or no status yet: its submission is still be
 GRACE_S = 5.0
 """How long a cancelled command gets between SIGTERM and SIGKILL."""
 
+LOG_MARK = "--- cruijff:"
+"""How the lines the job wrapper writes into a job's log begin (start, end, cause)."""
+
 
 def now_iso() -> str:
     """The local time with its offset, to the second."""
