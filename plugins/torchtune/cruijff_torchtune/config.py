@@ -12,7 +12,7 @@ import yaml
 from cruijff.yamlfile import load_yaml
 from cruijff_torchtune import params
 from cruijff_torchtune.models import ModelSpec
-from cruijff_torchtune.recipes import find_config
+from cruijff_torchtune.recipes import distributed_variant, find_config
 
 COMPONENTS = "cruijff_torchtune.components"
 ADAMW = "torch.optim.AdamW"
@@ -194,7 +194,7 @@ def build(
         layered.apply(
             {"dataset": {"max_seq_len": max_seq_len}}, layered.source["tokenizer.max_seq_len"]
         )
-    recipe = recipe_file if gpus <= 1 else recipe_file.replace("_single_device", "_distributed")
+    recipe = recipe_file if gpus <= 1 else distributed_variant(recipe_file)
     return RunConfig(
         recipe=recipe, config=layered.config, settings=layered.settings(), gpus=gpus, lora=lora
     )
