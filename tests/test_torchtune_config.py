@@ -140,6 +140,18 @@ def test_recipe_values_are_the_base_layer(tmp_path):
     assert result.config["device"] == "cpu"  # the recipe says cuda
 
 
+def test_a_qlora_recipe_keeps_its_quantized_base_under_the_models_builder(tmp_path):
+    qlora = "llama3_2/1B_qlora_single_device"
+    result = build_config(tmp_path, controls={"base_recipe": qlora})
+    assert result.recipe == "lora_finetune_single_device" and result.lora
+    assert result.config["model"]["_component_"].endswith("lora_llama3_2")
+    assert sources(result)["model.quantize_base"] == (True, f"recipe {qlora} (QLoRA)")
+    plain = build_config(tmp_path, controls={"base_recipe": "llama3_2/1B_lora_single_device"})
+    assert "quantize_base" not in plain.config["model"]
+    mine = build_config(tmp_path, controls={"base_recipe": qlora, "model.quantize_base": False})
+    assert sources(mine)["model.quantize_base"] == (False, "controls")
+
+
 def test_a_full_recipe_gets_torch_adamw_instead_of_bitsandbytes(tmp_path):
     result = build_config(tmp_path, controls={"base_recipe": "llama3_2/1B_full_single_device"})
     assert result.recipe == "full_finetune_single_device" and not result.lora

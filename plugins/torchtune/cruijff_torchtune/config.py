@@ -103,12 +103,17 @@ def build(
         recipe, config = find_config(recipe_name) or (None, None)
         assert recipe is not None and config is not None, "checked at validate time"
         base = dict(load_yaml(config.path).data)  # reads 2e-5 as a float, like OmegaConf
+        # The model's own builder replaces the recipe's; a qlora_* builder is the LoRA one
+        # with a quantized base, which must survive the swap.
+        quantized = str((base.get("model") or {}).get("_component_", "")).rpartition(".")[2]
+        quantized = quantized.startswith("qlora_")
         for key in REPLACED:
             base.pop(key, None)
         layered.apply(base, f"recipe {recipe_name}")
         recipe_file = recipe.name
         finetune = finetune or ("lora" if "lora" in recipe_file else "full")
     else:
+        quantized = False
         finetune = finetune or "lora"
         layered.apply(DEFAULTS, "default")
         if finetune == "full":
@@ -123,6 +128,8 @@ def build(
         given = layered.get("model") or {}
         model_section.update({k: v for k, v in LORA_DEFAULTS.items() if k not in given})
     layered.apply({"model": model_section}, "model")
+    if lora and quantized:
+        layered.apply({"model": {"quantize_base": True}}, f"recipe {recipe_name} (QLoRA)")
 
     # what the experiment implies: where things are, how to run here
     dataset_type, _ = tool_value("dataset_type", controls, run, "chat_completion")
