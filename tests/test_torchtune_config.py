@@ -269,6 +269,26 @@ def test_unsupported_architecture_is_a_validation_error(
     assert "FalconForCausalLM is not supported" in problems[0].message
 
 
+def test_qlora_on_weights_nf4_cannot_split_is_a_validation_error(
+    plugin_manager, torchtune, experiment_file, tmp_path
+):
+    qlora = {"controls": {"base_recipe": "llama3_2/1B_qlora_single_device"}}
+    problems = check(plugin_manager, experiment_file(qlora)).errors
+    assert [p.where.path for p in problems] == ["models.base[0].path"]
+    assert "attention (64×64), key/value (32×64), MLP (128×64)" in problems[0].message
+    assert "LoRA recipe" in problems[0].hint
+    # the user turned quantization off, or the run is no QLoRA at all: nothing to say
+    off = {"controls": {**qlora["controls"], "model.quantize_base": False}}
+    assert check(plugin_manager, experiment_file(off)).ok
+    lora = {"controls": {"base_recipe": "llama3_2/1B_lora_single_device"}}
+    assert check(plugin_manager, experiment_file(lora)).ok
+    # Llama 3.2 1B's shapes split into NF4 blocks
+    path = experiment_file(qlora)
+    big = {**LLAMA, "hidden_size": 2048, "intermediate_size": 8192, "num_attention_heads": 32}
+    (tmp_path / "models" / "tiny" / "config.json").write_text(json.dumps(big))
+    assert check(plugin_manager, path).ok
+
+
 def test_generate_writes_a_config_that_runs_as_it_stands(
     plugin_manager, torchtune, experiment_file
 ):

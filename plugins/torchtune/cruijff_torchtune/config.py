@@ -12,7 +12,7 @@ import yaml
 from cruijff.yamlfile import load_yaml
 from cruijff_torchtune import params
 from cruijff_torchtune.models import ModelSpec
-from cruijff_torchtune.recipes import distributed_variant, find_config
+from cruijff_torchtune.recipes import distributed_variant, find_config, quantizes_base
 
 COMPONENTS = "cruijff_torchtune.components"
 ADAMW = "torch.optim.AdamW"
@@ -103,10 +103,8 @@ def build(
         recipe, config = find_config(recipe_name) or (None, None)
         assert recipe is not None and config is not None, "checked at validate time"
         base = dict(load_yaml(config.path).data)  # reads 2e-5 as a float, like OmegaConf
-        # The model's own builder replaces the recipe's; a qlora_* builder is the LoRA one
-        # with a quantized base, which must survive the swap.
-        quantized = str((base.get("model") or {}).get("_component_", "")).rpartition(".")[2]
-        quantized = quantized.startswith("qlora_")
+        # the model's own builder replaces the recipe's: a QLoRA one's quantized base must stay
+        quantized = quantizes_base(recipe_name)
         for key in REPLACED:
             base.pop(key, None)
         layered.apply(base, f"recipe {recipe_name}")

@@ -15,6 +15,11 @@ import attrs
 BUILDERS = "torchtune.models.{family}._component_builders.{name}"
 
 
+NF4_BLOCK = 64 * 256
+"""torchao's NF4 quantizes a weight in blocks of 64 values whose scales go in blocks of 256:
+a weight QLoRA quantizes must hold a multiple of this many values."""
+
+
 class ModelError(ValueError):
     """The folder is not a model this plugin can train; the message says why."""
 
@@ -34,6 +39,21 @@ class ModelSpec:
 
     def component(self, lora: bool) -> str:
         return self.lora_builder if lora else self.builder
+
+    def nf4_misfits(self) -> list[str]:
+        """The attention and MLP weights (what QLoRA quantizes) that NF4 cannot split into
+        blocks, as ``name (rows×cols)``; empty when QLoRA can train this model."""
+        hidden, heads = self.args["embed_dim"], self.args["num_heads"]
+        shapes = {
+            "attention": (hidden, hidden),
+            "key/value": (self.args["num_kv_heads"] * hidden // heads, hidden),
+            "MLP": (self.args["intermediate_dim"], hidden),
+        }
+        return [
+            f"{name} ({rows}×{cols})"
+            for name, (rows, cols) in shapes.items()
+            if rows * cols % NF4_BLOCK
+        ]
 
 
 def rope(config: dict[str, Any], default_base: float) -> tuple[float, dict[str, Any]]:

@@ -36,8 +36,8 @@ from cruijff.records import (
 from cruijff.suggest import did_you_mean
 from cruijff_torchtune import outputs, params
 from cruijff_torchtune.config import build, dump_yaml
-from cruijff_torchtune.models import ModelError, read_model, training_resources
-from cruijff_torchtune.recipes import config_names, find_config, torchtune_folder
+from cruijff_torchtune.models import NF4_BLOCK, ModelError, read_model, training_resources
+from cruijff_torchtune.recipes import config_names, find_config, quantizes_base, torchtune_folder
 
 NAME = "torchtune"
 TOOL = Tool(
@@ -104,16 +104,26 @@ def cruijff_parse(experiment, keys):
             elif key.name == "base_recipe":
                 _check_recipe(value, key.path, problem)
     for index, model in enumerate(experiment.models):
-        if (
-            any(
-                run.model == model.name for run in experiment.runs if run.type is RunType.FINE_TUNED
+        runs = [
+            run
+            for run in experiment.runs
+            if run.type is RunType.FINE_TUNED and run.model == model.name
+        ]
+        if not runs or not model.path.exists():
+            continue
+        try:
+            spec = read_model(model.path)
+        except ModelError as error:
+            problem(f"models.base[{index}].path", str(error))
+            continue
+        misfits = spec.nf4_misfits()
+        if misfits and any(_quantizes(experiment.controls, run.parameters) for run in runs):
+            problem(
+                f"models.base[{index}].path",
+                f"QLoRA quantizes weights to NF4 in blocks of {NF4_BLOCK:,} values, and this "
+                f"model's {', '.join(misfits)} weights are not a multiple of that",
+                "train it with a LoRA recipe, or set model.quantize_base: false",
             )
-            and model.path.exists()
-        ):
-            try:
-                read_model(model.path)
-            except ModelError as error:
-                problem(f"models.base[{index}].path", str(error))
     if experiment.data is None and any(run.type is RunType.FINE_TUNED for run in experiment.runs):
         problem("data", "fine-tuning needs training data", "add data: {training: {path: ...}}")
     return ParseReport(
@@ -121,6 +131,17 @@ def cruijff_parse(experiment, keys):
         vocabulary={"parameters": params.KNOWN, "output": OUTPUT},
         problems=problems,
     )
+
+
+def _quantizes(controls: Any, run: Any) -> bool:
+    """Whether a run's LoRA quantizes its base: a QLoRA recipe, unless model.quantize_base
+    says otherwise (as in :func:`cruijff_torchtune.config.build`)."""
+    explicit, _ = params_value("model.quantize_base", dict(controls), dict(run))
+    if explicit is not None:
+        return bool(explicit)
+    recipe, _ = params_value("base_recipe", dict(controls), dict(run))
+    finetune, _ = params_value("finetune", dict(controls), dict(run))
+    return isinstance(recipe, str) and finetune != "full" and quantizes_base(recipe)
 
 
 def _check_recipe(name: str, path: str, problem: Any) -> None:

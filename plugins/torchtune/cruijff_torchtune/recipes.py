@@ -83,6 +83,19 @@ def find_config(name: str) -> tuple[Recipe, RecipeConfig] | None:
     return None
 
 
+@functools.cache
+def quantizes_base(name: str) -> bool:
+    """Whether config ``name`` builds its model with a ``qlora_*`` builder: LoRA over base
+    weights quantized to NF4. False for an unknown name."""
+    from cruijff.yamlfile import load_yaml
+
+    found = find_config(name)
+    if found is None:
+        return False
+    model = load_yaml(found[1].path).data.get("model") or {}
+    return str(model.get("_component_", "")).rpartition(".")[2].startswith("qlora_")
+
+
 def config_names() -> list[str]:
     """Every config name, for "did you mean"."""
     return [config.name for recipe in recipes() for config in recipe.configs]
