@@ -130,3 +130,26 @@ def test_an_interrupted_run_resumes_after_its_last_epoch(tmp_path, tiny_model, f
     assert "1|1|Loss" not in second_attempt  # the first epoch was not trained again
     assert [int(r["step"]) for r in steps(run_dir)] == list(range(1, 37))
     assert all((run_dir / f"epoch_{e}" / "config.json").exists() for e in range(3))
+
+
+def test_a_qlora_recipe_trains_over_an_nf4_base(tmp_path):
+    from tinymodel import build_tiny_llama
+
+    # hidden 256: every attention and MLP weight splits into NF4's blocks of 16,384 values
+    model = build_tiny_llama(tmp_path / "tiny256", hidden=256)
+    controls = {
+        "base_recipe": "llama3_2/1B_qlora_single_device",
+        "epochs": 1,
+        "batch_size": 4,
+        "gradient_accumulation_steps": 1,
+        "max_seq_len": 64,
+        "prompt": "Capitalize the word: {input}",
+    }
+    path = write_experiment(tmp_path, model, {"controls": controls})
+    result = cruijff("run", str(path), timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    run_dir = tmp_path / "runs" / "finetuned"
+    config = yaml.safe_load((run_dir / "finetune.yaml").read_text())
+    assert config["model"]["quantize_base"] is True
+    assert len(steps(run_dir)) == 6  # 24 words, batches of 4
+    assert (run_dir / "epoch_0" / "config.json").exists()
