@@ -289,6 +289,31 @@ def test_qlora_on_weights_nf4_cannot_split_is_a_validation_error(
     assert check(plugin_manager, path).ok
 
 
+def test_steps_per_epoch_counts_as_torchtune_does():
+    from cruijff_torchtune.outputs import steps_per_epoch
+
+    assert steps_per_epoch(160, 8, 1, None) == 20
+    assert steps_per_epoch(23, 4, 1, None) == 5  # the last partial batch is dropped
+    assert steps_per_epoch(24, 4, 4, None) == 1  # and the last partial accumulation
+    assert steps_per_epoch(24, 4, 8, None) == 0
+    assert steps_per_epoch(160, 8, 1, 5) == 5
+
+
+def test_a_run_that_would_make_no_optimizer_step_is_an_error_before_anything_runs(
+    cli, torchtune, experiment_file
+):
+    # the recipe's gradient_accumulation_steps (8) × batch_size 4 > the 8 rows of the data
+    recipe = {"base_recipe": "llama3_2/1B_lora_single_device", "batch_size": 4}
+    result = cli("validate", experiment_file({"controls": recipe}))
+    assert result.exit_code == 1
+    assert "run 'rank4' would train nothing: its 8 training rows make no optimizer step" in (
+        result.output
+    )
+    assert "batch_size 4 × gradient_accumulation_steps 8 = 32 rows a step" in result.output
+    fixed = {"controls": {**recipe, "gradient_accumulation_steps": 2}}
+    assert cli("validate", experiment_file(fixed)).exit_code == 0
+
+
 def test_generate_writes_a_config_that_runs_as_it_stands(
     plugin_manager, torchtune, experiment_file
 ):

@@ -77,7 +77,8 @@ def make_experiment(tmp_path: Path) -> Callable[..., Path]:
         (model / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"]}))
         data = root / "data" / "words.json"
         data.parent.mkdir(parents=True, exist_ok=True)
-        rows = [{"input": word, "output": word.upper()} for word in ("apple", "pear", "fig")]
+        words = ("apple", "pear", "fig", "plum", "kiwi", "lime", "lemon", "mango")
+        rows = [{"input": word, "output": word.upper()} for word in words]
         data.write_text(json.dumps({"train": rows, "validation": rows[:1], "test": rows[:1]}))
         path = root / name
         if text is None:

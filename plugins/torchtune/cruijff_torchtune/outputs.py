@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import re
 import shutil
 import struct
@@ -162,7 +161,8 @@ def read_metrics(output_dir: Path) -> list[dict[str, str]]:
 
 
 def steps_per_epoch(rows: int, batch_size: int, accumulation: int, cap: int | None) -> int:
-    """Optimizer steps in one epoch, as torchtune counts them (it drops the last partial
-    accumulation)."""
-    steps = max(1, math.ceil(rows / batch_size) // accumulation)
+    """Optimizer steps in one epoch, as torchtune counts them: its data loader drops the last
+    partial batch, and the last partial accumulation makes no step. 0 when an epoch has
+    fewer rows than one step takes."""
+    steps = rows // batch_size // accumulation
     return min(steps, cap) if cap else steps

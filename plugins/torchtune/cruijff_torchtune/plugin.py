@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 
 from cruijff import hookimpl
+from cruijff.errors import UserError
 from cruijff.records import (
     Artifact,
     FileSpec,
@@ -195,6 +196,7 @@ def _unit_for(experiment: Any, run: Any) -> Unit:
         gpus=gpus,
         wandb_project=experiment.output.get("wandb_project"),
     )
+    _check_steps(run.name, config.config)
     epochs = int(config.config["epochs"])
     produces = [
         Artifact(
@@ -240,6 +242,34 @@ def _unit_for(experiment: Any, run: Any) -> Unit:
         },
         produces=produces,
     )
+
+
+def _check_steps(run: str, config: dict[str, Any]) -> None:
+    """A run whose epochs hold too few rows for one optimizer step trains nothing: say so now,
+    not after the job "succeeded" without a step."""
+    dataset = config["dataset"]
+    rows = _rows(Path(dataset["source"]), dataset.get("split", "train"))
+    if rows is None:
+        return  # unreadable data: the job reports it with its cause
+    batch, accumulation = int(config["batch_size"]), int(config["gradient_accumulation_steps"])
+    if outputs.steps_per_epoch(rows, batch, accumulation, None) == 0:
+        raise UserError(
+            f"run {run!r} would train nothing: its {rows} training rows make no optimizer step "
+            f"(batch_size {batch} × gradient_accumulation_steps {accumulation} = "
+            f"{batch * accumulation} rows a step)",
+            hint="lower batch_size or gradient_accumulation_steps (recipes often set 8), "
+            "or add training data",
+        )
+
+
+@functools.cache
+def _rows(path: Path, split: str) -> int | None:
+    from cruijff_torchtune.components import read_rows
+
+    try:
+        return len(read_rows(path, split))
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 @hookimpl
