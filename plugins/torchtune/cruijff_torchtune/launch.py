@@ -88,10 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     dataset = config["dataset"]
     rows = len(read_rows(dataset["source"], dataset.get("split", "train")))
     per_epoch = outputs.steps_per_epoch(
-        rows,
-        int(config["batch_size"]),
-        int(config.get("gradient_accumulation_steps") or 1),
-        config.get("max_steps_per_epoch"),
+        rows, *outputs.step_size(config), config.get("max_steps_per_epoch")
     )
     path = outputs.write_metrics(output_dir, per_epoch)
     print(f"cruijff: training complete; loss per step in {path}", flush=True)

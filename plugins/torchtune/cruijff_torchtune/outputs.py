@@ -160,6 +160,11 @@ def read_metrics(output_dir: Path) -> list[dict[str, str]]:
         return []
 
 
+def step_size(config: dict[str, Any]) -> tuple[int, int]:
+    """A finetune config's batch size and gradient accumulation steps (1 where unset)."""
+    return int(config.get("batch_size") or 1), int(config.get("gradient_accumulation_steps") or 1)
+
+
 def steps_per_epoch(rows: int, batch_size: int, accumulation: int, cap: int | None) -> int:
     """Optimizer steps in one epoch, as torchtune counts them: its data loader drops the last
     partial batch, and the last partial accumulation makes no step. 0 when an epoch has

@@ -251,7 +251,7 @@ def _check_steps(run: str, config: dict[str, Any]) -> None:
     rows = _rows(Path(dataset["source"]), dataset.get("split", "train"))
     if rows is None:
         return  # unreadable data: the job reports it with its cause
-    batch, accumulation = int(config["batch_size"]), int(config["gradient_accumulation_steps"])
+    batch, accumulation = outputs.step_size(config)
     if outputs.steps_per_epoch(rows, batch, accumulation, None) == 0:
         raise UserError(
             f"run {run!r} would train nothing: its {rows} training rows make no optimizer step "
