@@ -40,9 +40,11 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the local sched
 def wait_until_finished(
     scheduler: LocalScheduler, handles: Sequence[JobHandle], timeout: float = 10.0
 ) -> dict[JobHandle, JobStatus]:
-    """Poll until every job has finished; fail the test after ``timeout`` seconds."""
+    """Poll until every job has finished, as a driving ``cruijff run`` does (resume, then
+    poll); fail the test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
+        scheduler.resume(handles)
         statuses = scheduler.poll(handles)
         if all(status.state.finished for status in statuses.values()):
             return statuses
@@ -254,7 +256,7 @@ def test_a_running_job_whose_processes_vanished_failed(lab: Lab) -> None:
     write_json(directory / "status.json", {"state": "running"})  # and nobody holds the lock
     status = scheduler.poll([JobHandle(scheduler="local", id="x.1")])
     assert list(status.values()) == [
-        JobStatus(state=JobState.FAILED, cause="the job's process disappeared")
+        JobStatus(state=JobState.FAILED, cause="the job's process disappeared", lost=True)
     ]
     unknown = JobHandle(scheduler="local", id="nope.1")
     assert scheduler.poll([unknown])[unknown].state is JobState.UNKNOWN
@@ -319,6 +321,14 @@ def test_an_executor_killed_midway_loses_nothing(lab: Lab) -> None:
     wait_for(lambda: read_state(directory)[0] == EXITED, what="a to end")
     assert read_state(directory)[1]["exit_code"] == 5
     time.sleep(0.3)
+    assert read_state(job_dir(lab.local_dir, b.id))[0] == QUEUED
+    # A poll only reads (cruijff status polls too): it says nobody serves b, and starts none.
+    spawned = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess, "Popen", lambda *a, **k: spawned.append(a))
+        unserved = scheduler.poll([b])[b]
+    assert unserved.state is JobState.PENDING and "no executor is serving" in unserved.cause
+    assert spawned == [] and not executor_alive(lab.local_dir)
     assert read_state(job_dir(lab.local_dir, b.id))[0] == QUEUED
     statuses = wait_until_finished(scheduler, [a, b])
     assert statuses[a] == JobStatus(state=JobState.FAILED, exit_code=5, cause="exit code 5")
@@ -394,3 +404,84 @@ def test_a_submission_cut_short_leaves_nothing_submitted(lab: Lab, monkeypatch) 
     assert handles[0].id.endswith(".2")  # the cut-short attempt keeps its number
     finished = wait_until_finished(scheduler, handles, timeout=20)
     assert {status.state for status in finished.values()} == {JobState.SUCCEEDED}
+
+
+# --- damaged files and deleted locks (the "broken promises" regressions) ---------------------
+
+
+def hold_executor(monkeypatch) -> None:
+    """Submit without starting an executor, so a test can damage a queued job's files first."""
+    monkeypatch.setattr(LocalScheduler, "_ensure_executor", lambda self: None)
+
+
+def test_the_executor_fails_a_job_whose_spec_is_cut_short_and_serves_the_rest(
+    lab: Lab, monkeypatch
+) -> None:
+    scheduler = lab.scheduler(jobs=1)
+    with monkeypatch.context() as patch:
+        hold_executor(patch)
+        a, b = scheduler.submit([lab.job("a"), lab.job("b")], handles={})
+    spec = job_dir(lab.local_dir, a.id) / "spec.json"
+    spec.write_text(spec.read_text()[:40])
+    statuses = wait_until_finished(scheduler, [a, b])
+    assert statuses[a].state is JobState.FAILED
+    assert f"{spec} is not valid JSON (line" in statuses[a].cause
+    assert statuses[b].state is JobState.SUCCEEDED
+    assert "a" not in lab.spans()  # its command never ran
+    # The failure is on disk, not only derived: a later reader sees the same.
+    assert read_state(job_dir(lab.local_dir, a.id))[0] == EXITED
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty"])
+def test_a_queued_job_whose_status_is_unreadable_fails_naming_it(
+    lab: Lab, monkeypatch, damage: str
+) -> None:
+    scheduler = lab.scheduler(jobs=1)
+    with monkeypatch.context() as patch:
+        hold_executor(patch)
+        a, b = scheduler.submit([lab.job("a"), lab.job("b", depends_on=("a",))], handles={})
+    status_file = job_dir(lab.local_dir, a.id) / "status.json"
+    status_file.write_text(status_file.read_text()[:5] if damage == "truncate" else "")
+    # Read-only, and final at once: `cruijff run` never waits for it.
+    polled = scheduler.poll([a, b])
+    assert polled[a].state is JobState.FAILED and str(status_file) in polled[a].cause
+    assert polled[b].state is JobState.DEPENDENCY_NEVER_SATISFIED
+    statuses = wait_until_finished(scheduler, [a, b])
+    assert statuses[a].state is JobState.FAILED and str(status_file) in statuses[a].cause
+    assert statuses[b].state is JobState.DEPENDENCY_NEVER_SATISFIED
+    assert lab.spans() == {}
+
+
+def test_cancel_settles_a_job_whose_status_is_unreadable(lab: Lab, monkeypatch) -> None:
+    scheduler = lab.scheduler()
+    with monkeypatch.context() as patch:
+        hold_executor(patch)
+        (a,) = scheduler.submit([lab.job("a")], handles={})
+    (job_dir(lab.local_dir, a.id) / "status.json").write_text("{")
+    scheduler.cancel([a])
+    assert scheduler.poll([a])[a].state is JobState.CANCELLED
+
+
+def test_a_running_job_whose_lock_file_was_deleted_still_runs(lab: Lab) -> None:
+    scheduler = lab.scheduler(jobs=2)
+    a, b = scheduler.submit([lab.job("a", "sleep 1.5"), lab.job("b", depends_on=("a",))], {})
+    wait_for(lambda: scheduler.poll([a])[a].state is JobState.RUNNING, what="a to run")
+    (job_dir(lab.local_dir, a.id) / "lock").unlink()
+    # Its pid and identity say it lives: not lost, its dependent waits, a cancel would stop it.
+    assert scheduler.poll([a])[a].state is JobState.RUNNING
+    time.sleep(0.3)
+    assert scheduler.poll([a, b])[b].state is JobState.PENDING
+    statuses = wait_until_finished(scheduler, [a, b])
+    assert statuses[a].state is JobState.SUCCEEDED and statuses[b].state is JobState.SUCCEEDED
+    assert len(lab.spans()["a"]) == 1 and lab.spans()["a"][0][1] < lab.spans()["b"][0][0]
+
+
+def test_cancel_stops_a_job_whose_lock_file_was_deleted(lab: Lab) -> None:
+    scheduler = lab.scheduler()
+    (a,) = scheduler.submit([lab.job("a", "sleep 30")], {})
+    wait_for(lambda: scheduler.poll([a])[a].state is JobState.RUNNING, what="a to run")
+    pid = read_state(job_dir(lab.local_dir, a.id))[1]["pid"]
+    (job_dir(lab.local_dir, a.id) / "lock").unlink()
+    scheduler.cancel([a])
+    assert scheduler.poll([a])[a].state is JobState.CANCELLED
+    wait_for(lambda: gone(pid), what="the command to be stopped")

@@ -1,4 +1,5 @@
-"""Writing files so that a crash at any moment leaves either the old or the new version."""
+"""Writing files so that a crash at any moment leaves either the old or the new version, and
+reading them back with an error that names the file when one was damaged anyway."""
 
 from __future__ import annotations
 
@@ -8,11 +9,22 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from cruijff.errors import UserError
+
+
+class UnreadableFile(UserError):
+    """A JSON file cruijff wrote can no longer be read: cut short by a full disk or a crash
+    outside cruijff's control, or edited by hand. The message names the file and the line."""
+
 
 def write_atomic(path: Path, text: str, *, executable: bool = False) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        error.filename = str(path)  # not the temporary name, which says nothing
+        raise
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -20,8 +32,10 @@ def write_atomic(path: Path, text: str, *, executable: bool = False) -> None:
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o755 if executable else 0o644)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            error.filename = str(path)  # not the temporary file's name: it is gone
         raise
 
 
@@ -30,9 +44,24 @@ def write_json(path: Path, data: Any) -> None:
     write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def read_json(path: Path) -> Any | None:
-    """The JSON in ``path``, or None if the file does not exist."""
+def read_json(path: Path, *, fix: str = "") -> Any | None:
+    """The JSON in ``path``, or None if the file does not exist.
+
+    Raises UnreadableFile, saying ``fix`` (what the user can do about it), when the file is
+    not valid JSON; an OSError (unreadable, permission) is left to the caller.
+    """
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_bytes()
     except FileNotFoundError:
         return None
+    try:
+        return json.loads(text.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        where = f"byte {error.start}"
+    except json.JSONDecodeError as error:
+        where = f"line {error.lineno}"
+    empty = " (it is empty)" if not text.strip() else ""
+    raise UnreadableFile(
+        f"{path} is not valid JSON ({where}){empty}" + (f": {fix}" if fix else ""),
+        hint="it was cut short (a full disk, a crash) or edited by hand",
+    )

@@ -60,7 +60,7 @@ def run_experiment(
     state = ExperimentState(the_plan.experiment.state_dir)
     with state.driving():
         sched = open_scheduler(the_plan, manager, {"jobs": options.jobs} if options.jobs else {})
-        runner = Runner(manager, the_plan, sched, observer=observer)
+        runner = Runner(manager, the_plan, sched, observer=observer, state=state)
         records = runner.run(options)
     return RunResult(plan=the_plan, scaffold=written, records=records)
 

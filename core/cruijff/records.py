@@ -436,11 +436,16 @@ class JobHandle:
 
 @record
 class JobStatus:
-    """A job's state as a scheduler reports it, with the exit code and cause where known."""
+    """A job's state as a scheduler reports it, with the exit code and cause where known.
+
+    ``lost`` says the scheduler lost sight of the job's processes (killed with -9, a reboot)
+    without knowing how it ended: its outputs decide whether it succeeded after all.
+    """
 
     state: JobState
     exit_code: int | None = None
     cause: str = ""
+    lost: bool = False
 
 
 @record

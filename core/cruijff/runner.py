@@ -58,9 +58,11 @@ class Runner:
         scheduler: Any,
         *,
         observer: Observer | None = None,
+        state: ExperimentState | None = None,
     ) -> None:
         self.manager, self.plan, self.scheduler = manager, plan, scheduler
-        self.state = ExperimentState(plan.experiment.state_dir)
+        # The driver's state holds the run lock, checked before every submission.
+        self.state = state or ExperimentState(plan.experiment.state_dir)
         self.units: dict[str, Unit] = {unit.id: unit for unit in plan.units}
         self.jobs: dict[str, JobSpec] = {job.unit_id: job for job in plan.jobs}
         self.observer = observer or (lambda event, record: None)
@@ -72,7 +74,12 @@ class Runner:
         submission is uncertain). With ``write``, changes are saved, logged and validated."""
         uncertain = [r for r in records.values() if r.submitting and r.handle is None]
         if uncertain:
-            found = self.scheduler.find([r.job.name for r in uncertain])
+            try:
+                found = self.scheduler.find([r.job.name for r in uncertain])
+            except UserError:
+                if write:
+                    raise  # submitting nothing until the scheduler has answered
+                found, uncertain = {}, []  # status shows them as still being submitted
             for record in uncertain:
                 handle = found.get(record.job.name)
                 updated = attrs.evolve(
@@ -89,6 +96,8 @@ class Runner:
         for record in flying:
             status = statuses.get(record.handle, JobStatus(state=JobState.UNKNOWN))
             if status.state is record.state:
+                if not write and status.cause != record.cause:  # what status shows of it
+                    records[record.unit_id] = attrs.evolve(record, cause=status.cause)
                 continue
             updated = attrs.evolve(
                 record, state=status.state, exit_code=status.exit_code, cause=status.cause
@@ -104,6 +113,19 @@ class Runner:
         """Validate a finished job: a job that exited 0 but left no output has failed."""
         unit = self.units.get(record.unit_id)
         validation = None
+        if unit is not None and status.lost:
+            # Its processes vanished without a word on how it ended: if its outputs are
+            # complete (killed after its command exited 0), it succeeded and must not rerun.
+            validation = self.manager.validate(self.plan.experiment, unit, None)
+            if validation.ok:
+                cause = f"{status.cause}, but its outputs are complete"
+                return attrs.evolve(
+                    record,
+                    state=JobState.SUCCEEDED,
+                    cause=cause,
+                    metrics=dict(validation.metrics),
+                    summary=validation.summary,
+                )
         if unit is not None:
             validation = self.manager.validate(self.plan.experiment, unit, status)
             record = attrs.evolve(
@@ -138,6 +160,13 @@ class Runner:
         return saved
 
     # --- run -------------------------------------------------------------------------------
+
+    def _resume(self, records: dict[str, JobRecord]) -> None:
+        """Have the scheduler serve the jobs in flight (a killed local executor is restarted
+        by the driver, never by ``status``)."""
+        handles = [r.handle for r in records.values() if r.handle is not None and not r.finished]
+        if handles:
+            self.scheduler.resume(handles)
 
     def to_submit(self, records: dict[str, JobRecord], retry_failed: bool) -> list[JobSpec]:
         """The jobs this run hands over: never one in flight, nor one that succeeded unless its
@@ -209,6 +238,7 @@ class Runner:
         """
         if not jobs:
             return []
+        self.state.check_driving()
         before = {job.unit_id: records.get(job.unit_id) for job in jobs}
         for job in jobs:
             previous = before[job.unit_id]
@@ -249,6 +279,7 @@ class Runner:
         """Submit what needs running and, unless detached, watch until everything finished."""
         try:
             records = self.refresh(self.state.records(), write=True)
+            self._resume(records)
             if not options.retry_failed:
                 records = self.recognise_done(records)
             batch = self.to_submit(records, options.retry_failed)
@@ -278,8 +309,10 @@ class Runner:
         while waiting or any(records[u].in_flight for u in self.jobs if u in records):
             time.sleep(interval)
             self.observer("tick", None)
+            self.state.check_driving()
             before = {u: r.state for u, r in records.items()}
             records = self.refresh(records, write=True)
+            self._resume(records)
             changed = before != {u: r.state for u, r in records.items()}
             if waiting and changed:
                 waiting = self.submit(waiting, records)

@@ -5,7 +5,9 @@
 - ``run.lock``: held (``flock``) by the ``cruijff run`` that is driving the experiment.
 
 No database and no server: HPC home folders are NFS or Lustre. Killing a command at any moment
-leaves every file either as it was or as it became.
+leaves every file either as it was or as it became, except the last line of the event log, which
+a kill can cut short: the next append starts on a fresh line and readers skip a torn one. A job
+record that cannot be read (a full disk, an edit by hand) is an error naming it, never a guess.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import datetime as dt
 import fcntl
 import json
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -75,29 +78,47 @@ class ExperimentState:
         self.dir = state_dir
         self.events_path = state_dir / "events.jsonl"
         self.jobs_dir = state_dir / "jobs"
+        self._lock_fd: int | None = None  # held while driving
 
     # --- event log -------------------------------------------------------------------------
 
     def log(self, event: str, **fields: Any) -> None:
-        """Append one event; a single ``write`` on an O_APPEND file, so lines never interleave."""
+        """Append one event; a single ``write`` on an O_APPEND file, so lines never interleave.
+
+        After a line torn by a kill, the event starts on a line of its own, so it is not
+        swallowed with the torn one."""
         self.dir.mkdir(parents=True, exist_ok=True)
         line = json.dumps({"time": now(), "event": event, **to_plain(fields)}, sort_keys=True)
-        fd = os.open(self.events_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.events_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, (line + "\n").encode())
+            size = os.fstat(fd).st_size
+            torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+            os.write(fd, ("\n" if torn else "").encode() + (line + "\n").encode())
         finally:
             os.close(fd)
 
     def events(self) -> list[dict[str, Any]]:
-        """Every event so far; a line cut short by a crash is skipped."""
+        """Every event so far; a line cut short by a crash is skipped with a warning."""
         try:
-            lines = self.events_path.read_text(encoding="utf-8").splitlines()
+            lines = self.events_path.read_bytes().splitlines()
         except FileNotFoundError:
             return []
         events = []
-        for line in lines:
-            with contextlib.suppress(json.JSONDecodeError):
-                events.append(json.loads(line))
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line.decode("utf-8"))
+            except ValueError:
+                event = None
+            if isinstance(event, dict):
+                events.append(event)
+            else:
+                warnings.warn(
+                    f"{self.events_path}:{number}: skipped a line that is not a whole event "
+                    "(cut short by a crash?)",
+                    stacklevel=2,
+                )
         return events
 
     # --- job records -----------------------------------------------------------------------
@@ -114,8 +135,7 @@ class ExperimentState:
 
     def record(self, unit_id: str) -> JobRecord | None:
         """The record of one job, or None if it was never submitted."""
-        data = read_json(self.jobs_dir / f"{unit_id}.json")
-        return from_plain(JobRecord, data) if data else None
+        return _read_record(self.jobs_dir / f"{unit_id}.json")
 
     def records(self) -> dict[str, JobRecord]:
         """Every job record, by unit id."""
@@ -123,9 +143,9 @@ class ExperimentState:
             return {}
         found = {}
         for path in sorted(self.jobs_dir.glob("*.json")):
-            data = read_json(path)
-            if data:
-                found[data["unit_id"]] = from_plain(JobRecord, data)
+            record = _read_record(path)
+            if record is not None:
+                found[record.unit_id] = record
         return found
 
     # --- who drives the experiment ---------------------------------------------------------
@@ -134,23 +154,94 @@ class ExperimentState:
     def driving(self) -> Iterator[None]:
         """Hold the experiment's run lock; UserError if another ``cruijff run`` holds it.
 
-        The lock dies with its process, so a killed ``cruijff run`` never leaves it stuck.
+        The lock dies with its process, so a killed ``cruijff run`` never leaves it stuck. A
+        lock counts only while ``run.lock`` still names the file we locked: a driver checks it
+        with :meth:`check_driving` before it submits, so a lock file deleted or replaced under
+        it cannot let a second driver in unnoticed.
         """
         self.dir.mkdir(parents=True, exist_ok=True)
-        path = self.dir / "run.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = self._take_lock()
+        if fd is None:
+            raise UserError(
+                f"the experiment is busy: cruijff run ({self._holder()}) is already driving it",
+                hint="wait for it, watch it with `cruijff status`, or stop it with "
+                "`cruijff cancel`",
+            )
+        self._lock_fd = fd
         try:
+            yield
+        finally:
+            fd, self._lock_fd = self._lock_fd, None  # check_driving may have retaken it
+            if fd is not None:
+                os.close(fd)
+
+    def check_driving(self) -> None:
+        """While :meth:`driving`: make sure ``run.lock`` is still ours, taking it again if it
+        was deleted; UserError if another ``cruijff run`` has taken it meanwhile."""
+        fd = self._lock_fd
+        if fd is None or _names(self.lock_path, fd):
+            return
+        taken = self._take_lock()
+        if taken is None:
+            raise UserError(
+                f"{self.lock_path} was deleted or replaced while this cruijff run held it, and "
+                f"another cruijff run ({self._holder()}) now drives the experiment: this one "
+                "stops here, submitting nothing more",
+                hint="leave .cruijff/run.lock alone; the jobs go on under the other run",
+            )
+        os.close(fd)
+        self._lock_fd = taken
+
+    @property
+    def lock_path(self) -> Path:
+        return self.dir / "run.lock"
+
+    def _take_lock(self) -> int | None:
+        """An fd holding the flock of the file ``run.lock`` names now, or None if it is held."""
+        while True:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = path.read_text().strip() or "another process"
-                raise UserError(
-                    f"the experiment is busy: cruijff run ({holder}) is already driving it",
-                    hint="wait for it, watch it with `cruijff status`, or stop it with "
-                    "`cruijff cancel`",
-                ) from None
-            os.ftruncate(fd, 0)
-            os.write(fd, f"pid {os.getpid()}".encode())
-            yield
-        finally:
-            os.close(fd)
+                os.close(fd)
+                return None
+            if _names(self.lock_path, fd):
+                os.ftruncate(fd, 0)
+                os.write(fd, f"pid {os.getpid()}".encode())
+                return fd
+            os.close(fd)  # the file was replaced between open and flock: lock the new one
+
+    def _holder(self) -> str:
+        try:
+            return self.lock_path.read_text().strip() or "another process"
+        except OSError:
+            return "another process"
+
+
+def _names(path: Path, fd: int) -> bool:
+    """Whether ``path`` still names the file open on ``fd``."""
+    try:
+        here = os.stat(path)
+    except FileNotFoundError:
+        return False
+    there = os.fstat(fd)
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
+def _read_record(path: Path) -> JobRecord | None:
+    data = read_json(
+        path,
+        fix="if its job may still be queued or running, let it finish (or cancel it on the "
+        "scheduler), then remove the file: cruijff then checks that unit's outputs and runs it "
+        "again only if they are incomplete",
+    )
+    if not data:
+        return None
+    try:
+        return from_plain(JobRecord, data)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise UserError(
+            f"{path} is not a job record cruijff can read ({type(error).__name__}: {error})",
+            hint="remove it: cruijff then checks that unit's outputs and runs it again only if "
+            "they are incomplete",
+        ) from None

@@ -7,6 +7,7 @@ parts inside the command, so ``cruijff --help`` answers quickly. Plugins add com
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
@@ -27,7 +28,44 @@ COMMANDS = {
     "cancel": "cruijff.cli.cancel",
     "plugins": "cruijff.cli.plugins",
 }
-BUG_REPORTS = "https://github.com/cruijff/cruijff/issues"
+BUG_REPORT = (
+    "This is a bug in cruijff {version}, not your mistake. Please report it to the cruijff "
+    "developers with: the output of `cruijff --version` and `cruijff plugins --json`, the "
+    "command you ran, and the traceback above (run the command again with -v for more)."
+)
+
+# OS errors that are the machine's state, not cruijff's bug: what to say, and what to do.
+OS_TROUBLE = {
+    errno.ENOSPC: (
+        "write",
+        "the disk is full: free some space (old checkpoints?), then run "
+        "the command again; nothing was left half-written",
+    ),
+    errno.EDQUOT: (
+        "write",
+        "your disk quota is used up: free some space, then run the "
+        "command again; nothing was left half-written",
+    ),
+    errno.EFBIG: ("write", "the file grew past the file system's limit"),
+    errno.EROFS: (
+        "write",
+        "the file system is read-only: copy the experiment to a folder "
+        "you can write (scratch?) and run it there",
+    ),
+    errno.EACCES: (
+        "access",
+        "you lack the permission: is this another user's folder? copy it, or ask its owner",
+    ),
+    errno.EPERM: (
+        "access",
+        "you lack the permission: is this another user's folder? copy it, or ask its owner",
+    ),
+    errno.ENAMETOOLONG: (
+        "write",
+        "the path is longer than the file system allows: choose "
+        "shorter names (runs, experiment folder)",
+    ),
+}
 
 
 class App:
@@ -48,8 +86,9 @@ class App:
 
 
 class CruijffGroup(click.Group):
-    """Loads built-in commands lazily, adds plugin commands, and turns cruijff's errors into
-    ``Error: ...`` with a hint (exit 1) and anything else into a bug report (exit 2)."""
+    """Loads built-in commands lazily, adds plugin commands, and turns cruijff's errors and the
+    machine's (a full disk, a read-only folder) into ``Error: ...`` with a hint (exit 1), and
+    anything else into a bug report (exit 2)."""
 
     def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
         """The commands plugins add, collected once per invocation (on the App)."""
@@ -87,14 +126,22 @@ class CruijffGroup(click.Group):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             ctx.exit(0)
+        except OSError as error:
+            if error.errno not in OS_TROUBLE:
+                _bug(ctx)
+            verb, hint = OS_TROUBLE[error.errno]
+            where = f" {error.filename}" if error.filename else ""
+            click.echo(f"Error: cannot {verb}{where}: {error.strerror}", err=True)
+            click.echo(f"Hint: {hint}", err=True)
+            ctx.exit(1)
         except Exception:
-            traceback.print_exc()
-            click.echo(
-                f"\nThis is a bug in cruijff {__version__}, not your mistake. Please report it "
-                f"at {BUG_REPORTS} with the traceback above.",
-                err=True,
-            )
-            ctx.exit(2)
+            _bug(ctx)
+
+
+def _bug(ctx: click.Context) -> None:
+    traceback.print_exc()
+    click.echo("\n" + BUG_REPORT.format(version=__version__), err=True)
+    ctx.exit(2)
 
 
 @click.group(cls=CruijffGroup, context_settings={"help_option_names": ["-h", "--help"]})

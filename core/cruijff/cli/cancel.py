@@ -23,7 +23,14 @@ def command(app: App, experiment: Path, dry_run: bool, scheduler: str | None) ->
         flying = [unit for unit, record in records.items() if record and record.in_flight]
         click.echo(f"would cancel {len(flying)} jobs" + "".join(f"\n  {u}" for u in flying))
         return
-    cancelled = orchestrator.cancel(app.manager, experiment, scheduler=scheduler)
-    for record in cancelled:
-        click.echo(f"{record.unit_id}: {record.state.value if record.state else 'cancelled'}")
-    click.echo(f"cancelled {len(cancelled)} jobs")
+    asked = orchestrator.cancel(app.manager, experiment, scheduler=scheduler)
+    # Only what really ended counts: a job the scheduler could not stop is said to be so.
+    ended = [record for record in asked if record.finished]
+    for record in asked:
+        state = record.state.value if record.state else "unknown"
+        note = "" if record.finished else " (still in flight: the scheduler did not stop it)"
+        click.echo(f"{record.unit_id}: {state}{note}")
+    click.echo(
+        f"cancelled {len(ended)} jobs"
+        + (f", {len(asked) - len(ended)} not" if len(ended) < len(asked) else "")
+    )

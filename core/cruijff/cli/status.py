@@ -21,6 +21,7 @@ def command(app: App, experiment: Path, scheduler: str | None, as_json: bool) ->
     """
     from cruijff import orchestrator
     from cruijff.cli.render import print_json, table
+    from cruijff.local.scheduler import UNSERVED
 
     plan, records = orchestrator.status(app.manager, experiment, scheduler=scheduler)
     rows = []
@@ -61,6 +62,9 @@ def command(app: App, experiment: Path, scheduler: str | None, as_json: bool) ->
     for row in rows:
         counts[row["state"]] = counts.get(row["state"], 0) + 1
     click.echo(", ".join(f"{n} {state.lower().replace('_', ' ')}" for state, n in counts.items()))
+    unserved = sum(1 for row in rows if row["cause"] == UNSERVED)
+    if unserved:
+        click.echo(f"No executor is serving {unserved} queued jobs: run `cruijff run` to resume.")
     from cruijff.cli.run import show_results
 
     show_results(plan, records)

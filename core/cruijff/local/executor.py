@@ -4,7 +4,8 @@ A small detached process that starts queued jobs in submission order once their 
 succeeded, at most ``jobs`` (from ``config.json``) at a time, and marks the jobs whose
 dependencies failed. It holds ``executor.lock`` for its life, so at most one serves a queue,
 and exits when nothing is queued or running. Killing it loses nothing: running jobs go on under
-their own wrappers, and the next submit or poll starts a new executor.
+their own wrappers, and the next submit or driving ``cruijff run`` starts a new executor. A job
+whose spec or status it cannot read is failed, naming the file; the rest are served.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cruijff.errors import UserError
 from cruijff.fsutil import read_json
 from cruijff.local.store import (
+    BROKEN,
     CANCEL,
     CANCELLED,
     CONFIG,
@@ -29,8 +32,6 @@ from cruijff.local.store import (
     MISSING,
     QUEUED,
     RUNNING,
-    SPEC,
-    STATUS,
     dependency_cause,
     failure,
     holding,
@@ -38,7 +39,9 @@ from cruijff.local.store import (
     job_dir,
     job_ids,
     now_iso,
+    read_spec,
     read_state,
+    read_status,
     try_lock,
     write_status,
 )
@@ -59,7 +62,11 @@ def try_start(directory: Path) -> subprocess.Popen | None:
     if fd is None:
         return None
     try:
-        status = read_json(directory / STATUS) or {}
+        try:
+            status = read_status(directory)
+        except (OSError, UserError) as error:
+            _write_failed(directory, {}, str(error))
+            return None
         if status.get("state") != QUEUED:
             return None
         if (directory / CANCEL).exists():
@@ -77,20 +84,38 @@ def try_start(directory: Path) -> subprocess.Popen | None:
                 start_new_session=True,
             )
         except OSError as error:
-            write_status(
+            _write_failed(
                 directory,
-                {
-                    **status,
-                    "state": EXITED,
-                    "exit_code": None,
-                    "cause": f"could not start the job wrapper: {error}",
-                    "started_at": now_iso(),
-                    "ended_at": now_iso(),
-                },
+                {**status, "started_at": now_iso()},
+                f"could not start the job wrapper: {error}",
             )
             return None
     finally:
         os.close(fd)
+
+
+def _write_failed(directory: Path, status: dict[str, Any], cause: str) -> None:
+    """Record that a job failed before its command ran (the caller holds its lock)."""
+    write_status(
+        directory,
+        {**status, "state": EXITED, "exit_code": None, "cause": cause, "ended_at": now_iso()},
+    )
+
+
+def _fail_unreadable(directory: Path, cause: str) -> bool:
+    """Fail a job whose files cannot be read, unless its processes hold its lock; whether
+    it was failed."""
+    with holding(directory / LOCK) as held:
+        if not held:
+            return False
+        try:
+            status = read_status(directory)
+        except (OSError, UserError):
+            status = {}
+        if status.get("state") not in (None, QUEUED, RUNNING):
+            return False  # it ended meanwhile, with a whole status
+        _write_failed(directory, status, cause)
+        return True
 
 
 class Executor:
@@ -182,11 +207,20 @@ class Executor:
             if job_id in self.finished:
                 jobs[job_id] = self.finished[job_id]
                 continue
-            state, status = read_state(job_dir(self.local_dir, job_id))
+            directory = job_dir(self.local_dir, job_id)
+            state, status = read_state(directory)
             if state == MISSING:
                 continue  # its submitter has not written its status yet
             if state == QUEUED and job_id not in self.specs:
-                self.specs[job_id] = read_json(job_dir(self.local_dir, job_id) / SPEC) or {}
+                try:
+                    self.specs[job_id] = read_spec(directory)
+                except (OSError, UserError) as error:
+                    state, status = BROKEN, {"cause": str(error)}
+            if state == BROKEN:
+                if not _fail_unreadable(directory, status["cause"]):
+                    continue  # alive or ended after all: look again next tick
+                self._log(f"{job_id}: failed: {status['cause']}")
+                state, status = EXITED, {"exit_code": None, "cause": status["cause"]}
             if state in FINAL:
                 self.finished[job_id] = (state, status)
             jobs[job_id] = (state, status)
@@ -199,7 +233,7 @@ class Executor:
     def _limit(self) -> int:
         try:
             jobs = (read_json(self.local_dir / CONFIG) or {}).get("jobs", 1)
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, UserError):
             return 1
         return jobs if isinstance(jobs, int) and jobs >= 1 else 1
 
@@ -207,7 +241,10 @@ class Executor:
         with holding(directory / LOCK) as held:
             if not held:
                 return False  # being cancelled right now: look again next tick
-            status = read_json(directory / STATUS) or {}
+            try:
+                status = read_status(directory)
+            except (OSError, UserError):
+                return False  # the next scan fails it as broken
             if status.get("state") != QUEUED:
                 return False
             write_status(
@@ -221,20 +258,16 @@ class Executor:
         running): left queued, it would be started again and again."""
         directory = job_dir(self.local_dir, job_id)
         with holding(directory / LOCK) as held:
-            status = read_json(directory / STATUS) or {}
-            if not held or status.get("state") != QUEUED:
+            if not held:
+                return
+            try:
+                status = read_status(directory)
+            except (OSError, UserError):
+                return  # the next scan fails it as broken
+            if status.get("state") != QUEUED:
                 return
             cause = f"its wrapper ended with code {returncode} before starting it"
-            write_status(
-                directory,
-                {
-                    **status,
-                    "state": EXITED,
-                    "exit_code": None,
-                    "cause": cause,
-                    "ended_at": now_iso(),
-                },
-            )
+            _write_failed(directory, status, cause)
         self._log(f"{job_id}: {cause} (see above)")
 
     def _log(self, message: str) -> None:

@@ -18,18 +18,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cruijff.fsutil import read_json
+from cruijff.errors import UserError
 from cruijff.local.store import (
     CANCEL,
     CANCELLED,
     EXITED,
     GRACE_S,
+    JOB_ENV,
     LOG_MARK,
     QUEUED,
     RUNNING,
-    SPEC,
-    STATUS,
     now_iso,
+    read_spec,
+    read_status,
     signal_group,
     signal_name,
     write_status,
@@ -51,7 +52,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     directory, lock_fd = Path(args[0]), int(args[1])
     signal.signal(signal.SIGTERM, _on_sigterm)
-    status = read_json(directory / STATUS) or {}
+    try:
+        status = read_status(directory)
+    except (OSError, UserError) as error:
+        # The executor reads it as broken and fails it, naming the file.
+        print(f"{directory}: {error}, not starting", file=sys.stderr)
+        return 1
     if status.get("state") != QUEUED:
         print(f"{directory}: not queued but {status.get('state')}, not starting", file=sys.stderr)
         return 1
@@ -66,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     if _cancelled(directory):
         return finish(state=CANCELLED, cause="cancelled before it started")
     try:
-        spec = read_json(directory / SPEC)
+        spec = read_spec(directory)
         job = spec["job"]
         workdir = Path(job["workdir"])
         log = Path(job["log"])
@@ -77,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         out = open(log, "ab", buffering=0)  # noqa: SIM115 -- kept open for the whole run
     except OSError as error:
         return finish(state=EXITED, exit_code=None, cause=f"cannot open the log: {error}")
+    except UserError as error:
+        return finish(state=EXITED, exit_code=None, cause=error.message)
     except (TypeError, KeyError, ValueError) as error:
         return finish(state=EXITED, exit_code=None, cause=f"unreadable spec.json: {error!r}")
     with out:
@@ -85,7 +93,11 @@ def main(argv: list[str] | None = None) -> int:
             child = subprocess.Popen(
                 list(job["argv"]),
                 cwd=workdir,
-                env={**os.environ, **{str(k): str(v) for k, v in job.get("env", {}).items()}},
+                env={
+                    **os.environ,
+                    **{str(k): str(v) for k, v in job.get("env", {}).items()},
+                    JOB_ENV: str(directory.absolute()),
+                },
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -19,8 +19,9 @@ from typing import Any
 
 from cruijff.convert import to_plain
 from cruijff.errors import UserError
-from cruijff.fsutil import read_json, write_atomic, write_json
+from cruijff.fsutil import write_atomic, write_json
 from cruijff.local.store import (
+    BROKEN,
     CANCEL,
     CANCELLED,
     CONFIG,
@@ -36,18 +37,20 @@ from cruijff.local.store import (
     QUEUED,
     RUNNING,
     SPEC,
-    STATUS,
     dependency_cause,
     executor_alive,
     exit_cause,
     failure,
     holding,
+    is_alive,
     is_job_id,
     is_wrapper,
     job_dir,
     job_ids,
     now_iso,
+    read_spec,
     read_state,
+    read_status,
     signal_group,
     write_status,
 )
@@ -55,6 +58,8 @@ from cruijff.records import FileSpec, JobHandle, JobSpec, JobState, JobStatus
 
 CANCEL_WAIT_S = GRACE_S + 3.0
 """How long ``cancel`` waits for running jobs to end: the wrapper's grace period and a margin."""
+
+UNSERVED = "queued, but no executor is serving the queue: run `cruijff run` to resume"
 
 
 class LocalScheduler:
@@ -185,7 +190,8 @@ class LocalScheduler:
     # --- poll -------------------------------------------------------------------------------
 
     def poll(self, handles: Sequence[JobHandle]) -> dict[JobHandle, JobStatus]:
-        """Each job's status, read from its folder; revives a dead executor if jobs wait."""
+        """Each job's status, read from its folder. Read-only: it writes nothing and starts
+        nothing, so a queued job no executor serves says so (``resume`` serves it)."""
         views: dict[str, tuple[str, dict[str, Any]]] = {}
         result = {}
         for handle in handles:
@@ -195,9 +201,27 @@ class LocalScheduler:
                 )
                 continue
             result[handle] = self._status(handle.id, views, set())
-        if any(state == QUEUED for state, _ in views.values()):
-            self._ensure_executor()
+        waiting = [h for h in result if result[h].state is JobState.PENDING]
+        if waiting and not self._serving():
+            for handle in waiting:
+                result[handle] = JobStatus(state=JobState.PENDING, cause=UNSERVED)
         return result
+
+    def resume(self, handles: Sequence[JobHandle]) -> None:
+        """Start an executor if a queued job among ``handles`` has none serving it (after a
+        kill of the executor, or a reboot)."""
+        for handle in handles:
+            if handle.scheduler != self.name or not is_job_id(handle.id):
+                continue
+            state, _ = read_state(job_dir(self.local_dir, handle.id))
+            if state == QUEUED:
+                self._ensure_executor()
+                return
+
+    def _serving(self) -> bool:
+        return (self._executor is not None and self._executor.poll() is None) or executor_alive(
+            self.local_dir
+        )
 
     def _view(self, job_id: str, views: dict) -> tuple[str, dict[str, Any]]:
         if job_id not in views:
@@ -210,7 +234,10 @@ class LocalScheduler:
             # The executor marks a job whose dependency failed, but may not have yet (or may
             # be dead): say what will happen rather than PENDING.
             visiting = visiting | {job_id}
-            spec = read_json(job_dir(self.local_dir, job_id) / SPEC) or {}
+            try:
+                spec = read_spec(job_dir(self.local_dir, job_id))
+            except (OSError, UserError) as error:
+                return JobStatus(state=JobState.FAILED, cause=str(error))
             for dep_id in spec.get("dependencies", []):
                 if dep_id in visiting:
                     continue
@@ -262,7 +289,12 @@ class LocalScheduler:
         with holding(directory / LOCK) as held:
             if not held:
                 return False
-            status = read_json(directory / STATUS) or {}
+            try:
+                status = read_status(directory)
+            except (OSError, UserError):
+                status = {"state": QUEUED}  # unreadable, and nothing holds it: not running
+            if status.get("state") == RUNNING and is_alive(directory, status):
+                return False  # its lock file was deleted under it: it still runs
             if status.get("state") in (QUEUED, RUNNING):
                 write_status(
                     directory,
@@ -272,7 +304,10 @@ class LocalScheduler:
 
     def _stop(self, directory: Path, done: set[str], *, kill: bool) -> None:
         """Signal a running job: its wrapper if alive, else its command's process group."""
-        status = read_json(directory / STATUS) or {}
+        try:
+            status = read_status(directory)
+        except (OSError, UserError):
+            return  # nothing to go by: the wrapper writes a whole status when it ends
         wrapper, pid = status.get("wrapper_pid"), status.get("pid")
         if wrapper and is_wrapper(wrapper, directory):
             if "wrapper" not in done:
@@ -296,8 +331,8 @@ class LocalScheduler:
         newest: dict[str, tuple[tuple[int, int], str]] = {}
         for job_id in job_ids(self.local_dir):
             try:
-                spec = read_json(job_dir(self.local_dir, job_id) / SPEC)
-            except (OSError, ValueError):
+                spec = read_spec(job_dir(self.local_dir, job_id))
+            except (OSError, UserError):
                 continue
             if not isinstance(spec, dict) or spec.get("name") not in wanted:
                 continue
@@ -329,7 +364,9 @@ def _to_status(state: str, status: dict[str, Any]) -> JobStatus:
     if state == DEPENDENCY_FAILED:
         return JobStatus(state=JobState.DEPENDENCY_NEVER_SATISFIED, cause=status.get("cause", ""))
     if state == LOST:
-        return JobStatus(state=JobState.FAILED, cause="the job's process disappeared")
+        return JobStatus(state=JobState.FAILED, cause="the job's process disappeared", lost=True)
+    if state == BROKEN:
+        return JobStatus(state=JobState.FAILED, cause=status.get("cause", "unreadable files"))
     if state == MISSING:
         return JobStatus(state=JobState.UNKNOWN, cause="the local scheduler has no such job")
     return JobStatus(state=JobState.UNKNOWN, cause=f"unexpected local state {state!r}")

@@ -14,8 +14,12 @@ Layout of ``<state_dir>/local``::
         cancel           present once a cancel was asked for
 
 Only the process holding a job's lock writes its status (the submitter writes the first one,
-before anyone can see the job). A status that says running while nobody holds the lock belongs
-to a job whose processes vanished (killed with -9, the machine rebooted): it is reported LOST.
+before anyone can see the job). A status that says running while nobody holds the lock, and
+whose recorded wrapper and command are both gone (checked by pid and identity, since a lock file
+can be deleted under a live job), belongs to a job whose processes vanished (killed with -9,
+the machine rebooted): it is reported LOST. A job with a spec whose status cannot be read, or
+whose spec cannot be read, is BROKEN: it has failed, naming the file, and never waits for ever.
+Readers open locks read-only and create nothing, so a read-only experiment can be inspected.
 Stdlib only (plus :mod:`cruijff.fsutil`), since the job wrapper imports it on every start.
 """
 
@@ -30,6 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cruijff.errors import UserError
 from cruijff.fsutil import read_json, write_json
 
 JOBS = "jobs"
@@ -49,8 +54,13 @@ CANCELLED = "cancelled"
 DEPENDENCY_FAILED = "dependency-failed"
 FINAL = frozenset({EXITED, CANCELLED, DEPENDENCY_FAILED})
 # States only ever derived, never written.
-LOST = "lost"  # status says running, but nothing holds the job's lock
+LOST = "lost"  # status says running, but the job's processes are gone
 MISSING = "missing"  # no such job (or no status yet: its submission is still being written)
+BROKEN = "broken"  # its spec or status file cannot be read: it failed, the file is named
+
+JOB_ENV = "CRUIJFF_LOCAL_JOB"
+"""Set to the job's folder in its command's environment: how a live command is told apart from
+a stranger that got its pid."""
 
 GRACE_S = 5.0
 """How long a cancelled command gets between SIGTERM and SIGKILL."""
@@ -93,11 +103,18 @@ def try_lock(path: Path) -> int | None:
 
 
 def is_locked(path: Path) -> bool:
-    """Whether some process holds the flock on ``path`` (probes it, releasing at once)."""
-    fd = try_lock(path)
-    if fd is None:
+    """Whether some process holds the flock on ``path``. Probes it with a shared lock on a
+    read-only fd, released at once, so it writes nothing: a missing file is not held."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
         return True
-    os.close(fd)
+    finally:
+        os.close(fd)
     return False
 
 
@@ -132,26 +149,57 @@ def job_ids(local_dir: Path) -> list[str]:
         return []
 
 
+BROKEN_FIX = "the job counts as failed; `cruijff run` runs it again"
+
+
+def read_status(directory: Path) -> dict[str, Any]:
+    """A job's status record; UnreadableFile (a UserError naming it) when it is damaged."""
+    status = read_json(directory / STATUS, fix=BROKEN_FIX)
+    if status is None:
+        return {}
+    if not isinstance(status, dict):
+        raise UserError(f"{directory / STATUS} is not a job status (not a JSON object)")
+    return status
+
+
+def read_spec(directory: Path) -> dict[str, Any]:
+    """A job's spec; UserError naming the file when it is damaged."""
+    spec = read_json(directory / SPEC, fix=BROKEN_FIX)
+    if not isinstance(spec, dict) or not isinstance(spec.get("job"), dict):
+        raise UserError(f"{directory / SPEC} is not a job spec (no job in it)")
+    return spec
+
+
 def read_state(directory: Path) -> tuple[str, dict[str, Any]]:
-    """A job's state (a written one, LOST or MISSING) and its status record. A job without
-    its spec is MISSING: its submission was cut short (the spec is written last)."""
+    """A job's state (a written one, LOST, BROKEN or MISSING) and its status record. A job
+    without its spec is MISSING: its submission was cut short (the spec is written last)."""
     if not (directory / SPEC).exists():
         return MISSING, {}
     try:
-        status = read_json(directory / STATUS)
-    except (OSError, ValueError):
-        status = None
-    if not isinstance(status, dict):
+        status = read_status(directory)
+    except (OSError, UserError) as error:
+        # Alive under its lock, it will write a whole status when it ends; else it is lost.
+        if is_locked(directory / LOCK):
+            return RUNNING, {}
+        return BROKEN, {"cause": _message(error)}
+    if not status:
         return MISSING, {}
     state = status.get("state", MISSING)
-    if state != RUNNING or is_locked(directory / LOCK):
+    if state != RUNNING or is_locked(directory / LOCK) or is_alive(directory, status):
         return state, status
     # The wrapper writes its final status before it lets the lock go: a job that ended
     # between our two reads must not be taken for one that vanished.
-    again = read_json(directory / STATUS) or {}
+    try:
+        again = read_status(directory)
+    except (OSError, UserError) as error:
+        return BROKEN, {"cause": _message(error)}
     if again.get("state") != RUNNING:
         return again.get("state", MISSING), again
     return LOST, again
+
+
+def _message(error: Exception) -> str:
+    return getattr(error, "message", None) or str(error)
 
 
 def write_status(directory: Path, status: dict[str, Any]) -> None:
@@ -168,6 +216,8 @@ def failure(state: str, status: dict[str, Any]) -> str | None:
         return "it never ran, as its own dependency failed"
     if state == LOST:
         return "its process disappeared"
+    if state == BROKEN:
+        return status.get("cause") or "its files cannot be read"
     if state == MISSING:
         return "the local scheduler has no record of it"
     return None
@@ -194,6 +244,27 @@ def dependency_cause(dep_id: str, why: str) -> str:
 
 
 # --- processes ------------------------------------------------------------------------------
+
+
+def is_alive(directory: Path, status: dict[str, Any]) -> bool:
+    """Whether the wrapper or the command that ``status`` records still runs, checked by pid
+    and identity (the lock says so too, unless its file was deleted)."""
+    wrapper, pid = status.get("wrapper_pid"), status.get("pid")
+    if isinstance(wrapper, int) and is_wrapper(wrapper, directory):
+        return True
+    return isinstance(pid, int) and is_command(pid, directory)
+
+
+def is_command(pid: int, directory: Path) -> bool:
+    """Whether ``pid`` is the live command of the job in ``directory`` (or a process it
+    started): its environment names the job's folder."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    tail = os.fsencode(f"{JOBS}/{directory.name}")
+    prefix = os.fsencode(f"{JOB_ENV}=")
+    return any(entry.startswith(prefix) and entry.endswith(tail) for entry in environ)
 
 
 def is_wrapper(pid: int, directory: Path) -> bool:

@@ -33,7 +33,7 @@ from cruijff.errors import UserError
 from cruijff.fsutil import read_json, write_atomic, write_json
 from cruijff.records import FileSpec, JobHandle, JobSpec, JobState, JobStatus
 from cruijff_slurm.arrays import Call, plan_calls
-from cruijff_slurm.commands import SlurmCommands
+from cruijff_slurm.commands import Result, SlurmCommands
 from cruijff_slurm.profile import Profile, resolve
 from cruijff_slurm.render import Renderer, call_context, describe
 from cruijff_slurm.states import (
@@ -51,6 +51,8 @@ from cruijff_slurm.states import (
 NAME = "slurm"
 JOB_ID = re.compile(r"\d+(?:_\d+)?")
 SCRIPT, TASKS = "job.sh", "tasks.json"
+ACCOUNTING_OFF = "accounting storage is disabled"
+"""What sacct says (lowered) on a cluster without accounting."""
 CANCEL_WAIT_S = 10.0
 """How long ``cancel`` waits for SLURM to report the cancelled jobs ended."""
 
@@ -277,7 +279,7 @@ class SlurmScheduler:
             if result.ok:
                 self.accounting = True
                 return parse_sacct(result.stdout), ""
-            if "accounting storage is disabled" not in result.message.lower():
+            if ACCOUNTING_OFF not in result.message.lower():
                 return {}, f"sacct failed: {result.message}"
             self.accounting = False
         result = self.commands.run(["scontrol", "-o", "show", "job"])
@@ -330,14 +332,21 @@ class SlurmScheduler:
 
     def find(self, names: Sequence[str]) -> dict[str, JobHandle]:
         """Job name -> handle of the job from the newest submission of that name, if SLURM has
-        it: one ``squeue`` call, and one ``sacct`` call for what squeue has forgotten."""
+        it: one ``squeue`` call, and one ``sacct`` call for what squeue has forgotten.
+
+        A name missing from the answer was never submitted, and the runner submits it again;
+        so a query that fails raises UserError instead of answering "not found".
+        """
         intents = self._scan()
         wanted = {name: intents[name] for name in names if name in intents}
         folders = {intent.folder for intent in wanted.values()}
         if not folders:
             return {}
         argv = ["squeue", "-h", "-r", "-t", "all", "-u", user(), "-o", "%i|%Z"]
-        ids = self._match(self.commands.run(argv), folders)
+        queue = self.commands.run(argv)
+        if not queue.ok:
+            raise no_answer(queue, len(names))
+        ids = self._match(queue.stdout, folders)
         missing = folders - ids.keys()
         if missing and self.accounting is not False:
             oldest = min(i.created_ns for i in wanted.values() if i.folder in missing)
@@ -358,7 +367,16 @@ class SlurmScheduler:
                 "-o",
                 "JobID,WorkDir",
             ]
-            ids.update(self._match(self.commands.run(argv), missing))
+            result = self.commands.run(argv)
+            if result.ok:
+                self.accounting = True
+                ids.update(self._match(result.stdout, missing))
+            elif ACCOUNTING_OFF in result.message.lower():
+                # Without accounting the controller is all there is, and `squeue -t all`
+                # already listed every job it remembers (scontrol would list the same).
+                self.accounting = False
+            else:
+                raise no_answer(result, len(names))
         return {
             name: JobHandle(
                 scheduler=self.name,
@@ -369,12 +387,10 @@ class SlurmScheduler:
             if i.folder in ids
         }
 
-    def _match(self, result: Any, folders: set[str]) -> dict[str, str]:
+    def _match(self, text: str, folders: set[str]) -> dict[str, str]:
         """Call folder -> SLURM job id (of the array, for arrays), from ``ID|WORKDIR`` lines."""
         found: dict[str, str] = {}
-        if not result.ok:
-            return found
-        for job_id, folder in _workdirs(result.stdout, with_ids=True):
+        for job_id, folder in _workdirs(text, with_ids=True):
             if folder.parent != self.jobs_dir or folder.name not in folders:
                 continue
             base = job_id.partition("_")[0]
@@ -382,7 +398,10 @@ class SlurmScheduler:
                 found[folder.name] = base
         return found
 
-    # --- cancel, preview --------------------------------------------------------------------
+    # --- resume, cancel, preview ------------------------------------------------------------
+
+    def resume(self, handles: Sequence[JobHandle]) -> None:
+        """Nothing to do: SLURM serves its queue whether or not a ``cruijff run`` watches."""
 
     def cancel(self, handles: Sequence[JobHandle]) -> None:
         """Cancel jobs with one ``scancel``; returns once SLURM says they ended (or after
@@ -473,6 +492,22 @@ def submit_hint(message: str, profile: Profile, script: Path) -> str:
     if "node configuration" in lowered or "memory" in lowered or "gres" in lowered:
         return f"the job asks for more than the cluster has; the batch script is {script}"
     return f"the batch script is {script}; settings come from {where}"
+
+
+def no_answer(result: Result, count: int) -> UserError:
+    """The error for a lookup SLURM did not answer: taking it for "never submitted" would
+    submit again jobs that are queued or ran already."""
+    command = result.argv[0]
+    said = result.message or f"exit status {result.returncode}"
+    said = said if said.startswith(f"{command}:") else f"{command}: {said}"
+    jobs = f"{count} job{'s' if count != 1 else ''}"
+    return UserError(
+        f"SLURM did not answer ({said}); "
+        f"nothing was submitted, and the records of the {jobs} whose submission was "
+        "interrupted are kept",
+        hint="run the command again in a moment: those jobs are looked up in SLURM before "
+        "anything is submitted, so none runs twice",
+    )
 
 
 def _workdirs(text: str, *, with_ids: bool = False) -> list[Any]:
