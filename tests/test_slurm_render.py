@@ -11,7 +11,7 @@ import pytest
 from cruijff.errors import UserError
 from cruijff.records import JobSpec, Resources
 from cruijff_slurm.arrays import plan_calls
-from cruijff_slurm.profile import Profile
+from cruijff_slurm.profile import Profile, resolve
 from cruijff_slurm.render import (
     Renderer,
     array_spec,
@@ -198,6 +198,46 @@ def test_metacharacters_everywhere_are_data_not_code(tmp_path):
     script = render([nasty_job], profile)
     assert "module load '$(touch pwned)'" in script and "conda activate '`touch pwned`'" in script
     assert not list(tmp_path.rglob("pwned"))
+
+
+def test_what_an_experiment_may_set_is_quoted_data(tmp_path, monkeypatch):
+    hostile = ["x; touch pwned", "$(touch pwned)", "`touch pwned`", "a' ; touch pwned; '"]
+    options = {
+        "experiment_file": tmp_path / "experiment.yaml",
+        "modules": hostile,
+        "conda": hostile[1],
+        "venv": hostile[0],
+        **{key: hostile[n % 4] for n, key in enumerate(SBATCH_TEXT)},
+        "mail_user": hostile[2],
+    }
+    profile = resolve(options, tmp_path / ".cruijff")
+    (tmp_path / "r").mkdir()
+    script = render([job("r", tmp_path, argv=("echo", "done"))], profile)
+    for key in (*SBATCH_TEXT, "mail_user"):  # one sbatch argument each, exactly the value
+        flag = f"--{key.replace('_', '-')}="
+        line = next(line for line in script.splitlines() if line.startswith(f"#SBATCH {flag}"))
+        assert sbatch_argument(line.removeprefix("#SBATCH ")) == flag + options[key]
+    # stand-ins for `module` and `conda`, and the venv's activate script, note their arguments
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    note = '#!/bin/sh\n[ "$1" = shell.bash ] || printf "%s|" "$@" >> args\n'
+    for name in ("module", "conda"):
+        (bin_dir / name).write_text(note)
+        (bin_dir / name).chmod(0o755)
+    activate = tmp_path / hostile[0] / "bin" / "activate"
+    activate.parent.mkdir(parents=True)
+    activate.write_text("echo activated\n")
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    done = run_script(script, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "activated\ndone\n"
+    noted = "".join(f"load|{value}|" for value in hostile) + f"activate|{hostile[1]}|"
+    assert (tmp_path / "args").read_text() == noted
+    assert not list(tmp_path.rglob("pwned")), "a value was executed"
+
+
+SBATCH_TEXT = ("account", "partition", "constraint", "qos", "reservation")
+"""The profile's text values that go onto #SBATCH lines."""
 
 
 def attrs_evolve(record, **changes):

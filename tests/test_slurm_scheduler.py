@@ -7,6 +7,8 @@ import pytest
 
 from cruijff.errors import UserError
 from cruijff.records import JobHandle, JobSpec, JobState, Resources
+from cruijff.state import ExperimentState
+from cruijff_slurm import plugin
 from cruijff_slurm.profile import Profile
 from cruijff_slurm.scheduler import SlurmScheduler
 from cruijff_slurm.testing import FakeSlurm
@@ -234,3 +236,132 @@ def test_preview_shows_the_scripts_without_submitting(tmp_path):
     assert len(files) == 2 and all(f.path.name == "job.sh" and f.executable for f in files)
     assert "#SBATCH --array=0-2\n" in files[1].content
     assert fake.calls == [] and not (tmp_path / ".cruijff").exists()
+
+
+# --- a lookup SLURM does not answer -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("broken", ["squeue", "sacct"])
+def test_find_is_an_error_when_slurm_does_not_answer(tmp_path, broken):
+    fake = FakeSlurm()
+    scheduler = make(tmp_path, fake)
+    handles = scheduler.submit(batch(tmp_path, 2), {})
+    for key in fake.jobs:  # finished and aged out of squeue: only sacct still knows them
+        fake.jobs[key].in_queue = False
+    fake.fail(broken)
+    names = [h.name for h in handles]
+    fake.calls.clear()
+    with pytest.raises(UserError) as error:
+        scheduler.find(names)
+    assert fake.named("sbatch") == []
+    assert error.value.message == (
+        f"SLURM did not answer ({broken}: error: Unable to contact slurm controller "
+        "(connect failure)); nothing was submitted, and the records of the 4 jobs whose "
+        "submission was interrupted are kept"
+    )
+    assert error.value.hint.startswith("run the command again in a moment")
+    fake.fail(broken, 0)  # SLURM is back
+    assert {n: h.id for n, h in scheduler.find(names).items()} == {h.name: h.id for h in handles}
+
+
+def test_find_does_not_need_sacct_when_squeue_knew_every_job(tmp_path):
+    fake = FakeSlurm()
+    scheduler = make(tmp_path, fake)
+    (handle,) = scheduler.submit([job(tmp_path, "a")], {})
+    fake.fail("sacct")
+    assert scheduler.find(["demo.a"]) == {"demo.a": handle}
+    assert fake.named("sacct") == []
+
+
+def test_find_without_accounting_trusts_squeue_but_not_its_silence(tmp_path):
+    fake = FakeSlurm(accounting=False)
+    scheduler = make(tmp_path, fake)
+    single = job(tmp_path, "b", resources=Resources(cpus=2))  # a call of its own
+    gone, queued = scheduler.submit([job(tmp_path, "a"), single], {})
+    fake.jobs[gone.id].in_queue = False  # the controller forgot it; no accounting remembers
+    assert scheduler.find(["demo.a", "demo.b"]) == {"demo.b": queued}
+    assert scheduler.accounting is False
+    fake.calls.clear()
+    assert scheduler.find(["demo.a", "demo.b"]) == {"demo.b": queued}
+    assert [call[0] for call in fake.calls] == ["squeue"]  # sacct is not asked again
+    fake.fail("squeue")  # squeue alone failing is enough to stop
+    with pytest.raises(UserError, match="SLURM did not answer"):
+        scheduler.find(["demo.a", "demo.b"])
+
+
+def test_a_query_is_retried_when_slurm_is_briefly_unreachable(tmp_path):
+    fake = FakeSlurm(retries=(0, 0))
+    scheduler = make(tmp_path, fake)
+    (handle,) = scheduler.submit([job(tmp_path, "a")], {})
+    fake.fail("squeue", 2)
+    assert scheduler.find(["demo.a"]) == {"demo.a": handle}
+    assert len(fake.named("squeue")) == 3
+    fake.fail("squeue", 3)
+    with pytest.raises(UserError, match="SLURM did not answer"):
+        scheduler.find(["demo.a"])
+
+
+class KilledAtSecondSbatch(FakeSlurm):
+    """`cruijff run` killed while its second sbatch runs, before SLURM took that call."""
+
+    kill = True
+
+    def _sbatch(self, argv):
+        if self.kill and len(self.named("sbatch")) == 2:
+            raise KeyboardInterrupt
+        return super()._sbatch(argv)
+
+
+def test_a_run_after_a_kill_submits_nothing_until_slurm_answers(
+    cli, fake_tools, register_plugin, make_experiment, monkeypatch, tmp_path
+):
+    fake = KilledAtSecondSbatch()
+    monkeypatch.setattr(plugin, "factory", lambda o, d: SlurmScheduler(o, d, commands=fake))
+    register_plugin(plugin, name="slurm")
+    path = make_experiment({"scheduler": {"name": "slurm"}})
+    state = ExperimentState(tmp_path / ".cruijff")
+    assert cli("run", path).exit_code == 130  # killed: the trainings' array is queued
+    assert len(fake.jobs) == 3
+    assert all(r.submitting and r.handle is None for r in state.records().values())
+    assert len(state.records()) == 5
+    fake.kill = False
+
+    # SLURM does not answer: an error, the records stay as they are, nothing is submitted
+    fake.fail("squeue")
+    fake.fail("sacct")
+    for fixed in ("squeue", None):  # then squeue answers but sacct, still needed, does not
+        if fixed:
+            fake.fail(fixed, 0)
+            for key in fake.jobs:
+                fake.jobs[key].in_queue = False
+        result = cli("run", path, "--detach")
+        assert result.exit_code == 1
+        assert "Error: SLURM did not answer" in result.output
+        assert "records of the 5 jobs" in result.output and "Traceback" not in result.output
+        assert all(r.submitting and r.handle is None for r in state.records().values())
+        assert len(fake.named("sbatch")) == 2
+
+    # SLURM answers: the queued array is recovered, only the call that never reached SLURM
+    # is submitted, once
+    fake.fail("sacct", 0)
+    result = cli("run", path, "--detach")
+    assert result.exit_code == 0, result.output
+    assert len(fake.named("sbatch")) == 3 and len(fake.jobs) == 5
+    records = state.records()
+    assert sorted(r.handle.id for r in records.values()) == [
+        "100_0", "100_1", "100_2", "101_0", "101_1"
+    ]  # fmt: skip
+    recovered = [e for e in state.events() if e["event"] == "recovered"]
+    assert len([e for e in recovered if e["handle"]]) == 3
+
+    # a poll SLURM does not answer leaves the jobs in flight (UNKNOWN), never "gone"
+    fake.fail("squeue")
+    assert cli("run", path, "--detach").exit_code == 0
+    assert {r.state for r in state.records().values()} == {JobState.UNKNOWN}
+    assert len(fake.named("sbatch")) == 3
+    fake.fail("squeue", 0)
+    for key in fake.jobs:
+        fake.jobs[key].in_queue = True
+    assert cli("run", path, "--detach").exit_code == 0
+    assert {r.state for r in state.records().values()} == {JobState.PENDING}
+    assert len(fake.named("sbatch")) == 3

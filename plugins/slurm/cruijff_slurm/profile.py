@@ -16,7 +16,9 @@ A profile is a small YAML file, one per cluster, in ``$XDG_CONFIG_HOME/cruijff/p
 The experiment picks one with ``scheduler: {name: slurm, profile: della}`` (a name in that
 folder, or a path relative to the experiment file); without one, ``default.yaml`` or the only
 profile there is used. Keys written in the experiment's ``scheduler`` section override the
-profile's. Nothing cluster-specific lives in code.
+profile's, but those that are code in the batch script (``setup``, ``template``,
+``directives``) come only from a profile in that folder. Nothing cluster-specific lives in
+code.
 """
 
 from __future__ import annotations
@@ -255,7 +257,14 @@ KEYS: dict[str, tuple[str, Callable[[Any, Path], Any]]] = {
     "template": ("template", parse_template),
     "poll_interval": ("poll_interval", parse_seconds),
 }
-"""Every key a profile may hold; the experiment's ``scheduler`` section may hold them too."""
+"""Every key a profile may hold; the experiment's ``scheduler`` section may hold them too,
+except the CODE_KEYS."""
+
+CODE_KEYS = ("setup", "template", "directives")
+"""Keys whose values reach the batch script as code: shell lines, a template, any sbatch option
+(``--export``, ``--output`` can run or write anything). They are taken only from a profile in
+the user's own folder: an experiment file, and a profile shipped beside one, may come from
+anyone, and every value they set is quoted data."""
 
 EXPERIMENT_KEYS = ("profile", "jobs")
 """Keys only the experiment's ``scheduler`` section holds: which profile, and ``jobs`` (how
@@ -264,10 +273,15 @@ many run at once, as for the local scheduler: here the array throttle, unless th
 
 
 def check_values(
-    values: Mapping[str, Any], base: Path, where: Callable[[str], Where]
+    values: Mapping[str, Any],
+    base: Path,
+    where: Callable[[str], Where],
+    *,
+    untrusted: str = "",
 ) -> tuple[dict[str, Any], list[Problem]]:
     """Parse profile keys; returns the Profile fields they set and a Problem per bad or
-    unknown key (placed by ``where(key)``)."""
+    unknown key (placed by ``where(key)``). ``untrusted`` names a source that may not set
+    CODE_KEYS ("the experiment file")."""
     fields: dict[str, Any] = {}
     problems: list[Problem] = []
     for key, value in values.items():
@@ -281,6 +295,18 @@ def check_values(
                 )
             )
             continue
+        if untrusted and key in CODE_KEYS:
+            problems.append(
+                Problem(
+                    where=where(key),
+                    message=f"{key} is not taken from {untrusted}: it would run as code on "
+                    "the cluster, so only your own cluster profile may set it",
+                    hint=f"put it in a profile, {profiles_dir() / 'NAME.yaml'}, and name that "
+                    "in the experiment with `scheduler: {profile: NAME}`",
+                    plugin=PLUGIN,
+                )
+            )
+            continue
         field, parse = KEYS[key]
         try:
             fields[field] = parse(value, base)
@@ -290,7 +316,10 @@ def check_values(
 
 
 def load_profile(path: Path) -> tuple[Profile, list[Problem]]:
-    """Read and check a profile file: the Profile, and every problem with its file:line."""
+    """Read and check a profile file: the Profile, and every problem with its file:line.
+
+    A profile outside the user's folder (a path an experiment names) may not set CODE_KEYS.
+    """
     path = Path(path)
     try:
         document = load_yaml(path)
@@ -299,7 +328,8 @@ def load_profile(path: Path) -> tuple[Profile, list[Problem]]:
             return Profile(source=path), []  # an empty profile: the cluster's defaults
         problems = [attrs.evolve(problem, plugin=PLUGIN, hint="") for problem in error.problems]
         return Profile(source=path), problems
-    fields, problems = check_values(document.data, path.parent, document.where)
+    untrusted = "" if is_users(path) else f"a profile outside {profiles_dir()}"
+    fields, problems = check_values(document.data, path.parent, document.where, untrusted=untrusted)
     return Profile(source=path, **fields), problems
 
 
@@ -320,6 +350,13 @@ def installed_profiles() -> dict[str, Path]:
     except OSError:
         return {}
     return {entry.stem: entry for entry in entries if entry.suffix in SUFFIXES and entry.is_file()}
+
+
+def is_users(path: Path) -> bool:
+    """Whether ``path`` is in the user's profiles folder (``..`` taken as written: a link the
+    user put there is theirs)."""
+    folder = os.path.normpath(profiles_dir().absolute())
+    return os.path.normpath(Path(path).absolute()).startswith(folder + os.sep)
 
 
 def any_profile() -> bool:
@@ -382,7 +419,10 @@ def resolve(options: Mapping[str, Any], state_dir: Path) -> Profile:
     experiment_file = options.get(EXPERIMENT_FILE)
     base = Path(experiment_file).absolute().parent if experiment_file else state_dir.parent
     options = {key: value for key, value in options.items() if key != EXPERIMENT_FILE}
-    problems, profile = profile_problems(options, base, lambda key: Where(path=f"scheduler.{key}"))
+    file = Path(experiment_file) if experiment_file else None
+    problems, profile = profile_problems(
+        options, base, lambda key: Where(file=file, path=f"scheduler.{key}")
+    )
     if problems:
         error = ProblemsFound(tuple(problems))
         count = len(problems)
@@ -412,7 +452,7 @@ def profile_problems(
         profile, found = load_profile(path)
         problems += found
     inline = {key: value for key, value in options.items() if key not in EXPERIMENT_KEYS}
-    fields, found = check_values(inline, base, locate)
+    fields, found = check_values(inline, base, locate, untrusted="the experiment file")
     problems += found
     jobs = options.get("jobs")
     if jobs is not None:

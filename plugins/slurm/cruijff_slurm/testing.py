@@ -2,7 +2,8 @@
 
 :class:`FakeSlurm` answers ``sbatch``, ``squeue``, ``sacct``, ``scontrol`` and ``scancel`` from
 memory, in the formats the scheduler asks for, and counts every call (``calls``). Tests move
-jobs along with :meth:`FakeSlurm.set`. It is not a simulator: nothing runs by itself.
+jobs along with :meth:`FakeSlurm.set`, and make a command fail with :meth:`FakeSlurm.fail`. It
+is not a simulator: nothing runs by itself.
 """
 
 from __future__ import annotations
@@ -32,19 +33,26 @@ class FakeJob:
     end: str = "Unknown"
 
 
+UNREACHABLE = "Unable to contact slurm controller (connect failure)"
+"""SLURM's words when slurmctld does not answer (one of the transient ones)."""
+
 _DIRECTIVE = re.compile(r"^#SBATCH --(array|chdir|job-name)=(.*)$", re.MULTILINE)
 
 
 class FakeSlurm(SlurmCommands):
     """SLURM's client commands, answered from memory. ``refuse`` makes sbatch fail with that
-    message; ``accounting=False`` makes sacct say accounting storage is disabled."""
+    message; ``accounting=False`` makes sacct say accounting storage is disabled. Queries are
+    not retried unless ``retries`` gives the pauses (0 waits for nothing)."""
 
-    def __init__(self, *, accounting: bool = True, first_id: int = 100) -> None:
-        super().__init__(retries=())
+    def __init__(
+        self, *, accounting: bool = True, first_id: int = 100, retries: Sequence[float] = ()
+    ) -> None:
+        super().__init__(retries=retries)
         self.accounting = accounting
         self.next_id = first_id
         self.jobs: dict[str, FakeJob] = {}
         self.refuse: str = ""
+        self.failing: dict[str, tuple[int | None, str]] = {}  # command -> (times left, message)
         self.scripts: list[str] = []
         self.cancelled: list[str] = []
 
@@ -58,6 +66,11 @@ class FakeSlurm(SlurmCommands):
             setattr(job, key, value)
         return job
 
+    def fail(self, command: str, times: int | None = None, message: str = UNREACHABLE) -> None:
+        """Make ``command`` exit 1 with ``message`` (on stderr): its next ``times`` calls, or
+        every call until ``fail(command, 0)``."""
+        self.failing[command] = (times, message)
+
     def named(self, command: str) -> list[tuple[str, ...]]:
         """The calls of one command."""
         return [call for call in self.calls if call[0] == command]
@@ -66,6 +79,11 @@ class FakeSlurm(SlurmCommands):
 
     def _once(self, argv: tuple[str, ...]) -> Result:
         self.calls.append(argv)
+        times, message = self.failing.get(argv[0], (0, ""))
+        if times is None or times > 0:
+            if times is not None:
+                self.failing[argv[0]] = (times - 1, message)
+            return Result(argv, 1, "", f"{argv[0]}: error: {message}\n")
         return getattr(self, f"_{argv[0]}")(argv)
 
     def _sbatch(self, argv: tuple[str, ...]) -> Result:
