@@ -17,6 +17,7 @@ from cruijff.design import design
 from cruijff.errors import ProblemsFound
 from cruijff.orchestrator import scaffold_experiment
 from cruijff.records import JobState, JobStatus
+from cruijff.retry import default_retry
 from cruijff_inspect import plugin as inspect_plugin
 from cruijff_inspect.matrix import unit_id
 
@@ -345,14 +346,20 @@ def test_out_of_memory_retry_halves_the_batch(plugin_manager, inspect_tools, mak
     plan, _ = scaffold_experiment(plugin_manager, make_experiment(inspect_changes(batch_size=8)))
     job = plan.generated["base.eval.capitalization.base"].job  # its config says batch_size 8
     oom = JobStatus(state=JobState.OUT_OF_MEMORY, exit_code=137)
-    smaller = plugin_manager.retry(job, oom)
+    cell = next(u for u in plan.units if u.id == "base.eval.capitalization.base")
+    smaller = plugin_manager.retry(plan.experiment, cell, job, oom)
     assert smaller.argv == (*job.argv, "--batch-size", "4")
     cuda = JobStatus(state=JobState.FAILED, exit_code=1, cause="inspect: CUDA out of memory")
-    assert plugin_manager.retry(smaller, cuda).argv == (*job.argv, "--batch-size", "2")
+    assert plugin_manager.retry(plan.experiment, cell, smaller, cuda).argv == (
+        *job.argv,
+        "--batch-size",
+        "2",
+    )
     other = JobStatus(state=JobState.FAILED, exit_code=1, cause="inspect: KeyError: 'input'")
-    assert plugin_manager.retry(job, other) is job  # not ours to change: the general policy
+    # not ours to change: the general policy
+    assert plugin_manager.retry(plan.experiment, cell, job, other) == default_retry(job, other)
     one = attrs.evolve(job, argv=(*job.argv, "--batch-size", "1"))
-    assert plugin_manager.retry(one, oom) is one
+    assert plugin_manager.retry(plan.experiment, cell, one, oom) == default_retry(one, oom)
 
 
 def test_resources_come_from_the_model_size_and_can_be_set(

@@ -102,19 +102,20 @@ def test_exit_zero_without_outputs_is_a_failure(plugin_manager, fake_tools, make
     assert record.state is JobState.FAILED and "no checkpoint" in record.cause
 
 
-class MoreTime:
-    """A retry policy: a failed job gets twice the time."""
+class Intruder:
+    """A plugin that would adjust every job, its own or not."""
 
     @hookimpl
-    def cruijff_retry(self, job, status):
-        more = attrs.evolve(job.resources, time_s=job.resources.time_s * 2)
-        return attrs.evolve(job, resources=more)
+    def cruijff_retry(self, experiment, unit, job, status):
+        return attrs.evolve(job, resources=attrs.evolve(job.resources, time_s=1))
 
 
 def test_retry_failed_reruns_only_failed_jobs_adjusted(
     plugin_manager, fake_tools, make_experiment, trace
 ):
-    plugin_manager.register(MoreTime(), name="more-time")
+    # Only the plugin that provides a unit's tool adjusts its retry (the fake trainer doubles
+    # the time): another plugin is never asked.
+    plugin_manager.register(Intruder(), name="intruder")
     path = make_experiment({"variables": {"lora_rank": [4], "fail": [False, True]}})
     run_experiment(plugin_manager, path, FAST)
     before = starts(trace)
@@ -180,6 +181,7 @@ ORCHESTRATION = sorted(
         "cruijff_select",
         "cruijff_generate",
         "cruijff_validate",
+        "cruijff_retry",  # dispatched to the unit's owner, like generate: see the retry test
         "cruijff_commands",
     }
 )

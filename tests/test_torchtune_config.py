@@ -376,11 +376,17 @@ def test_out_of_memory_retry_halves_the_batch(tmp_path):
         argv=("python", "-m", "cruijff_torchtune.launch", str(config), "--recipe", "x"),
         resources=Resources(),
     )
-    retried = torchtune_plugin.cruijff_retry(job, JobStatus(state=JobState.OUT_OF_MEMORY))
+    retried = torchtune_plugin.cruijff_retry(
+        None, None, job, JobStatus(state=JobState.OUT_OF_MEMORY)
+    )
     assert retried.argv[-2:] == ("batch_size=4", "gradient_accumulation_steps=4")
-    again = torchtune_plugin.cruijff_retry(retried, JobStatus(state=JobState.OUT_OF_MEMORY))
+    again = torchtune_plugin.cruijff_retry(
+        None, None, retried, JobStatus(state=JobState.OUT_OF_MEMORY)
+    )
     assert again.argv[-2:] == ("batch_size=2", "gradient_accumulation_steps=8")
-    assert torchtune_plugin.cruijff_retry(job, JobStatus(state=JobState.TIMEOUT)) is None
+    assert (
+        torchtune_plugin.cruijff_retry(None, None, job, JobStatus(state=JobState.TIMEOUT)) is None
+    )
 
 
 def test_dotted_error_names_are_found_in_the_log(tmp_path):

@@ -149,7 +149,7 @@ def plan(manager: PluginManager, checked: Checked) -> Plan:
             _inside(root, path, unit.id)
         generated[unit.id] = result
     result_plan = Plan(experiment=experiment, units=tuple(units), generated=generated)
-    manager.notify("after_design", plan=result_plan)
+    manager.after_design(result_plan)
     return result_plan
 
 

@@ -330,20 +330,24 @@ def cruijff_on_run_error(plan: Plan, error: BaseException) -> None:
     """
 
 
-@hookspec(firstresult=True)
-def cruijff_retry(job: JobSpec, status: JobStatus) -> JobSpec | None:
-    """Adjust a failed job before ``cruijff run --retry-failed`` submits it again.
+@hookspec
+def cruijff_retry(
+    experiment: Experiment, unit: Unit, job: JobSpec, status: JobStatus
+) -> JobSpec | None:
+    """Adjust a failed job of your own unit before ``cruijff run --retry-failed`` submits it
+    again.
 
-    Called for each failed job, with how it failed; the first plugin that returns a JobSpec
-    wins, and the job is retried unchanged when none does. Answer only for your own jobs.
+    Called only on the plugin that provides ``unit.tool`` (like generate and validate), once
+    per failed job, with how it failed. Return the adjusted JobSpec, or None to leave it to
+    cruijff's general policy (twice the time after a time limit, twice the memory after an
+    out-of-memory kill, otherwise unchanged).
 
     Example::
 
         @hookimpl
-        def cruijff_retry(job, status):
-            if status.state is JobState.TIMEOUT and job.resources.time_s:
-                more = attrs.evolve(job.resources, time_s=job.resources.time_s * 2)
-                return attrs.evolve(job, resources=more)
+        def cruijff_retry(experiment, unit, job, status):
+            if status.state is JobState.OUT_OF_MEMORY and unit.params.get("batch_size", 1) > 1:
+                return attrs.evolve(job, argv=(*job.argv, "--smaller-batch"))
             return None
     """
 

@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -24,10 +25,13 @@ from cruijff.errors import PluginError, UserError
 from cruijff.records import (
     Experiment,
     Generated,
+    JobHandle,
     JobSpec,
+    JobState,
     JobStatus,
     Key,
     ParseReport,
+    Plan,
     SchedulerInfo,
     Tool,
     Unit,
@@ -135,15 +139,18 @@ class PluginManager:
     # --- calling ---------------------------------------------------------------------------
 
     def _each(
-        self, hook: str, *, stage: str, run: str = "", **kwargs: Any
+        self, hook: str, *, stage: str, run: str = "", only: str | None = "", **kwargs: Any
     ) -> list[tuple[str, Any]]:
-        """Call every implementation of ``hook`` one by one: ``[(plugin name, result)]``.
+        """Call every implementation of ``hook`` one by one (or only plugin ``only``'s, when
+        it is not empty; None calls none): ``[(plugin name, result)]``.
 
         Calling them ourselves (rather than through ``pm.hook``) lets an exception name the
         plugin that raised it.
         """
         results = []
         for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
+            if only != "" and impl.plugin_name != only:
+                continue
             try:
                 result = impl.function(*(kwargs[arg] for arg in impl.argnames))
                 if hook in ("cruijff_tools", "cruijff_schedulers") and result is not None:
@@ -292,16 +299,84 @@ class PluginManager:
 
     # --- orchestration ---------------------------------------------------------------------
 
-    def notify(self, hook: str, **kwargs: Any) -> None:
-        """Call an observer hook (``after_scaffold``...) on every plugin."""
-        self._each(f"cruijff_{hook}", stage=hook.replace("_", " "), **kwargs)
+    def retry(self, experiment: Experiment, unit: Unit, job: JobSpec, status: JobStatus) -> JobSpec:
+        """A failed job adjusted for its retry by the plugin that provides its unit's tool,
+        else by the general policy (:func:`cruijff.retry.default_retry`)."""
+        from cruijff.retry import default_retry
 
-    def retry(self, job: JobSpec, status: JobStatus) -> JobSpec:
-        """The job adjusted for a retry by the first plugin that wants to, else unchanged."""
-        for _, adjusted in self._each("cruijff_retry", stage="retry", job=job, status=status):
+        owner = self._owner(unit.tool)
+        for _, adjusted in self._each(
+            "cruijff_retry",
+            stage="retry",
+            run=unit.run,
+            only=owner,
+            experiment=experiment,
+            unit=unit,
+            job=job,
+            status=status,
+        ):
             if adjusted is not None:
                 return adjusted
-        return job
+        return default_retry(job, status)
+
+    def _owner(self, tool: str) -> str | None:
+        """The name of the plugin that provides ``tool`` (None when no installed one does)."""
+        self.tools()
+        assert self._tools is not None
+        entry = self._tools.get(tool)
+        return entry[1] if entry else None
+
+    # The lifecycle observers: one typed method per hook, called on every plugin.
+
+    def after_design(self, plan: Plan) -> None:
+        """Tell every plugin the plan is made (``cruijff_after_design``)."""
+        self._each("cruijff_after_design", stage="after design", plan=plan)
+
+    def before_scaffold(self, plan: Plan) -> None:
+        """``cruijff_before_scaffold``: files are about to be written."""
+        self._each("cruijff_before_scaffold", stage="before scaffold", plan=plan)
+
+    def after_scaffold(self, plan: Plan, written: tuple[Path, ...]) -> None:
+        """``cruijff_after_scaffold``: these files were written."""
+        self._each("cruijff_after_scaffold", stage="after scaffold", plan=plan, written=written)
+
+    def on_scaffold_error(self, plan: Plan, error: BaseException) -> None:
+        """``cruijff_on_scaffold_error``: scaffolding stopped with ``error``."""
+        self._each("cruijff_on_scaffold_error", stage="scaffold error", plan=plan, error=error)
+
+    def before_run(self, plan: Plan, jobs: tuple[JobSpec, ...]) -> None:
+        """``cruijff_before_run``: these jobs are about to be submitted."""
+        self._each("cruijff_before_run", stage="before run", plan=plan, jobs=jobs)
+
+    def after_submit(
+        self, plan: Plan, jobs: tuple[JobSpec, ...], handles: tuple[JobHandle, ...]
+    ) -> None:
+        """``cruijff_after_submit``: the scheduler took these jobs."""
+        self._each(
+            "cruijff_after_submit", stage="after submit", plan=plan, jobs=jobs, handles=handles
+        )
+
+    def on_job_error(
+        self, plan: Plan, job: JobSpec, status: JobStatus, validation: Validation | None
+    ) -> None:
+        """``cruijff_on_job_error``: a job failed."""
+        self._each(
+            "cruijff_on_job_error",
+            stage="job error",
+            run=job.unit_id,
+            plan=plan,
+            job=job,
+            status=status,
+            validation=validation,
+        )
+
+    def after_run(self, plan: Plan, states: Mapping[str, JobState | None]) -> None:
+        """``cruijff_after_run``: every job of the run has finished."""
+        self._each("cruijff_after_run", stage="after run", plan=plan, states=dict(states))
+
+    def on_run_error(self, plan: Plan, error: BaseException) -> None:
+        """``cruijff_on_run_error``: ``cruijff run`` stopped with ``error``."""
+        self._each("cruijff_on_run_error", stage="run error", plan=plan, error=error)
 
     def add_commands(self, cli: Any) -> None:
         """Let plugins add their commands to the CLI group."""

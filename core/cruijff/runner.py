@@ -18,7 +18,6 @@ import attrs
 from cruijff.errors import UserError
 from cruijff.manager import PluginManager
 from cruijff.records import JobSpec, JobState, JobStatus, Plan, Unit
-from cruijff.retry import default_retry
 from cruijff.state import ExperimentState, JobRecord
 
 Observer = Callable[[str, "JobRecord | None"], None]
@@ -142,9 +141,7 @@ class Runner:
                 record = attrs.evolve(record, cause=validation.cause)
                 status = attrs.evolve(status, cause=validation.cause)
         if record.state is not None and record.state.failed:
-            self.manager.notify(
-                "on_job_error", plan=self.plan, job=record.job, status=status, validation=validation
-            )
+            self.manager.on_job_error(self.plan, record.job, status, validation)
         return record
 
     def _save(self, record: JobRecord, event: str) -> JobRecord:
@@ -206,9 +203,8 @@ class Runner:
                 status = JobStatus(
                     state=record.state, exit_code=record.exit_code, cause=record.cause
                 )
-                job = self.manager.retry(record.job, status)
-                if job is record.job:  # no tool adjusted it: the general policy
-                    job = default_retry(job, status)
+                unit = self.units[unit_id]
+                job = self.manager.retry(self.plan.experiment, unit, record.job, status)
             batch.append(job)
         return batch
 
@@ -270,9 +266,7 @@ class Runner:
         if waiting:
             self.state.log("queue-full", waiting=[job.unit_id for job in waiting])
         if taken:
-            self.manager.notify(
-                "after_submit", plan=self.plan, jobs=tuple(taken), handles=tuple(handles)
-            )
+            self.manager.after_submit(self.plan, tuple(taken), tuple(handles))
         return waiting
 
     def run(self, options: RunOptions) -> dict[str, JobRecord]:
@@ -283,21 +277,19 @@ class Runner:
             if not options.retry_failed:
                 records = self.recognise_done(records)
             batch = self.to_submit(records, options.retry_failed)
-            self.manager.notify("before_run", plan=self.plan, jobs=tuple(batch))
+            self.manager.before_run(self.plan, tuple(batch))
             waiting = self.submit(batch, records)
             if options.detach:
                 return records
             records = self.watch(records, options, waiting)
-            self.manager.notify(
-                "after_run",
-                plan=self.plan,
-                states={u: r.state for u, r in records.items() if u in self.jobs},
+            self.manager.after_run(
+                self.plan, {u: r.state for u, r in records.items() if u in self.jobs}
             )
             return records
         except KeyboardInterrupt:
             raise
         except BaseException as error:
-            self.manager.notify("on_run_error", plan=self.plan, error=error)
+            self.manager.on_run_error(self.plan, error)
             raise
 
     def watch(

@@ -41,7 +41,7 @@ def scaffold(
     manifest: dict[str, str] = read_json(manifest_path) or {}
     written, unchanged, kept = [], [], []
     if not dry_run:
-        manager.notify("before_scaffold", plan=plan)
+        manager.before_scaffold(plan)
     state = ExperimentState(experiment.state_dir)
     try:
         for unit, spec in ((u, f) for u in plan.units for f in plan.generated[u.id].files):
@@ -73,11 +73,11 @@ def scaffold(
                 )
     except BaseException as error:
         if not dry_run:
-            manager.notify("on_scaffold_error", plan=plan, error=error)
+            manager.on_scaffold_error(plan, error)
         raise
     result = ScaffoldResult(written=tuple(written), unchanged=tuple(unchanged), kept=tuple(kept))
     if not dry_run:
-        manager.notify("after_scaffold", plan=plan, written=result.written)
+        manager.after_scaffold(plan, result.written)
     return result
 
 

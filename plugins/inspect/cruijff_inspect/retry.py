@@ -35,8 +35,6 @@ def current_batch(job: JobSpec) -> int:
 
 def smaller_batch(job: JobSpec, status: JobStatus) -> JobSpec | None:
     """``job`` with half its batch when it failed for memory; None otherwise (or at 1)."""
-    if JOB_MODULE not in job.argv:
-        return None
     if status.state is not JobState.OUT_OF_MEMORY and not OOM.search(status.cause or ""):
         return None
     batch = current_batch(job)

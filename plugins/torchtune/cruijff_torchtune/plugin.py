@@ -377,9 +377,9 @@ def cruijff_validate(experiment, unit, status):
 
 
 @hookimpl
-def cruijff_retry(job, status):
+def cruijff_retry(experiment, unit, job, status):
     """Out of memory on a GPU: half the batch, twice the accumulation (same effective batch)."""
-    if LAUNCH not in job.argv or status.state is not JobState.OUT_OF_MEMORY:
+    if status.state is not JobState.OUT_OF_MEMORY:
         return None
     config = dict(json.loads(json.dumps(_read_yaml(Path(job.argv[3])))))
     batch = int(_override(job.argv, "batch_size") or config.get("batch_size", 1))
