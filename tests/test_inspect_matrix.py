@@ -381,7 +381,9 @@ def test_resources_come_from_the_model_size_and_can_be_set(
     class Cluster:
         @hookimpl
         def cruijff_schedulers(self):
-            yield SchedulerInfo(name="cluster", factory=lambda options, state_dir: None)
+            yield SchedulerInfo(
+                name="cluster", factory=lambda options, state_dir: None, gpus=lambda o: True
+            )
 
     plugin_manager.register(Cluster(), name="cluster")
     plan, _ = planned(

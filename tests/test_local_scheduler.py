@@ -485,3 +485,15 @@ def test_cancel_stops_a_job_whose_lock_file_was_deleted(lab: Lab) -> None:
     scheduler.cancel([a])
     assert scheduler.poll([a])[a].state is JobState.CANCELLED
     wait_for(lambda: gone(pid), what="the command to be stopped")
+
+
+def test_local_jobs_get_gpus_only_where_the_driver_lists_visible_devices(monkeypatch) -> None:
+    from cruijff.local import has_cuda_devices
+
+    listed = Path("/proc/driver/nvidia/gpus")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert has_cuda_devices() == (listed.is_dir() and any(listed.iterdir()))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert has_cuda_devices() is False
+    (info,) = list(cruijff_schedulers())
+    assert info.gpus({}) is False

@@ -309,3 +309,17 @@ def test_validate_and_run_refuse_shell_from_the_experiment_file(
         assert "scheduler.setup: setup is not taken from the experiment file" in result.output
         assert "Traceback" not in result.output
     assert fake.calls == []
+
+
+def test_the_profile_says_whether_jobs_get_gpus(
+    plugin_manager, fake_tools, slurm_plugin, make_experiment
+):
+    from cruijff.design import check
+
+    path = make_experiment({"scheduler": {"name": "slurm", "profile": "cpu"}})
+    write_profile("cpu", "partition: cpu\ngpus: false\n")
+    assert check(plugin_manager, path).experiment.scheduler.gpus is False
+    write_profile("cpu", "partition: gpu\n")  # a cluster has GPUs unless its profile says not
+    assert check(plugin_manager, path).experiment.scheduler.gpus is True
+    override = make_experiment({"scheduler": {"name": "slurm", "profile": "cpu", "gpus": False}})
+    assert check(plugin_manager, override).experiment.scheduler.gpus is False

@@ -72,11 +72,15 @@ def check(manager: PluginManager, path: Path, *, scheduler: str | None = None) -
                 )
             )
     chosen = choose_scheduler(manager, experiment, scheduler)
-    if chosen.name != experiment.scheduler.name:
-        experiment = attrs.evolve(
-            experiment,
-            scheduler=SchedulerConfig(name=chosen.name, options=experiment.scheduler.options),
-        )
+    options = experiment.scheduler.options
+    experiment = attrs.evolve(
+        experiment,
+        scheduler=SchedulerConfig(
+            name=chosen.name,
+            options=options,
+            gpus=bool(chosen.gpus({**options, "experiment_file": experiment.file})),
+        ),
+    )
 
     claimed: set[str] = set()
     vocabulary: dict[str, set[str]] = {}

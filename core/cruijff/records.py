@@ -140,12 +140,15 @@ class SchedulerInfo:
     ``experiment_file`` (relative paths in the section start from its folder), and
     ``state_dir`` the experiment's ``.cruijff`` folder, where the scheduler may keep its files.
     ``available()`` says whether it can be used on this machine (``sbatch`` on PATH...).
+    ``gpus(options)`` says whether the jobs it runs with these options get GPUs, so tools size
+    their jobs without testing scheduler names (cheap: called whenever a plan is made).
     """
 
     name: str = attrs.field(validator=_is_name)
     factory: Callable[[Mapping[str, Any], Path], Any] = attrs.field(eq=False)
     description: str = ""
     available: Callable[[], bool] = attrs.field(default=lambda: True, eq=False)
+    gpus: Callable[[Mapping[str, Any]], bool] = attrs.field(default=lambda options: False, eq=False)
     requires: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
 
 
@@ -253,10 +256,15 @@ class Evaluation:
 
 @record
 class SchedulerConfig:
-    """The ``scheduler`` section: which scheduler (None: choose the default) and its options."""
+    """The ``scheduler`` section: which scheduler (None: choose the default) and its options.
+
+    ``gpus`` says whether the chosen scheduler's jobs get GPUs (set once it is chosen, from
+    its ``SchedulerInfo.gpus``): tools ask for GPUs only where there are some.
+    """
 
     name: str | None = None
     options: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+    gpus: bool = False
 
 
 @record

@@ -6,8 +6,10 @@ lives in :mod:`cruijff.local.scheduler`, loaded only when the schedulers are lis
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from cruijff.hookspecs import hookimpl
 
@@ -25,7 +27,20 @@ def cruijff_schedulers() -> Iterator[SchedulerInfo]:
         name="local",
         factory=LocalScheduler,
         description="runs jobs on this machine, N at a time",
+        gpus=has_cuda_devices,
     )
+
+
+def has_cuda_devices(options: Mapping[str, Any] | None = None) -> bool:
+    """Whether this machine has an NVIDIA GPU its jobs may use, without importing torch: the
+    driver lists its devices under /proc, and ``CUDA_VISIBLE_DEVICES`` may hide them all."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return False
+    try:
+        return any(Path("/proc/driver/nvidia/gpus").iterdir())
+    except OSError:
+        return False
 
 
 @hookimpl

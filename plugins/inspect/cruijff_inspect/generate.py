@@ -72,9 +72,9 @@ def model_size(experiment: Experiment, unit: Unit) -> float:
 def evaluation_resources(experiment: Experiment, size_gb: float) -> Resources:
     """Resources sized from the model on their own (evaluation needs less than training),
     each overridable with ``evaluation.gpus|cpus|mem_gb|time_minutes``."""
-    # on this machine (the local scheduler) the CPU unless asked; on a cluster by size
-    on_cluster = experiment.scheduler.name not in (None, "local")
-    gpus = evaluation_setting(experiment, "gpus", 1 if on_cluster and size_gb >= TOY_GB else 0)
+    # the CPU unless asked where the scheduler's jobs get no GPU; else by size
+    with_gpus = experiment.scheduler.gpus
+    gpus = evaluation_setting(experiment, "gpus", 1 if with_gpus and size_gb >= TOY_GB else 0)
     if gpus == 0:
         mem_gb, hours = max(4, math.ceil(size_gb * 3) + 2), 2
     else:

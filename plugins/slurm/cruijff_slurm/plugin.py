@@ -43,7 +43,23 @@ def cruijff_schedulers() -> Iterator[SchedulerInfo]:
         factory=factory,
         description="submits jobs to a SLURM cluster with sbatch (job arrays, dependencies)",
         available=available,
+        gpus=gpus,
     )
+
+
+def gpus(options: Mapping[str, Any]) -> bool:
+    """Whether jobs get GPUs: the profile's (or the experiment's) ``gpus``, true unless a
+    profile says the cluster has none. A profile with problems answers true: those problems
+    are reported by validation, not here."""
+    from cruijff.errors import UserError
+    from cruijff_slurm.profile import resolve
+
+    if "gpus" in options and isinstance(options["gpus"], bool):
+        return options["gpus"]
+    try:
+        return resolve(options, Path.cwd() / ".cruijff").gpus
+    except UserError:
+        return True
 
 
 @hookimpl

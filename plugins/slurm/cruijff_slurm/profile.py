@@ -90,6 +90,7 @@ class Profile:
     directives: tuple[str, ...] = ()
     template: Path | None = None
     poll_interval: float = 2.0
+    gpus: bool = True
 
 
 class BadValue(ValueError):
@@ -256,6 +257,7 @@ KEYS: dict[str, tuple[str, Callable[[Any, Path], Any]]] = {
     "directives": ("directives", parse_directives),
     "template": ("template", parse_template),
     "poll_interval": ("poll_interval", parse_seconds),
+    "gpus": ("gpus", parse_flag),
 }
 """Every key a profile may hold; the experiment's ``scheduler`` section may hold them too,
 except the CODE_KEYS."""

@@ -172,8 +172,8 @@ def _gpus(experiment: Any, controls: dict, run: dict) -> int:
     value, _ = params_value("gpus", controls, run)
     if value is not None:
         return int(value)
-    # on this machine: the CPU; on a cluster scheduler: what the model's size calls for
-    return 0 if experiment.scheduler.name in (None, "local") else 1
+    # where the scheduler's jobs get GPUs, one; else the CPU
+    return 1 if experiment.scheduler.gpus else 0
 
 
 def params_value(name: str, controls: dict, run: dict) -> tuple[Any, str]:
