@@ -316,10 +316,27 @@ class Experiment:
 # --- work -----------------------------------------------------------------------------------
 
 
+class ArtifactKind:
+    """The kinds of artifact tools exchange, named once. Tools meet only through these: a
+    trainer produces HF_MODEL per epoch, an evaluator consumes it. A plugin may add kinds of
+    its own (any short string); these are the ones the shipped plugins agree on."""
+
+    DATASET = "dataset"
+    """The JSON file of rows that training and evaluation read (a data-generation job's)."""
+    HF_MODEL = "hf-model"
+    """A folder transformers loads: merged weights, config, tokenizer."""
+    LORA_ADAPTER = "lora-adapter"
+    """A PEFT adapter folder, beside (not instead of) the merged model."""
+    TRAIN_METRICS = "train-metrics"
+    """A CSV of the loss per step (``metrics.csv``)."""
+    INSPECT_LOG = "inspect-log"
+    """A folder of inspect-ai ``.eval`` logs."""
+
+
 @record
 class Artifact:
-    """Something a job writes that another may use: ``kind`` (``hf-model``, ``lora-adapter``,
-    ``train-metrics``, ``inspect-log``...), its path, and the 0-based epoch it belongs to."""
+    """Something a job writes that another may use: ``kind`` (one of :class:`ArtifactKind`,
+    or a plugin's own), its path, and the 0-based epoch it belongs to."""
 
     kind: str
     path: Path
@@ -333,7 +350,9 @@ class Unit:
 
     ``id`` is unique in the experiment and safe as a file name; ``depends_on`` lists the ids of
     units whose artifacts this one consumes; ``produces`` what it will write, known in advance.
-    ``params`` holds whatever the tool needs to generate it.
+    ``params`` holds the run's parameters as the experiment gives them (shown by ``plan``);
+    ``payload`` is the owning tool's own frozen record of what generate needs, built at select
+    time (the core never reads it).
     """
 
     id: str = attrs.field(validator=_is_name)
@@ -345,6 +364,7 @@ class Unit:
     depends_on: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     produces: tuple[Artifact, ...] = attrs.field(default=(), converter=_tuple)
     consumes: tuple[Artifact, ...] = attrs.field(default=(), converter=_tuple)
+    payload: Any = attrs.field(default=None, eq=False, repr=False)
 
 
 @record

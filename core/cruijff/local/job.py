@@ -32,9 +32,9 @@ from cruijff.local.store import (
     read_spec,
     read_status,
     signal_group,
-    signal_name,
     write_status,
 )
+from cruijff.signals import signal_name
 
 POLL_S = 0.05
 _cancel_requested = False

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import signal
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any
 
 from cruijff.errors import UserError
 from cruijff.fsutil import read_json, write_json
+from cruijff.signals import killed_by
 
 JOBS = "jobs"
 SPEC = "spec.json"
@@ -228,15 +228,8 @@ def exit_cause(status: dict[str, Any]) -> str:
     if status.get("cause"):
         return status["cause"]
     if status.get("signal"):
-        return f"killed by signal {status['signal']} ({signal_name(status['signal'])})"
+        return killed_by(status["signal"])
     return f"exit code {status.get('exit_code')}"
-
-
-def signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
 
 
 def dependency_cause(dep_id: str, why: str) -> str:

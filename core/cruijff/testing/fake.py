@@ -16,6 +16,7 @@ import attrs
 from cruijff import hookimpl
 from cruijff.records import (
     Artifact,
+    ArtifactKind,
     FileSpec,
     Generated,
     JobSpec,
@@ -55,14 +56,14 @@ def cruijff_tools():
         role=Role.PREPARATION,
         description="fake trainer for tests",
         labels={"lora_rank": "rank", "batch_size": "bs"},
-        produces=("hf-model",),
+        produces=(ArtifactKind.HF_MODEL,),
     )
     yield Tool(
         name=EVAL,
         role=Role.EVALUATION,
         description="fake evaluator for tests",
         aliases=("fake-evaluator",),
-        consumes=("hf-model",),
+        consumes=(ArtifactKind.HF_MODEL,),
         produces=("eval-results",),
     )
 
@@ -123,7 +124,7 @@ def cruijff_select(experiment, tool, upstream):
                 params={**experiment.controls, **run.parameters},
                 produces=[
                     Artifact(
-                        kind="hf-model",
+                        kind=ArtifactKind.HF_MODEL,
                         run=run.name,
                         epoch=epoch,
                         path=run.directory / "train" / f"epoch_{epoch}",
@@ -140,7 +141,7 @@ def cruijff_select(experiment, tool, upstream):
         (a.run, a.epoch): (unit.id, a)
         for unit in upstream
         for a in unit.produces
-        if a.kind == "hf-model"
+        if a.kind == ArtifactKind.HF_MODEL
     }
     tasks = [task.name for task in experiment.evaluation.tasks] if experiment.evaluation else []
     units = []

@@ -20,6 +20,7 @@ from cruijff.errors import ProblemsFound
 from cruijff.records import (
     NAME_PATTERN,
     Artifact,
+    ArtifactKind,
     EvalTask,
     Experiment,
     Problem,
@@ -68,7 +69,7 @@ def checkpoints(upstream: Iterable[Unit]) -> dict[str, dict[int, tuple[str, Arti
     found: dict[str, dict[int, tuple[str, Artifact]]] = {}
     for unit in upstream:
         for artifact in unit.produces:
-            if artifact.kind == "hf-model" and artifact.epoch is not None:
+            if artifact.kind == ArtifactKind.HF_MODEL and artifact.epoch is not None:
                 run = artifact.run or unit.run
                 found.setdefault(run, {})[artifact.epoch] = (unit.id, artifact)
     return found
@@ -196,7 +197,9 @@ def cells(experiment: Experiment, upstream: tuple[Unit, ...]) -> list[Cell]:
 
 def unit(cell: Cell) -> Unit:
     """The unit of a cell: its folder ``<run>/eval/<task>/<epoch_N|base|checkpoint>``."""
-    consumed = cell.artifact or Artifact(kind="hf-model", path=cell.model, run=cell.run.name)
+    consumed = cell.artifact or Artifact(
+        kind=ArtifactKind.HF_MODEL, path=cell.model, run=cell.run.name
+    )
     directory = cell.run.directory / "eval" / cell.task.name / cell.label
     return Unit(
         id=unit_id(cell.run.name, cell.task.name, cell.label),
@@ -214,7 +217,10 @@ def unit(cell: Cell) -> Unit:
         consumes=(consumed,),
         produces=(
             Artifact(
-                kind="inspect-log", path=directory / LOGS, epoch=cell.epoch, run=cell.run.name
+                kind=ArtifactKind.INSPECT_LOG,
+                path=directory / LOGS,
+                epoch=cell.epoch,
+                run=cell.run.name,
             ),
         ),
     )

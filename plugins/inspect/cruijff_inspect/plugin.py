@@ -16,15 +16,15 @@ hook first needs them, so loading the plugin (``cruijff --help``) costs next to 
 from __future__ import annotations
 
 from cruijff import hookimpl
-from cruijff.records import Role, Tool
+from cruijff.records import ArtifactKind, Role, Tool
 
 TOOL = Tool(
     name="inspect",
     role=Role.EVALUATION,
     description="evaluates checkpoints and base models with inspect-ai",
     aliases=("inspect-ai",),
-    consumes=("hf-model",),
-    produces=("inspect-log",),
+    consumes=(ArtifactKind.HF_MODEL,),
+    produces=(ArtifactKind.INSPECT_LOG,),
     requires=("inspect_ai", "transformers", "accelerate"),
 )
 

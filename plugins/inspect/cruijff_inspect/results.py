@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cruijff.records import Artifact, JobStatus, Unit, Validation
+from cruijff.records import Artifact, ArtifactKind, JobStatus, Unit, Validation
 
 CONFIG = "eval_config.yaml"
 RESULTS = "results.json"
@@ -103,6 +103,8 @@ def validate(unit: Unit, status: JobStatus | None) -> Validation:
         metrics=flat_metrics(results),
         summary=tuple(results.get("summary") or ()),
         artifacts=(
-            Artifact(kind="inspect-log", path=log, epoch=results.get("epoch"), run=unit.run),
+            Artifact(
+                kind=ArtifactKind.INSPECT_LOG, path=log, epoch=results.get("epoch"), run=unit.run
+            ),
         ),
     )

@@ -11,12 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import pwd
 import re
-import signal
 from pathlib import Path
 
 import attrs
 
 from cruijff.records import JobState, JobStatus
+from cruijff.signals import killed_by
 
 SQUEUE_FORMAT = "%i|%T|%r|%e"
 """squeue's columns: job id (``123`` or ``123_4``), state, reason, end time."""
@@ -219,13 +219,6 @@ def exit_status(text: str) -> tuple[int | None, int]:
     return int(code), int(sig) if sig.isdigit() else 0
 
 
-def signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
 def active_status(row: Row) -> JobStatus:
     """A pending or running job; a pending one whose dependency failed never runs."""
     if row.state in PENDING_STATES:
@@ -272,7 +265,7 @@ def final_status(row: Row, queue: Row | None = None) -> JobStatus:
     elif row.state == "BOOT_FAIL":
         cause = "its node failed to boot"
     elif state is JobState.FAILED and not cause:
-        cause = f"killed by signal {sig} ({signal_name(sig)})" if sig else f"exit code {code}"
+        cause = killed_by(sig) if sig else f"exit code {code}"
     return JobStatus(state=state, exit_code=code, cause=cause)
 
 
