@@ -164,7 +164,7 @@ def test_a_bug_says_where_to_report_it(cli, fake_tools, make_experiment, monkeyp
 
     monkeypatch.setattr(cruijff.orchestrator, "design", broken)
     result = cli("plan", make_experiment())
-    assert result.exit_code == 2 and "This is a bug in cruijff" in result.output
+    assert result.exit_code == 70 and "This is a bug in cruijff" in result.output
 
 
 def test_version(cli):
@@ -177,7 +177,7 @@ def test_version(cli):
 def test_progress_reports_running_jobs_in_a_log(tmp_path):
     from rich.console import Console
 
-    from cruijff.cli.run import Progress
+    from cruijff.cli.render import Progress
     from cruijff.records import JobHandle, JobSpec, JobState
     from cruijff.state import JobRecord
 
@@ -202,7 +202,7 @@ def test_progress_reports_running_jobs_in_a_log(tmp_path):
 
 
 def test_progress_line_skips_the_job_wrappers_own_lines(tmp_path):
-    from cruijff.cli.run import last_line
+    from cruijff.cli.render import last_line
 
     log = tmp_path / "train.log"
     log.write_text(

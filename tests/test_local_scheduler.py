@@ -479,8 +479,9 @@ def test_a_running_job_whose_lock_file_was_deleted_still_runs(lab: Lab) -> None:
 def test_cancel_stops_a_job_whose_lock_file_was_deleted(lab: Lab) -> None:
     scheduler = lab.scheduler()
     (a,) = scheduler.submit([lab.job("a", "sleep 30")], {})
-    wait_for(lambda: scheduler.poll([a])[a].state is JobState.RUNNING, what="a to run")
-    pid = read_state(job_dir(lab.local_dir, a.id))[1]["pid"]
+    directory = job_dir(lab.local_dir, a.id)
+    wait_for(lambda: "pid" in read_state(directory)[1], what="a's command to start")
+    pid = read_state(directory)[1]["pid"]
     (job_dir(lab.local_dir, a.id) / "lock").unlink()
     scheduler.cancel([a])
     assert scheduler.poll([a])[a].state is JobState.CANCELLED

@@ -9,15 +9,19 @@ import attrs
 
 from cruijff.design import Checked, check, plan
 from cruijff.manager import PluginManager
-from cruijff.records import Plan
+from cruijff.records import FileSpec, JobSpec, Plan
 from cruijff.runner import Observer, Runner, RunOptions, open_scheduler
 from cruijff.scaffold import ScaffoldResult, scaffold
 from cruijff.state import ExperimentState, JobRecord
 
 
-def validate(manager: PluginManager, path: Path, *, scheduler: str | None = None) -> Checked:
-    """Every problem of an experiment file, from the core and the plugins."""
-    return check(manager, path, scheduler=scheduler)
+def validate(
+    manager: PluginManager, path: Path, *, scheduler: str | None = None
+) -> tuple[Checked, Plan | None]:
+    """Every problem of an experiment file, from the core and the plugins, and its plan when
+    it has no error (the runs and jobs a valid file makes)."""
+    checked = check(manager, path, scheduler=scheduler)
+    return checked, plan(manager, checked) if checked.ok else None
 
 
 def design(manager: PluginManager, path: Path, *, scheduler: str | None = None) -> Plan:
@@ -47,6 +51,31 @@ class RunResult:
     records: dict[str, JobRecord]
 
 
+@attrs.frozen(kw_only=True)
+class DryRun:
+    """What ``cruijff run --dry-run`` would do: the files scaffolding would write, the jobs it
+    would submit (in order) and the files the scheduler would write for them."""
+
+    plan: Plan
+    scaffold: ScaffoldResult
+    jobs: tuple[JobSpec, ...]
+    files: tuple[FileSpec, ...]
+
+
+def dry_run(
+    manager: PluginManager, path: Path, options: RunOptions, *, scheduler: str | None = None
+) -> DryRun:
+    """What ``run`` would write and submit, from the records as they are. Writes nothing."""
+    the_plan, written = scaffold_experiment(manager, path, dry_run=True, scheduler=scheduler)
+    sched = open_scheduler(the_plan, manager, {"jobs": options.jobs} if options.jobs else {})
+    runner = Runner(manager, the_plan, sched)
+    records = runner.refresh(runner.state.records(), write=False)
+    batch = tuple(runner.to_submit(records, options.retry_failed))
+    return DryRun(
+        plan=the_plan, scaffold=written, jobs=batch, files=tuple(sched.preview(list(batch)))
+    )
+
+
 def run_experiment(
     manager: PluginManager,
     path: Path,
@@ -74,8 +103,14 @@ def status(
     return the_plan, Runner(manager, the_plan, sched).status()
 
 
-def cancel(manager: PluginManager, path: Path, *, scheduler: str | None = None) -> list[JobRecord]:
-    """Cancel every in-flight job of the experiment."""
+def cancel(
+    manager: PluginManager, path: Path, *, scheduler: str | None = None, dry_run: bool = False
+) -> list[JobRecord]:
+    """Cancel every in-flight job of the experiment; returns their records after the cancel
+    (with ``dry_run``: the records of the jobs it would cancel, changing nothing)."""
     the_plan = design(manager, path, scheduler=scheduler)
     sched = open_scheduler(the_plan, manager, {})
-    return Runner(manager, the_plan, sched).cancel()
+    runner = Runner(manager, the_plan, sched)
+    if dry_run:
+        return [r for r in runner.status().values() if r is not None and r.in_flight]
+    return runner.cancel()

@@ -34,6 +34,9 @@ BUG_REPORT = (
     "command you ran, and the traceback above (run the command again with -v for more)."
 )
 
+EXIT_BUG = 70
+"""A bug's exit status (sysexits' EX_SOFTWARE); a user error exits 1, a usage error 2."""
+
 # OS errors that are the machine's state, not cruijff's bug: what to say, and what to do.
 OS_TROUBLE = {
     errno.ENOSPC: (
@@ -88,7 +91,7 @@ class App:
 class CruijffGroup(click.Group):
     """Loads built-in commands lazily, adds plugin commands, and turns cruijff's errors and the
     machine's (a full disk, a read-only folder) into ``Error: ...`` with a hint (exit 1), and
-    anything else into a bug report (exit 2)."""
+    anything else into a bug report (exit 70, EX_SOFTWARE: not click's usage error, 2)."""
 
     def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
         """The commands plugins add, collected once per invocation (on the App)."""
@@ -141,7 +144,7 @@ class CruijffGroup(click.Group):
 def _bug(ctx: click.Context) -> None:
     traceback.print_exc()
     click.echo("\n" + BUG_REPORT.format(version=__version__), err=True)
-    ctx.exit(2)
+    ctx.exit(EXIT_BUG)
 
 
 @click.group(cls=CruijffGroup, context_settings={"help_option_names": ["-h", "--help"]})

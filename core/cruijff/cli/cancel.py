@@ -19,9 +19,8 @@ def command(app: App, experiment: Path, dry_run: bool, scheduler: str | None) ->
     from cruijff import orchestrator
 
     if dry_run:
-        _, records = orchestrator.status(app.manager, experiment, scheduler=scheduler)
-        flying = [unit for unit, record in records.items() if record and record.in_flight]
-        click.echo(f"would cancel {len(flying)} jobs" + "".join(f"\n  {u}" for u in flying))
+        flying = orchestrator.cancel(app.manager, experiment, scheduler=scheduler, dry_run=True)
+        click.echo(f"would cancel {len(flying)} jobs" + "".join(f"\n  {r.unit_id}" for r in flying))
         return
     asked = orchestrator.cancel(app.manager, experiment, scheduler=scheduler)
     # Only what really ended counts: a job the scheduler could not stop is said to be so.

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -66,3 +68,105 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
 
 def params_text(params: dict[str, Any]) -> str:
     return " ".join(f"{key}={value}" for key, value in params.items()) or "-"
+
+
+# --- cruijff run's progress, and the results table of run and status -----------------------
+
+
+class Progress:
+    """Prints a line per job event and keeps a live status line with the running jobs' last
+    log line (where tools print their step, loss and ETA)."""
+
+    def __init__(self, console: Any) -> None:
+        self.console = console
+        self.records: dict[str, Any] = {}
+        self.started: dict[str, float] = {}
+        self.status: Any = None
+        self.submitted: list[Any] = []
+        # without a live status line (a pipe, a CI log), report running jobs now and then
+        self.report_every = None if console.is_terminal else 30.0
+        self.reported = time.monotonic()
+
+    def __call__(self, event: str, record: Any) -> None:
+        from cruijff.records import JobState
+
+        if record is not None:
+            self.records[record.unit_id] = record
+        if event == "submitted":
+            self.submitted.append(record)
+            return
+        self.flush()
+        if event == "state" and record.state is JobState.RUNNING:
+            self.started[record.unit_id] = time.monotonic()
+            self.console.print(f"  [cyan]running[/] {record.unit_id}")
+        elif event == "done":
+            began = self.started.pop(record.unit_id, None)
+            took = f" in {time.monotonic() - began:.0f} s" if began is not None else ""
+            if record.state is JobState.SUCCEEDED:
+                self.console.print(f"  [green]✓ {record.unit_id}[/] succeeded{took}")
+            else:
+                cause = f": {record.cause}" if record.cause else ""
+                self.console.print(
+                    f"  [red]✗ {record.unit_id} {record.state.value.lower()}{cause}[/]"
+                    f" (log: {record.job.log})"
+                )
+        if self.status is not None:
+            self.status.update(self.line())
+        if (
+            event == "tick"
+            and self.report_every is not None
+            and time.monotonic() - self.reported >= self.report_every
+        ):
+            self.reported = time.monotonic()
+            for line in self.line().splitlines()[1:]:
+                self.console.print(line, markup=False, highlight=False)
+
+    def flush(self) -> None:
+        """Say what was submitted, in one line however many jobs it was."""
+        if self.submitted:
+            scheduler = self.submitted[0].handle.scheduler
+            self.console.print(f"  submitted {len(self.submitted)} jobs to {scheduler}")
+            self.submitted = []
+
+    def line(self) -> str:
+        from cruijff.records import JobState
+
+        states = [r.state for r in self.records.values()]
+        running = [r for r in self.records.values() if r.state is JobState.RUNNING]
+        text = (
+            f"{sum(s is JobState.SUCCEEDED for s in states)} done, {len(running)} running, "
+            f"{sum(s is JobState.PENDING for s in states)} waiting"
+        )
+        for record in running[:2]:
+            elapsed = time.monotonic() - self.started.get(record.unit_id, time.monotonic())
+            text += f"\n  {record.unit_id} ({elapsed:.0f} s): {last_line(record.job.log)}"
+        return text
+
+
+def last_line(path: Path, limit: int = 100) -> str:
+    """The command's last non-empty line in a log (reading only its end), shortened; the
+    local job wrapper's own start and end lines say nothing the progress line does not."""
+    from cruijff.local.store import LOG_MARK
+
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, 2)
+            handle.seek(max(0, handle.tell() - 4096))
+            tail = handle.read().decode(errors="replace")
+    except OSError:
+        return ""
+    lines = [
+        line
+        for line in tail.replace("\r", "\n").splitlines()
+        if line.strip() and not line.startswith(LOG_MARK)
+    ]
+    return lines[-1].strip()[:limit] if lines else ""
+
+
+def show_results(plan: Any, records: Any) -> None:
+    """The results table, when the tools reported any."""
+    from cruijff.results import format_value, results_table
+
+    columns, rows = results_table(plan, records)
+    if rows:
+        table("Results", columns, ([format_value(row.get(c)) for c in columns] for row in rows))

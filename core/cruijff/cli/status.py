@@ -20,7 +20,7 @@ def command(app: App, experiment: Path, scheduler: str | None, as_json: bool) ->
     Reads the experiment's records and asks the scheduler once; changes nothing.
     """
     from cruijff import orchestrator
-    from cruijff.cli.render import print_json, table
+    from cruijff.cli.render import print_json, show_results, table
     from cruijff.local.scheduler import UNSERVED
 
     plan, records = orchestrator.status(app.manager, experiment, scheduler=scheduler)
@@ -65,8 +65,6 @@ def command(app: App, experiment: Path, scheduler: str | None, as_json: bool) ->
     unserved = sum(1 for row in rows if row["cause"] == UNSERVED)
     if unserved:
         click.echo(f"No executor is serving {unserved} queued jobs: run `cruijff run` to resume.")
-    from cruijff.cli.run import show_results
-
     show_results(plan, records)
 
 

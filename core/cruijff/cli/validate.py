@@ -22,14 +22,11 @@ def command(app: App, experiment: Path, scheduler: str | None, as_json: bool) ->
     """
     from cruijff import orchestrator
     from cruijff.cli.render import print_json, print_problems
-    from cruijff.design import plan
     from cruijff.errors import ProblemsFound
 
-    checked = orchestrator.validate(app.manager, experiment, scheduler=scheduler)
-    runs = jobs = None
-    if checked.ok:
-        the_plan = plan(app.manager, checked)
-        runs, jobs = len(the_plan.experiment.runs), len(the_plan.jobs)
+    checked, the_plan = orchestrator.validate(app.manager, experiment, scheduler=scheduler)
+    runs = len(the_plan.experiment.runs) if the_plan else None
+    jobs = len(the_plan.jobs) if the_plan else None
     if as_json:
         print_json(
             {
