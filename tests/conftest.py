@@ -1,12 +1,45 @@
-"""Shared test set-up: every test gets an empty user configuration folder."""
+"""Shared test set-up: the testing kit, opted into as a plugin author would, under the short
+names cruijff's own tests use; and every test gets an empty user configuration folder."""
 
 import pytest
 
+pytest_plugins = ["cruijff.testing.fixtures"]
+
 
 @pytest.fixture(autouse=True)
-def _no_user_config(isolated_config):
+def _no_user_config(cruijff_isolated_config):
     """The machine's own cluster profiles must never leak into a test."""
-    return isolated_config
+    return cruijff_isolated_config
+
+
+@pytest.fixture
+def plugin_manager(cruijff_plugin_manager):
+    return cruijff_plugin_manager
+
+
+@pytest.fixture
+def register_plugin(cruijff_register_plugin):
+    return cruijff_register_plugin
+
+
+@pytest.fixture
+def fake_tools(cruijff_fake_tools):
+    return cruijff_fake_tools
+
+
+@pytest.fixture
+def make_experiment(cruijff_make_experiment):
+    return cruijff_make_experiment
+
+
+@pytest.fixture
+def cli(cruijff_cli):
+    return cruijff_cli
+
+
+@pytest.fixture
+def isolated_config(cruijff_isolated_config):
+    return cruijff_isolated_config
 
 
 @pytest.fixture(scope="session")

@@ -40,6 +40,7 @@ from cruijff.records import (
 from cruijff.runner import RunOptions
 from cruijff.state import ExperimentState
 from cruijff.testing import DEFAULT_EXPERIMENT, merge
+from cruijff.testing.contract import SchedulerContract
 from cruijff_slurm import plugin as slurm_plugin
 from cruijff_slurm.commands import Result, SlurmCommands
 from cruijff_slurm.profile import Profile
@@ -601,3 +602,15 @@ def test_a_timeout_is_retried_with_more_time(early_timeout):
         ("TIMEOUT", "00:01:00"),
         ("COMPLETED", "00:02:00"),
     ]
+
+
+class TestSlurmContract(SchedulerContract):
+    """The scheduler contract on the real cluster."""
+
+    timeout = 120.0
+
+    @pytest.fixture
+    def contract_scheduler(self, slurm_cluster, tmp_path):
+        scheduler = SlurmScheduler({}, tmp_path / ".cruijff", profile=Profile(poll_interval=0))
+        yield scheduler
+        cancel_leftovers(tmp_path)

@@ -1,7 +1,10 @@
 """The testing kit: what plugin authors and cruijff's own tests need.
 
-- :mod:`cruijff.testing.fixtures`: pytest fixtures (a fresh plugin manager, ``register_plugin``,
-  ``make_experiment``, an in-process ``cli``...), loaded automatically by pytest.
+- :mod:`cruijff.testing.fixtures`: pytest fixtures, prefixed ``cruijff_`` (a fresh plugin
+  manager, ``cruijff_make_experiment``, an in-process ``cruijff_cli``...); opt in with
+  ``pytest_plugins = ["cruijff.testing.fixtures"]``.
+- :mod:`cruijff.testing.contract`: the contract suites tool and scheduler plugins run.
+- :mod:`cruijff.testing.inprocess`: a scheduler that runs jobs from the test's own process.
 - :mod:`cruijff.testing.fake`: a fake trainer and a fake evaluator, the smallest complete tools.
 - ``DEFAULT_EXPERIMENT`` and :func:`merge`: the experiment ``make_experiment`` writes, and how
   to change it.

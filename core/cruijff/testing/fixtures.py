@@ -1,13 +1,15 @@
-"""pytest fixtures for cruijff and for plugin authors (loaded through the ``pytest11`` entry
-point, so they are there in any test suite once cruijff is installed; elsewhere name
-``cruijff.testing.fixtures`` in ``pytest_plugins``).
+"""pytest fixtures for cruijff's tests and for plugin authors. Opt in, in a conftest.py::
 
-- ``plugin_manager``: a fresh manager without entry points (only the local scheduler).
-- ``register_plugin``: register a module or object in it: ``register_plugin(my_plugin)``.
-- ``fake_tools``: register the fake trainer and evaluator of :mod:`cruijff.testing.fake`.
-- ``make_experiment``: write an experiment file (and its model folder and data) to tmp_path.
-- ``cli``: run the ``cruijff`` command in-process with that manager: ``cli("plan", path)``.
-- ``isolated_config``: an empty user configuration folder (``XDG_CONFIG_HOME``).
+    pytest_plugins = ["cruijff.testing.fixtures"]
+
+- ``cruijff_plugin_manager``: a fresh manager without entry points (only the local scheduler).
+- ``cruijff_register_plugin``: register a module or object in it.
+- ``cruijff_fake_tools``: register the fake trainer and evaluator of :mod:`cruijff.testing.fake`.
+- ``cruijff_inprocess``: register the in-process scheduler (:mod:`cruijff.testing.inprocess`),
+  so the loop runs without the local executor: ``--scheduler inprocess``.
+- ``cruijff_make_experiment``: write an experiment file (with a model folder and data).
+- ``cruijff_cli``: run the ``cruijff`` command in-process with that manager.
+- ``cruijff_isolated_config``: an empty user configuration folder (``XDG_CONFIG_HOME``).
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ from typing import Any
 import pytest
 import yaml
 
+from cruijff.hookspecs import hookimpl
 from cruijff.testing import DEFAULT_EXPERIMENT, merge
 
 
 @pytest.fixture
-def isolated_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+def cruijff_isolated_config(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+):
     """Point the user configuration folder at an empty one, so no real profile leaks in."""
     folder = tmp_path_factory.mktemp("config")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(folder))
@@ -32,7 +37,7 @@ def isolated_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
 
 
 @pytest.fixture
-def plugin_manager(monkeypatch: pytest.MonkeyPatch):
+def cruijff_plugin_manager(monkeypatch: pytest.MonkeyPatch):
     """A fresh plugin manager: the built-in local scheduler, no entry points."""
     from cruijff.manager import PluginManager
 
@@ -41,26 +46,44 @@ def plugin_manager(monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.fixture
-def register_plugin(plugin_manager) -> Callable[..., Any]:
+def cruijff_register_plugin(cruijff_plugin_manager) -> Callable[..., Any]:
     """Register a plugin (module or object) in ``plugin_manager``; returns the plugin."""
 
     def register(plugin: Any, name: str | None = None, **info: str) -> Any:
-        plugin_manager.register(plugin, name=name or getattr(plugin, "__name__", "plugin"), **info)
+        cruijff_plugin_manager.register(
+            plugin, name=name or getattr(plugin, "__name__", "plugin"), **info
+        )
         return plugin
 
     return register
 
 
 @pytest.fixture
-def fake_tools(register_plugin):
+def cruijff_fake_tools(cruijff_register_plugin):
     """The fake trainer and evaluator, registered."""
     from cruijff.testing import fake
 
-    return register_plugin(fake, name="fake")
+    return cruijff_register_plugin(fake, name="fake")
 
 
 @pytest.fixture
-def make_experiment(tmp_path: Path) -> Callable[..., Path]:
+def cruijff_inprocess(cruijff_plugin_manager) -> str:
+    """Register the in-process scheduler; returns its name, for ``--scheduler``."""
+    from cruijff.records import SchedulerInfo
+    from cruijff.testing.inprocess import NAME, InProcessScheduler
+
+    class Plugin:
+        @hookimpl
+        def cruijff_schedulers(self):  # type: ignore[no-untyped-def]
+            # never the default: a test asks for it by name
+            yield SchedulerInfo(name=NAME, factory=InProcessScheduler, available=lambda: False)
+
+    cruijff_plugin_manager.register(Plugin(), name=NAME)
+    return NAME
+
+
+@pytest.fixture
+def cruijff_make_experiment(tmp_path: Path) -> Callable[..., Path]:
     """Write an experiment file: the default one (fake tools, two runs and a control), with
     ``changes`` merged in (a None value removes a key), or ``text`` as it is."""
 
@@ -90,7 +113,7 @@ def make_experiment(tmp_path: Path) -> Callable[..., Path]:
 
 
 @pytest.fixture
-def cli(plugin_manager) -> Callable[..., Any]:
+def cruijff_cli(cruijff_plugin_manager) -> Callable[..., Any]:
     """Run ``cruijff ARGS...`` in-process with ``plugin_manager``; returns click's Result."""
     from click.testing import CliRunner
 
@@ -99,7 +122,7 @@ def cli(plugin_manager) -> Callable[..., Any]:
 
     def invoke(*args: Any, input: str | None = None) -> Any:
         app = App()
-        app._manager = plugin_manager
+        app._manager = cruijff_plugin_manager
         return CliRunner().invoke(
             group,
             [str(a) for a in args],
