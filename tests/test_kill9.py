@@ -48,7 +48,7 @@ def test_kill_9_then_run_again_finishes_everything_once(make_experiment, tmp_pat
 
     first = cruijff(path, env)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    while True:
         events = [row[0] for row in read_trace(trace)]
         if moment == "submitting" and (path.parent / ".cruijff" / "jobs").exists():
             break
@@ -56,6 +56,9 @@ def test_kill_9_then_run_again_finishes_everything_once(make_experiment, tmp_pat
             break
         if moment == "first-end" and "end" in events:
             break
+        if time.monotonic() > deadline or first.poll() is not None:
+            first.kill()
+            pytest.fail(f"the moment {moment!r} never came: {first.communicate()[0]}")
         time.sleep(0.01)
     first.send_signal(signal.SIGKILL)
     first.wait()

@@ -24,6 +24,8 @@ from cruijff.local import cruijff_schedulers
 from cruijff.local.executor import try_start
 from cruijff.local.scheduler import LocalScheduler
 from cruijff.local.store import (
+    CANCELLED,
+    DEPENDENCY_FAILED,
     EXECUTOR_LOCK,
     EXITED,
     QUEUED,
@@ -190,8 +192,10 @@ def test_a_failed_job_fails_its_dependents_which_never_run(lab: Lab) -> None:
     assert "signal 9 (SIGKILL)" in d.cause
     assert e.state is JobState.FAILED and e.exit_code == 127
     assert "could not start" in e.cause and "no-such-command" in e.cause
-    time.sleep(0.3)
-    assert set(lab.spans()) == {"a", "d"}  # b and c never started
+    # b and c never started, and never will: their failure is final on disk.
+    assert set(lab.spans()) == {"a", "d"}
+    for name in ("b.1", "c.1"):
+        assert read_state(job_dir(lab.local_dir, name))[0] == DEPENDENCY_FAILED
 
 
 def test_env_workdir_and_log(lab: Lab) -> None:
@@ -224,10 +228,10 @@ def test_cancel_a_running_job_kills_its_whole_process_group(lab: Lab) -> None:
     wait_for(lambda: child_pid_file.exists() and child_pid_file.read_text().strip(), what="x")
     pids = [int((lab.root / name).read_text()) for name in ("child.pid", "shell.pid")]
     assert scheduler.poll([handle])[handle].state is JobState.RUNNING
-    started = time.monotonic()
     scheduler.cancel([handle])
-    assert time.monotonic() - started < 3
     assert scheduler.poll([handle])[handle].state is JobState.CANCELLED
+    # Stopped by SIGTERM, not by the SIGKILL that follows the grace period.
+    assert read_state(job_dir(lab.local_dir, handle.id))[1]["signal"] == signal.SIGTERM
     wait_for(lambda: all(gone(pid) for pid in pids), timeout=2, what="the job's processes")
 
 
@@ -272,8 +276,9 @@ def test_cancel_a_queued_job_it_never_starts(lab: Lab) -> None:
     assert statuses[a].state is JobState.SUCCEEDED
     scheduler.cancel([a])  # a finished job stays as it ended
     assert scheduler.poll([a])[a].state is JobState.SUCCEEDED
-    time.sleep(0.3)
+    # b never started, and never will: its cancel is final on disk.
     assert set(lab.spans()) == {"a"}
+    assert read_state(job_dir(lab.local_dir, b.id))[0] == CANCELLED
 
 
 def test_a_dependency_from_an_earlier_batch(lab: Lab) -> None:
@@ -468,8 +473,6 @@ def test_a_running_job_whose_lock_file_was_deleted_still_runs(lab: Lab) -> None:
     wait_for(lambda: scheduler.poll([a])[a].state is JobState.RUNNING, what="a to run")
     (job_dir(lab.local_dir, a.id) / "lock").unlink()
     # Its pid and identity say it lives: not lost, its dependent waits, a cancel would stop it.
-    assert scheduler.poll([a])[a].state is JobState.RUNNING
-    time.sleep(0.3)
     assert scheduler.poll([a, b])[b].state is JobState.PENDING
     statuses = wait_until_finished(scheduler, [a, b])
     assert statuses[a].state is JobState.SUCCEEDED and statuses[b].state is JobState.SUCCEEDED

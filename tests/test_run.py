@@ -127,13 +127,16 @@ def test_retry_failed_reruns_only_failed_jobs_adjusted(
 
 
 def test_detach_returns_at_once_and_status_follows(
-    plugin_manager, fake_tools, make_experiment, trace
+    plugin_manager, fake_tools, make_experiment, trace, monkeypatch
 ):
-    path = make_experiment({"controls": {"sleep": 1.0}})
-    began = time.monotonic()
+    gate = trace.parent / "gate"
+    monkeypatch.setenv("CRUIJFF_FAKE_GATE", str(gate))  # no training ends before we say so
+    path = make_experiment()
     result = run_experiment(plugin_manager, path, attrs.evolve(FAST, detach=True))
-    assert time.monotonic() - began < 1.0
+    # It returned although no job can have finished: it did not wait for them.
     assert {r.state for r in result.records.values()} <= {JobState.PENDING, JobState.RUNNING}
+    assert not any(kind == "end" for kind, _, _ in events(trace))
+    gate.touch()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         _, now = status(plugin_manager, path)

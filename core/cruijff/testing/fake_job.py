@@ -4,7 +4,8 @@
 exiting 3 when ``fail`` is set; exiting 0 without writing anything when ``lie`` is set);
 ``eval CONFIG`` reads a model and writes ``results.json``.
 With ``CRUIJFF_FAKE_TRACE`` set, each job appends ``start``/``end`` lines to that file, so
-tests can prove no job ran twice or overlapped itself.
+tests can prove no job ran twice or overlapped itself; with ``CRUIJFF_FAKE_GATE`` set, a
+training waits (a minute at most) until that file exists, so a test decides when it ends.
 """
 
 from __future__ import annotations
@@ -31,7 +32,15 @@ def write(path: Path, data: object) -> None:
     os.replace(tmp, path)
 
 
+def wait_for_gate() -> None:
+    gate = os.environ.get("CRUIJFF_FAKE_GATE")
+    deadline = time.monotonic() + 60
+    while gate and not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def train(config: dict) -> int:
+    wait_for_gate()
     if config.get("lie"):
         return 0
     out = Path(config["output_dir"])
