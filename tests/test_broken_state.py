@@ -90,6 +90,35 @@ def test_a_torn_last_event_does_not_swallow_the_next(tmp_path):
     assert [event["event"] for event in events] == ["first", "second"]
 
 
+# --- the layout's version ------------------------------------------------------------------
+
+
+def test_an_experiment_from_before_the_format_stamp_resumes(
+    plugin_manager, fake_tools, make_experiment, trace
+):
+    path = make_experiment()
+    run_experiment(plugin_manager, path, FAST)
+    stamp = path.parent / ".cruijff" / "format.json"
+    assert json.loads(stamp.read_text()) == {"format": 2}
+    stamp.unlink()  # as a folder made before format.json existed
+    before = starts(trace)
+    again = run_experiment(plugin_manager, path, FAST)
+    assert starts(trace) == before and len(again.records) == 5
+    assert json.loads(stamp.read_text()) == {"format": 2}
+
+
+def test_an_experiment_from_a_newer_cruijff_is_refused(
+    plugin_manager, fake_tools, make_experiment, cli
+):
+    path = make_experiment()
+    run_experiment(plugin_manager, path, FAST)
+    (path.parent / ".cruijff" / "format.json").write_text('{"format": 99}')
+    for command in ("status", "run"):
+        result = cli(command, path)
+        assert result.exit_code == 1
+        assert "was written by a newer cruijff (format 99" in result.output
+
+
 # --- liveness: a deleted lock, a wrapper killed after its command succeeded ------------------
 
 

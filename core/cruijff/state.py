@@ -3,6 +3,8 @@
 - ``events.jsonl``: an append-only log, one JSON object per line (what happened, when).
 - ``jobs/<unit id>.json``: one small record per job, replaced atomically on every change.
 - ``run.lock``: held (``flock``) by the ``cruijff run`` that is driving the experiment.
+- ``format.json``: ``{"format": N}``, the layout of these files. A folder without it was made
+  before it existed (format 1, which 2 reads as it is); one from a newer cruijff is refused.
 
 No database and no server: HPC home folders are NFS or Lustre. Killing a command at any moment
 leaves every file either as it was or as it became, except the last line of the event log, which
@@ -28,6 +30,10 @@ from cruijff.convert import from_plain, to_plain
 from cruijff.errors import UserError
 from cruijff.fsutil import read_json, write_json
 from cruijff.records import JobHandle, JobSpec, JobState
+
+
+FORMAT = 2
+"""The layout of the ``.cruijff`` folder this cruijff writes (1: before format.json existed)."""
 
 
 def now() -> str:
@@ -79,6 +85,28 @@ class ExperimentState:
         self.events_path = state_dir / "events.jsonl"
         self.jobs_dir = state_dir / "jobs"
         self._lock_fd: int | None = None  # held while driving
+        self._format_checked = False
+
+    # --- the layout's version --------------------------------------------------------------
+
+    def check_format(self, *, write: bool = False) -> None:
+        """Refuse a folder written by a newer cruijff; with ``write``, stamp ours on it."""
+        if self._format_checked:
+            return
+        path = self.dir / "format.json"
+        stamp = read_json(path, fix="remove it: cruijff writes it again")
+        found = stamp.get("format", 1) if isinstance(stamp, dict) else 1
+        if not isinstance(found, int) or found > FORMAT:
+            raise UserError(
+                f"{self.dir} was written by a newer cruijff (format {found}; this one reads up "
+                f"to {FORMAT})",
+                hint="upgrade cruijff (`pip install -U cruijff`) to work on this experiment",
+            )
+        if write:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            if found < FORMAT:
+                write_json(path, {"format": FORMAT})
+        self._format_checked = write or found == FORMAT
 
     # --- event log -------------------------------------------------------------------------
 
@@ -87,7 +115,7 @@ class ExperimentState:
 
         After a line torn by a kill, the event starts on a line of its own, so it is not
         swallowed with the torn one."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.check_format(write=True)
         line = json.dumps({"time": now(), "event": event, **to_plain(fields)}, sort_keys=True)
         fd = os.open(self.events_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
@@ -125,6 +153,7 @@ class ExperimentState:
 
     def save(self, record: JobRecord) -> JobRecord:
         """Write a job's record atomically, stamped with the time; returns what was written."""
+        self.check_format(write=True)
         record = attrs.evolve(record, updated=now())
         write_json(self.jobs_dir / f"{record.unit_id}.json", to_plain(record))
         return record
@@ -141,6 +170,7 @@ class ExperimentState:
         """Every job record, by unit id."""
         if not self.jobs_dir.is_dir():
             return {}
+        self.check_format()
         found = {}
         for path in sorted(self.jobs_dir.glob("*.json")):
             record = _read_record(path)
@@ -159,7 +189,7 @@ class ExperimentState:
         with :meth:`check_driving` before it submits, so a lock file deleted or replaced under
         it cannot let a second driver in unnoticed.
         """
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.check_format(write=True)
         fd = self._take_lock()
         if fd is None:
             raise UserError(
