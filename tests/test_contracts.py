@@ -7,6 +7,7 @@ import json
 import os
 
 import pytest
+from test_torchtune_config import LLAMA
 
 from cruijff.local.scheduler import LocalScheduler
 from cruijff.orchestrator import run_experiment, status
@@ -15,20 +16,6 @@ from cruijff.runner import RunOptions
 from cruijff.testing import fake
 from cruijff.testing.contract import SchedulerContract, ToolContract
 from cruijff.testing.inprocess import InProcessScheduler
-
-LLAMA = {
-    "architectures": ["LlamaForCausalLM"],
-    "vocab_size": 1000,
-    "hidden_size": 64,
-    "intermediate_size": 128,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "max_position_embeddings": 256,
-    "rope_theta": 100000.0,
-    "rms_norm_eps": 1e-5,
-    "tie_word_embeddings": True,
-}
 
 
 class TestFakeTrainer(ToolContract):
