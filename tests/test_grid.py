@@ -10,6 +10,7 @@ import pytest
 
 from cruijff.experiment import (
     MAX_GENERATED_NAME,
+    MAX_RUNS,
     _unique,
     load_experiment,
     run_directory,
@@ -332,3 +333,52 @@ def test_matrix_epoch_range_uses_the_swept_epochs(tmp_path):
         ("evaluation.matrix[2].run", "'epochs3' is not a run"),
     ]
     assert loaded.problems[1].hint == "did you mean epochs1?"
+
+
+def test_a_grid_of_max_runs_is_fine(tmp_path):
+    assert MAX_RUNS >= 10_000  # the experiments of the scale benchmark
+    experiment = grid(
+        tmp_path, f"lora_rank: {list(range(10))}\nseed: {list(range(MAX_RUNS // 10))}\n"
+    )
+    assert len(experiment.runs) == MAX_RUNS + 1  # and the control
+
+
+def test_a_grid_of_more_runs_is_refused_before_it_is_made(tmp_path):
+    for name in ("a", "b"):
+        (tmp_path / "models" / name).mkdir(parents=True)
+    path = tmp_path / "experiment.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            experiment: {{name: demo}}
+            models:
+              base: [{{name: a, path: models/a}}, {{name: b, path: models/b}}]
+            variables:
+              lora_rank: {list(range(100))}
+              zip:
+                - {{lr: {list(range(100))}, seed: {list(range(100))}}}
+            evaluation:
+              tasks: [{{name: t}}]
+              matrix: [{{run: a_rank1_lr1_seed1}}]
+            """
+        ).lstrip()
+    )
+    loaded = load_experiment(path)
+    (problem,) = loaded.problems  # the matrix's run is not blamed: no run name is known
+    assert (problem.where.path, problem.where.line) == ("variables", 4)
+    assert problem.message.startswith("the grid has 20,000 fine-tuned runs (2 × 100 × 100: ")
+    assert f"at most {MAX_RUNS:,}" in problem.hint
+    assert loaded.experiment.runs == ()
+
+
+def test_too_many_explicit_runs_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr("cruijff.experiment.MAX_RUNS", 3)
+    (tmp_path / "models" / "m").mkdir(parents=True)
+    runs = "".join(f"  - {{name: r{i}, model: m}}\n" for i in range(5))
+    path = tmp_path / "experiment.yaml"
+    path.write_text(
+        "experiment: {name: demo}\nmodels:\n  base: [{name: m, path: models/m}]\n"
+        "runs:\n  - {name: base, type: control, model: m}\n" + runs
+    )
+    (problem,) = load_experiment(path).problems
+    assert (problem.where.path, problem.message) == ("runs[4]", "more than 3 fine-tuned runs")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cruijff import yamlfile
 from cruijff.errors import UserError
 from cruijff.records import Where
 from cruijff.suggest import did_you_mean, one_of
@@ -301,3 +302,31 @@ def test_one_of():
     assert one_of([]) == ""
     names = [f"k{i:02d}" for i in range(20)]
     assert one_of(names) == "valid: " + ", ".join(names[:12]) + ", ..."
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        DOC,
+        "defaults: &d {lr: 1e-4, epochs: 2}\nruns:\n  - parameters: {<<: *d, epochs: 3}\n",
+        "a: 1\na: 2\nb: !x 1\n",
+        "controls:\n  lr: [1, 2\nruns: []\n",
+        "a: &x [1, *x]\n",
+        "a: *nowhere\n",
+        "a: &x 1\nb: &x 2\n",
+        "a: 1\n---\nb: 2\n",
+    ],
+)
+def test_pythons_parser_gives_what_libyaml_gives(tmp_path, monkeypatch, text):
+    """Without libyaml, PyYAML's own parser feeds the same composer: same data, same places."""
+
+    def outcome():
+        try:
+            doc = load_yaml(write(tmp_path, text))
+        except YamlError as error:
+            return [(p.where.line, p.where.path, p.message.split(":")[0]) for p in error.problems]
+        return doc.data, [str(doc.where(path)) for path in ("runs[0].parameters.lr", "b")]
+
+    fast = outcome()
+    monkeypatch.setattr(yamlfile, "_FAST_LOADER", yamlfile._Loader)
+    assert outcome() == fast

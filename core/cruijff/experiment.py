@@ -41,10 +41,11 @@ from cruijff.records import (
     SchedulerConfig,
     Scorer,
     Severity,
+    Where,
     ZipGroup,
 )
 from cruijff.suggest import did_you_mean, one_of
-from cruijff.yamlfile import YamlDoc, YamlError, load_yaml
+from cruijff.yamlfile import YamlDoc, YamlError, load_yaml, yaml_text
 
 SECTIONS = (
     "experiment",
@@ -63,6 +64,19 @@ SECTIONS = (
 MAX_GENERATED_NAME = 64
 """Longest generated run name; shorter than NAME_PATTERN allows, so that ids built from a run
 name (``<run>_<task>_epoch1``) still fit."""
+
+MAX_RUNS = 10_000
+"""Most fine-tuned runs an experiment may have (a grid's product over the base models, or the
+explicit runs): 10,000 plan in seconds; a slip such as one axis too many multiplies that into
+minutes and gigabytes, and is refused before the grid is expanded."""
+
+MAX_EPOCHS = 1_000
+"""Most epochs a run may train for. Each epoch makes checkpoints and evaluation cells, so a
+typo such as ``epochs: 10000000`` would otherwise plan for minutes; fine-tuning takes a few."""
+
+MAX_PATH_PART = 255
+"""Longest file or folder name, in bytes, in a path the file gives (NAME_MAX on Linux and
+macOS file systems): longer ones cannot exist, and the operating system's error is cryptic."""
 
 PLACEHOLDER_NAME = "unnamed"
 """The experiment's name while the file's own is missing or invalid (an error says so)."""
@@ -100,7 +114,11 @@ def load_experiment(path: Path, *, labels: Mapping[str, str] | None = None) -> L
     ``labels`` gives short labels of parameters for generated run names (``lora_rank`` ->
     ``rank``), as the tool plugins declare them. Never raises for a mistake in the file.
     """
-    file = Path(path).expanduser().resolve()
+    try:
+        file = Path(path).expanduser().resolve()
+    except (OSError, RuntimeError) as error:  # an unknown ~user, a loop of links
+        problem = Problem(where=Where(file=Path(path)), message=f"not a usable path: {error}")
+        return Loaded(experiment=None, problems=(problem,))
     try:
         doc = load_yaml(file)
     except YamlError as error:
@@ -224,6 +242,7 @@ class _Checker:
         self.run_names: list[str] = []
         self.task_names: list[str] = []
         self.factors: list[list[dict[str, Any]]] = []  # the grid's factors, as written
+        self.runs_refused = False  # too many runs: no run name is known, none is wrong
 
     # --- reporting and types ------------------------------------------------------------
 
@@ -269,7 +288,7 @@ class _Checker:
             return str(value)
         value = self.string(data, "name", path, required=required)
         if value is not None and not NAME_PATTERN.fullmatch(value):
-            self.error(_join(path, "name"), f"{value!r} is not a valid name", _NAME_HINT)
+            self.error(_join(path, "name"), f"{yaml_text(value)} is not a valid name", _NAME_HINT)
         return value
 
     def file_path(
@@ -285,7 +304,12 @@ class _Checker:
         resolved = self.resolve(value, _join(path, key))
         if resolved is None:
             return None
-        if not resolved.exists():
+        try:
+            exists = resolved.exists()
+        except OSError as error:  # a path too long in all, no permission to look
+            self.error(_join(path, key), f"cannot look for the {what}: {error.strerror or error}")
+            return None
+        if not exists:
             self.error(
                 _join(path, key),
                 f"{what} not found: {resolved}",
@@ -296,10 +320,29 @@ class _Checker:
     def resolve(self, value: str, path: str) -> Path | None:
         """``value`` as an absolute path, relative ones against the experiment file's folder."""
         try:
-            return (self.folder / Path(value).expanduser()).resolve()
+            resolved = (self.folder / Path(value).expanduser()).resolve()
+            longest = max(resolved.parts, key=lambda part: len(os.fsencode(part)))
+            size = len(os.fsencode(longest))
         except (OSError, ValueError, RuntimeError) as error:  # a NUL byte, an unknown ~user
-            self.error(path, f"{value!r} is not a usable path: {error}")
+            self.error(path, f"{yaml_text(value)} is not a usable path: {error}")
             return None
+        if size > MAX_PATH_PART:
+            self.error(
+                path,
+                f"the name {yaml_text(longest)} in the path has {size} bytes",
+                f"a file or folder name has at most {MAX_PATH_PART}",
+            )
+            return None
+        return resolved
+
+    def check_epochs(self, value: Any, path: str) -> None:
+        """At most MAX_EPOCHS; what else epochs must be is the training tool's to check."""
+        if _is_count(value) and value > MAX_EPOCHS:
+            self.error(
+                path,
+                f"{value} epochs is more than the {MAX_EPOCHS} a run may train for",
+                f"epochs is a whole number from 1 to {MAX_EPOCHS}",
+            )
 
     def check_prompt(self, value: Any, path: str) -> None:
         if isinstance(value, str) and "{input}" not in value:
@@ -317,6 +360,7 @@ class _Checker:
         variables = self.variables(self.mapping(data.get("variables"), "variables"))
         controls = self.plugin_keys(data, "controls", "parameters")
         self.check_prompt(controls.get("prompt"), "controls.prompt")
+        self.check_epochs(controls.get("epochs"), "controls.epochs")
         models = self.models(data)
         training = self.data(data)
         output = self.plugin_keys(data, "output", "output")
@@ -368,7 +412,9 @@ class _Checker:
             except ValueError:
                 valid = False
             if not valid:
-                self.error("experiment.date", f"{date!r} is not a date", "write YYYY-MM-DD")
+                self.error(
+                    "experiment.date", f"{yaml_text(date)} is not a date", "write YYYY-MM-DD"
+                )
         directory = self.string(section, "dir", "experiment")
         if directory == "":
             self.error("experiment.dir", "the path is empty", "leave dir out for the file's folder")
@@ -467,9 +513,11 @@ class _Checker:
 
     def values(self, value: Any, path: str, key: str) -> list[Any] | None:
         if isinstance(value, list) and value:
-            if key == "prompt":
-                for index, item in enumerate(value):
+            for index, item in enumerate(value):
+                if key == "prompt":
                     self.check_prompt(item, f"{path}[{index}]")
+                elif key == "epochs":
+                    self.check_epochs(item, f"{path}[{index}]")
             return value
         if isinstance(value, list):
             self.error(path, "an axis needs at least one value")
@@ -479,7 +527,7 @@ class _Checker:
             self.error(
                 path,
                 f"expected a list of values, not {_kind(value)}",
-                f"write [{json.dumps(value)}] for one value, or set it in controls",
+                f"write {yaml_text([value])} for one value, or set it in controls",
             )
         return None
 
@@ -499,7 +547,7 @@ class _Checker:
         for row in rows:
             text = _canonical(row)
             if text in seen:
-                shown = ", ".join(f"{key}={short_value(value)}" for key, value in row.items())
+                shown = ", ".join(f"{key}={yaml_text(value)}" for key, value in row.items())
                 self.error(path, f"{shown} appears twice", "the two runs would be identical")
                 return
             seen.add(text)
@@ -536,7 +584,7 @@ class _Checker:
             if name is not None and name in self.model_names:
                 self.error(
                     f"{path}.name",
-                    f"a second base model is called {name!r}",
+                    f"a second base model is called {yaml_text(name)}",
                     "model names must be unique",
                 )
             elif name is not None:
@@ -592,16 +640,28 @@ class _Checker:
             )
         types = [kind.value for kind in RunType]
         runs = []
+        trained = 0
         for index, item in enumerate(value):
             path = f"runs[{index}]"
             if not isinstance(item, dict):
                 self.error(path, f"expected a mapping (name, type, model...), not {_kind(item)}")
                 continue
+            trained += item.get("type") in (None, RunType.FINE_TUNED.value)
+            if trained > MAX_RUNS:
+                self.error(
+                    path,
+                    f"more than {MAX_RUNS:,} fine-tuned runs",
+                    f"an experiment has at most {MAX_RUNS:,}: split it into several files",
+                )
+                self.runs_refused = True
+                break
             self.known_keys(item, path, ["name", "type", "model", "parameters"])
             name = self.name(item, path)
             if name is not None and name in self.run_names:
                 self.error(
-                    f"{path}.name", f"a second run is called {name!r}", "run names must be unique"
+                    f"{path}.name",
+                    f"a second run is called {yaml_text(name)}",
+                    "run names must be unique",
                 )
                 name = None
             elif name is not None:
@@ -611,7 +671,7 @@ class _Checker:
             if written is not None and written not in types:
                 self.error(
                     f"{path}.type",
-                    f"unknown run type {written!r}",
+                    f"unknown run type {yaml_text(written)}",
                     did_you_mean(written, types) or one_of(types),
                 )
             elif written is not None:
@@ -620,7 +680,7 @@ class _Checker:
             if model is not None and self.model_names and model not in self.model_names:
                 self.error(
                     f"{path}.model",
-                    f"{model!r} is not a base model",
+                    f"{yaml_text(model)} is not a base model",
                     did_you_mean(model, self.model_names) or one_of(self.model_names),
                 )
             parameters = self.mapping(item.get("parameters"), f"{path}.parameters")
@@ -634,6 +694,7 @@ class _Checker:
                     )
                 )
             self.check_prompt(parameters.get("prompt"), f"{path}.parameters.prompt")
+            self.check_epochs(parameters.get("epochs"), f"{path}.parameters.epochs")
             if name and NAME_PATTERN.fullmatch(name) and model is not None:
                 runs.append(
                     Run(
@@ -649,7 +710,21 @@ class _Checker:
 
     def grid(self, models: list[ModelRef]) -> list[Run]:
         """The product of the factors (first outermost) over the base models (outermost),
-        then one control run per base model."""
+        then one control run per base model. No runs at all (and an error) when there would be
+        more than MAX_RUNS: they are counted before they are made, as a slip can make the
+        product astronomical."""
+        sizes = [len(models)] + [len(factor) for factor in self.factors]
+        if math.prod(sizes) > MAX_RUNS:
+            product = " × ".join(str(size) for size in sizes)
+            self.error(
+                "variables",
+                f"the grid has {math.prod(sizes):,} fine-tuned runs ({product}: base models "
+                "× the values of each axis or zip group)",
+                f"an experiment has at most {MAX_RUNS:,}: sweep fewer values, or split it into "
+                "several files",
+            )
+            self.runs_refused = True
+            return []
         keys = [key for factor in self.factors for key in factor[0]]
         varying = {
             key
@@ -756,13 +831,17 @@ class _Checker:
                 self.error(
                     path,
                     f"expected a mapping (name, script...), not {_kind(item)}",
-                    f"write - name: {item}" if isinstance(item, str) else "",
+                    f"write - name: {yaml_text(item, quote=False)}"
+                    if isinstance(item, str)
+                    else "",
                 )
                 continue
             name = self.name(item, path)
             if name is not None and name in self.task_names:
                 self.error(
-                    f"{path}.name", f"a second task is called {name!r}", "task names must be unique"
+                    f"{path}.name",
+                    f"a second task is called {yaml_text(name)}",
+                    "task names must be unique",
                 )
                 name = None
             elif name is not None:
@@ -798,10 +877,10 @@ class _Checker:
                 continue
             self.known_keys(item, path, ["run", "tasks", "epochs"])
             name = self.string(item, "run", path, required=True)
-            if name is not None and name not in self.run_names:
+            if name is not None and name not in self.run_names and not self.runs_refused:
                 self.error(
                     f"{path}.run",
-                    f"{name!r} is not a run",
+                    f"{yaml_text(name)} is not a run",
                     did_you_mean(name, self.run_names) or one_of(self.run_names),
                 )
             tasks = self.matrix_tasks(item.get("tasks"), f"{path}.tasks")
@@ -817,7 +896,7 @@ class _Checker:
         if value is None:
             return []  # every task
         if not isinstance(value, list):
-            hint = f"write [{value}]" if isinstance(value, str) else ""
+            hint = f"write {yaml_text([value])}" if isinstance(value, str) else ""
             self.error(path, f"expected a list of task names, not {_kind(value)}", hint)
             return []
         tasks = []
@@ -827,7 +906,7 @@ class _Checker:
             elif task not in self.task_names:
                 self.error(
                     f"{path}[{index}]",
-                    f"{task!r} is not a task",
+                    f"{yaml_text(task)} is not a task",
                     did_you_mean(task, self.task_names) or one_of(self.task_names),
                 )
             else:
@@ -843,7 +922,7 @@ class _Checker:
             return None
         for index, epoch in enumerate(value):
             if not _is_count(epoch):
-                self.error(f"{path}[{index}]", f"{epoch!r} is not an epoch", hint)
+                self.error(f"{path}[{index}]", f"{yaml_text(epoch)} is not an epoch", hint)
         return tuple(epoch for epoch in value if _is_count(epoch))
 
     def epoch_range(self, run: Run, written: Any, path: str, controls: dict[str, Any]) -> None:

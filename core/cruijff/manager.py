@@ -32,10 +32,12 @@ from cruijff.records import (
     Key,
     ParseReport,
     Plan,
+    Problem,
     SchedulerInfo,
     Tool,
     Unit,
     Validation,
+    Where,
 )
 from cruijff.suggest import did_you_mean
 
@@ -251,14 +253,42 @@ class PluginManager:
     # --- the four stages -------------------------------------------------------------------
 
     def parse(self, experiment: Experiment, keys: tuple[Key, ...]) -> list[tuple[str, ParseReport]]:
-        """Every plugin's ParseReport on the experiment's plugin-owned keys."""
-        return [
-            (name, report)
-            for name, report in self._each(
-                "cruijff_parse", stage="parse", experiment=experiment, keys=keys
-            )
-            if report is not None
-        ]
+        """Every plugin's ParseReport on the experiment's plugin-owned keys.
+
+        A plugin that raises gets a report with one error naming it and the exception, rather
+        than stopping the check: what it choked on is a value of the user's file, most likely
+        one that the other problems point at.
+        """
+        reports = []
+        for impl in reversed(self.pm.hook.cruijff_parse.get_hookimpls()):
+            arguments = {"experiment": experiment, "keys": keys}
+            try:
+                report = impl.function(*(arguments[arg] for arg in impl.argnames))
+            except (UserError, KeyboardInterrupt):
+                raise
+            except Exception as error:
+                report = self._parse_failure(impl.plugin_name, experiment, keys, error)
+            if report is not None:
+                reports.append((impl.plugin_name, report))
+        return reports
+
+    def _parse_failure(
+        self, plugin: str, experiment: Experiment, keys: tuple[Key, ...], error: Exception
+    ) -> ParseReport:
+        info = self.info.get(plugin)
+        lines = str(error).strip().splitlines()
+        brief = f"{type(error).__name__}: {lines[0][:120]}" if lines else type(error).__name__
+        problem = Problem(
+            where=Where(file=experiment.file),
+            message=f"plugin {plugin} {info.version if info else '?'} could not check the "
+            f"file ({brief})",
+            hint="a value it does not expect, likely one the other errors point at; if none "
+            "does, this is a bug in that plugin: report it to its authors",
+            plugin=plugin,
+        )
+        # Which keys it would have claimed is unknown: claiming them all keeps its own keys
+        # from being reported as unknown ones on top of this error.
+        return ParseReport(claimed={key.path for key in keys}, problems=(problem,))
 
     def select(
         self, experiment: Experiment, tool: Tool, upstream: tuple[Unit, ...]

@@ -31,7 +31,6 @@ from cruijff.errors import UserError
 from cruijff.fsutil import read_json, write_json
 from cruijff.records import JobHandle, JobSpec, JobState
 
-
 FORMAT = 2
 """The layout of the ``.cruijff`` folder this cruijff writes (1: before format.json existed)."""
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import functools
+from collections import Counter
 from collections.abc import Iterable
 
 CUTOFF = 0.6
@@ -18,13 +20,30 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     Ties go to the alphabetically first candidate, so the hint is the same on every run.
     """
     pool = sorted({str(candidate) for candidate in candidates} - {word})
-    scored = [(difflib.SequenceMatcher(None, word, name).ratio(), name) for name in pool]
+    letters = Counter(word)
+    scored = []
+    for name in pool:
+        # difflib's real_quick_ratio and quick_ratio, bounds of the ratio, rule most names out
+        # before a SequenceMatcher is built: a file of many unknown keys takes seconds, not
+        # minutes.
+        total = len(word) + len(name)
+        if 2.0 * min(len(word), len(name)) / total < CUTOFF:
+            continue
+        common = sum(min(count, letters.get(char, 0)) for char, count in _letters(name).items())
+        if 2.0 * common / total < CUTOFF:
+            continue
+        scored.append((difflib.SequenceMatcher(None, word, name).ratio(), name))
     close = sorted((item for item in scored if item[0] >= CUTOFF), key=lambda item: -item[0])
     if close:
         return f"did you mean {close[0][1]}?"
     # Case slips ("Lora_Rank") are near misses too, though difflib scores them low.
     same = [name for name in pool if name.lower() == word.lower()]
     return f"did you mean {same[0]}?" if same else ""
+
+
+@functools.lru_cache(maxsize=4096)
+def _letters(name: str) -> Counter[str]:
+    return Counter(name)
 
 
 def one_of(candidates: Iterable[str]) -> str:

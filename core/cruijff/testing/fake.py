@@ -30,6 +30,7 @@ from cruijff.records import (
     Unit,
     Validation,
 )
+from cruijff.yamlfile import yaml_text
 
 TRAIN, EVAL = "fake", "fake-eval"
 PARAMETERS = {
@@ -85,7 +86,7 @@ def _check(experiment, keys, section, known):
                     Problem(
                         where=experiment.locate(key.path),
                         plugin=TRAIN,
-                        message=f"{key.name} must be {wanted.__name__}, not {value!r}",
+                        message=f"{key.name} must be {wanted.__name__}, not {yaml_text(value)}",
                     )
                 )
     return claimed, problems
