@@ -6,15 +6,17 @@ A plugin is a module (or object) with functions named after these specs and mark
     [project.entry-points.cruijff]
     mytool = "cruijff_mytool.plugin"
 
-The core calls hooks with keyword arguments through the typed facade in
-:mod:`cruijff.manager`; an implementation may accept fewer arguments than the spec names.
+The core calls every hook through one typed method of the facade in :mod:`cruijff.manager`
+(``manager.generate(experiment, unit)``, ``manager.after_design(plan)``...), never by a
+name as a string; an implementation may accept fewer arguments than the spec names.
 
 The four stages of every tool are **parse** (claim and check your keys of the experiment
 file), **select** (which units of work exist), **generate** (files and a job for a unit: tools
 generate, schedulers execute) and **validate** (look at what a finished unit left behind). For
 select, generate and validate a plugin answers for its own tool's units and returns ``None``
-for the rest; exactly one plugin must answer. The lifecycle hooks around the phases
-(design, scaffold, run) are observers: every implementation is called and results are ignored.
+for the rest; exactly one plugin must answer. ``cruijff_retry`` is asked only of the plugin
+that provides the unit's tool. The lifecycle hooks around the phases (design, scaffold, run)
+are observers: every implementation is called and results are ignored.
 """
 
 from __future__ import annotations
