@@ -35,7 +35,7 @@ LLAMA = {
 ONE_RUN = """
 import sys, yaml
 from pathlib import Path
-from cruijff_torchtune.config import build
+from cruijff_torchtune.config import build, dump_yaml
 from cruijff_torchtune.models import read_model
 root, rank, lr, seed = Path(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 out = root / "per-process" / f"rank{rank}_lr{lr}_seed{seed}"
@@ -43,7 +43,7 @@ config = build(run_name=out.name, output_dir=out, model=read_model(root / "model
                data=root / "data.json", controls={"epochs": 1}, gpus=0,
                run={"lora_rank": rank, "lr": lr, "seed": seed})
 out.mkdir(parents=True, exist_ok=True)
-(out / "finetune.yaml").write_text(config.yaml())
+(out / "finetune.yaml").write_text(dump_yaml(config.config))
 """
 
 
@@ -51,7 +51,9 @@ def experiment(root: Path, runs: int) -> Path:
     (root / "model").mkdir(parents=True)
     (root / "model" / "config.json").write_text(json.dumps(LLAMA))
     (root / "model" / "model.safetensors").write_bytes(b"")
-    (root / "data.json").write_text(json.dumps({"train": [{"input": "a", "output": "A"}]}))
+    # enough rows for an optimizer step at the default batch size (else: "would train nothing")
+    rows = [{"input": f"w{i}", "output": f"W{i}"} for i in range(64)]
+    (root / "data.json").write_text(json.dumps({"train": rows}))
     document = {
         "experiment": {"name": f"bench{runs}", "dir": "runs"},
         "tools": {"preparation": "torchtune"},

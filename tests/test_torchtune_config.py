@@ -3,6 +3,8 @@ recipes, generated files, validation and retries."""
 
 from __future__ import annotations
 
+import ast
+import itertools
 import json
 import subprocess
 import sys
@@ -12,12 +14,15 @@ import pytest
 import yaml
 
 from cruijff.design import check, design
-from cruijff.records import JobSpec, JobState, JobStatus, Resources
+from cruijff.records import JobSpec, JobState, JobStatus, Resources, Unit
 from cruijff_torchtune import plugin as torchtune_plugin
 from cruijff_torchtune.config import build
 from cruijff_torchtune.models import ModelError, read_model, training_resources
 from cruijff_torchtune.params import expand
-from cruijff_torchtune.recipes import find_config, recipes
+from cruijff_torchtune.recipes import find_config, recipes, torchtune_folder
+from cruijff_torchtune.resolve import quantizes_base
+from cruijff_torchtune.units import TrainingPlan
+from cruijff_torchtune.validate import failure_cause
 
 LLAMA = {
     "architectures": ["LlamaForCausalLM"],
@@ -152,6 +157,76 @@ def test_a_qlora_recipe_keeps_its_quantized_base_under_the_models_builder(tmp_pa
     assert sources(mine)["model.quantize_base"] == (False, "controls")
 
 
+ABSENT = object()
+
+
+def builder_quantizes(model: dict) -> bool:
+    """Whether torchtune's builder named by a config's model section quantizes its base, read
+    from torchtune's source (importing it would import torch): the section's
+    ``quantize_base``, else the builder's default; a builder without one never quantizes."""
+    module, _, name = model["_component_"].rpartition(".")
+    source = torchtune_folder().parent / (module.replace(".", "/") + ".py")
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    function = next(
+        node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == name
+    )
+    args = function.args
+    defaults = dict(zip([a.arg for a in args.args][::-1], args.defaults[::-1], strict=False))
+    defaults.update((a.arg, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True))
+    if "quantize_base" not in defaults:
+        return False
+    # the value reaches the builder as it is, and its LoRA layers test it for truth
+    return bool(model.get("quantize_base", ast.literal_eval(defaults["quantize_base"])))
+
+
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        None,
+        "llama3_2/1B_lora_single_device",
+        "llama3_2/1B_qlora_single_device",
+        "llama3/8B_qdora_single_device",  # a LoRA builder with quantize_base: true
+    ],
+)
+def test_parse_time_quantization_is_what_the_built_config_does(tmp_path, recipe):
+    model = read_model(model_folder(tmp_path, LLAMA))
+    values = (ABSENT, True, False, None)
+    for finetune, in_controls, in_run in itertools.product(
+        (ABSENT, "lora", "full"), values, values
+    ):
+        controls = {"base_recipe": recipe} if recipe else {}
+        if finetune is not ABSENT:
+            controls["finetune"] = finetune
+        if in_controls is not ABSENT:
+            controls["model.quantize_base"] = in_controls
+        run = {} if in_run is ABSENT else {"model.quantize_base": in_run}
+        built = build(
+            run_name="r",
+            output_dir=tmp_path / "out",
+            model=model,
+            data=tmp_path / "data.json",
+            controls=controls,
+            run=run,
+            gpus=0,
+        )
+        case = f"controls {controls}, run {run}"
+        assert quantizes_base(controls, run) == builder_quantizes(built.config["model"]), case
+
+
+def test_quantize_base_null_means_no_quantization(tmp_path):
+    qlora = {"base_recipe": "llama3_2/1B_qlora_single_device"}
+    for controls, run in (
+        ({**qlora, "model.quantize_base": None}, {}),
+        (qlora, {"model.quantize_base": None}),
+    ):
+        assert not quantizes_base(controls, run)
+        built = build_config(tmp_path, controls=controls, run=run)
+        assert built.config["model"]["quantize_base"] is None
+        assert not builder_quantizes(built.config["model"])
+    assert quantizes_base(qlora, {}) and quantizes_base({}, {"model.quantize_base": True})
+    assert not quantizes_base({**qlora, "finetune": "full"}, {})
+
+
 def test_a_full_recipe_gets_torch_adamw_instead_of_bitsandbytes(tmp_path):
     result = build_config(tmp_path, controls={"base_recipe": "llama3_2/1B_full_single_device"})
     assert result.recipe == "full_finetune_single_device" and not result.lora
@@ -257,6 +332,18 @@ def test_unknown_parameter_and_recipe_get_suggestions(plugin_manager, torchtune,
     assert problems["controls.epochs"].where.line is not None
 
 
+def test_a_wrong_value_is_shown_as_the_yaml_it_was_written_as(
+    plugin_manager, torchtune, experiment_file
+):
+    deep = {"a": {"b": {"c": list(range(400))}}}
+    path = experiment_file({"controls": {"seed": {"value": 14}, "lora_rank": deep}})
+    problems = {p.where.path: p for p in check(plugin_manager, path).errors}
+    assert problems["controls.seed"].message == "seed must be an integer, not {value: 14}"
+    long = problems["controls.lora_rank"].message
+    assert long.startswith("lora_rank must be an integer, not {a: {b: {c: [0, 1, 2")
+    assert long.endswith("...") and len(long) < 120 and "mappingproxy" not in long
+
+
 def test_unsupported_architecture_is_a_validation_error(
     plugin_manager, torchtune, experiment_file, tmp_path
 ):
@@ -282,6 +369,20 @@ def test_qlora_on_weights_nf4_cannot_split_is_a_validation_error(
     assert check(plugin_manager, experiment_file(off)).ok
     lora = {"controls": {"base_recipe": "llama3_2/1B_lora_single_device"}}
     assert check(plugin_manager, experiment_file(lora)).ok
+    # null reaches the builder as None: no quantization, as the built config does (written
+    # into the file: make_experiment takes None for "remove the key")
+    path = experiment_file(qlora)
+    document = yaml.safe_load(path.read_text())
+    document["controls"]["model.quantize_base"] = None
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    assert check(plugin_manager, path).ok
+    # the runs' own values count too: one run that quantizes is enough for the error
+    off_or_null = {**qlora, "variables": {"model.quantize_base": [False, None]}}
+    assert check(plugin_manager, experiment_file(off_or_null)).ok
+    one_on = {**qlora, "variables": {"model.quantize_base": [None, True]}}
+    assert [p.where.path for p in check(plugin_manager, experiment_file(one_on)).errors] == [
+        "models.base[0].path"
+    ]
     # Llama 3.2 1B's shapes split into NF4 blocks
     path = experiment_file(qlora)
     big = {**LLAMA, "hidden_size": 2048, "intermediate_size": 8192, "num_attention_heads": 32}
@@ -360,14 +461,23 @@ def test_explain_shows_sources(cli, torchtune, experiment_file):
 def test_failure_causes_come_from_the_log(tmp_path):
     log = tmp_path / "train.log"
     log.write_text("Step 1 | loss:1.0\ntorch.OutOfMemoryError: CUDA out of memory. Tried...\n")
-    assert torchtune_plugin.failure_cause(log, 1) == "out of memory"
+    assert failure_cause(log, 1) == "out of memory"
     log.write_text("Traceback (most recent call last):\nValueError: bad dataset row 3\n")
-    assert torchtune_plugin.failure_cause(log, 1) == "exit code 1: ValueError: bad dataset row 3"
+    assert failure_cause(log, 1) == "exit code 1: ValueError: bad dataset row 3"
 
 
 def test_out_of_memory_retry_halves_the_batch(tmp_path):
+    plan = TrainingPlan(
+        recipe="x",
+        lora=True,
+        config={"batch_size": 8, "gradient_accumulation_steps": 2},
+        settings=(),
+        resources=Resources(),
+    )
+    unit = Unit(
+        id="r.train", tool="torchtune", kind="train", run="r", directory=tmp_path, payload=plan
+    )
     config = tmp_path / "finetune.yaml"
-    config.write_text("batch_size: 8\ngradient_accumulation_steps: 2\n")
     job = JobSpec(
         unit_id="r.train",
         name="r",
@@ -377,22 +487,22 @@ def test_out_of_memory_retry_halves_the_batch(tmp_path):
         resources=Resources(),
     )
     retried = torchtune_plugin.cruijff_retry(
-        None, None, job, JobStatus(state=JobState.OUT_OF_MEMORY)
+        None, unit, job, JobStatus(state=JobState.OUT_OF_MEMORY)
     )
     assert retried.argv[-2:] == ("batch_size=4", "gradient_accumulation_steps=4")
     again = torchtune_plugin.cruijff_retry(
-        None, None, retried, JobStatus(state=JobState.OUT_OF_MEMORY)
+        None, unit, retried, JobStatus(state=JobState.OUT_OF_MEMORY)
     )
     assert again.argv[-2:] == ("batch_size=2", "gradient_accumulation_steps=8")
     assert (
-        torchtune_plugin.cruijff_retry(None, None, job, JobStatus(state=JobState.TIMEOUT)) is None
+        torchtune_plugin.cruijff_retry(None, unit, job, JobStatus(state=JobState.TIMEOUT)) is None
     )
 
 
 def test_dotted_error_names_are_found_in_the_log(tmp_path):
     log = tmp_path / "train.log"
     log.write_text("omegaconf.errors.ConfigAttributeError: Missing key optimizer_in_bwd\n")
-    assert torchtune_plugin.failure_cause(log, 1).endswith("Missing key optimizer_in_bwd")
+    assert failure_cause(log, 1).endswith("Missing key optimizer_in_bwd")
 
 
 def test_the_full_recipe_gets_every_key_it_reads(tmp_path):

@@ -1,4 +1,9 @@
-"""The ``finetune.yaml`` of one fine-tuning run, with where each of its values came from."""
+"""The ``finetune.yaml`` of one fine-tuning run, with where each of its values came from.
+
+:func:`build` adds layers in precedence order, one named step each: the recipe's config (or
+the plugin's defaults) < what the model folder and the experiment imply < ``controls`` < the
+run's parameters, then the values derived from the result.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,9 @@ import attrs
 import yaml
 
 from cruijff.yamlfile import load_yaml
-from cruijff_torchtune import params
+from cruijff_torchtune import params, resolve
 from cruijff_torchtune.models import ModelSpec
-from cruijff_torchtune.recipes import distributed_variant, find_config, quantizes_base
+from cruijff_torchtune.recipes import distributed_variant, find_config
 
 COMPONENTS = "cruijff_torchtune.components"
 ADAMW = "torch.optim.AdamW"
@@ -54,16 +59,13 @@ REPLACED = ("tokenizer", "checkpointer", "dataset", "metric_logger", "profiler")
 
 @attrs.frozen(kw_only=True)
 class RunConfig:
-    """A run's training config, its recipe and how many GPUs it uses."""
+    """A run's training config (plain data, to dump), the recipe ``tune run`` starts, whether it
+    trains LoRA, and every leaf's ``(path, value, source)``."""
 
     recipe: str
     config: dict[str, Any]
-    settings: list[tuple[str, Any, str]]
-    gpus: int
+    settings: tuple[tuple[str, Any, str], ...]
     lora: bool
-
-    def yaml(self) -> str:
-        return dump_yaml(self.config)
 
 
 # libyaml's emitter where PyYAML has it: the pure-Python one is most of a big scaffold's time
@@ -73,15 +75,6 @@ _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 def dump_yaml(data: Any) -> str:
     """``data`` as block-style YAML, keys in their order."""
     return yaml.dump(data, Dumper=_DUMPER, sort_keys=False, width=100, allow_unicode=True)
-
-
-def tool_value(name: str, controls: Mapping, run: Mapping, default: Any) -> tuple[Any, str]:
-    """A plugin-level parameter, the run's over the controls', and where it came from."""
-    if name in run:
-        return params.thaw(run[name]), "run"
-    if name in controls:
-        return params.thaw(controls[name]), "controls"
-    return default, "default"
 
 
 def build(
@@ -97,42 +90,89 @@ def build(
 ) -> RunConfig:
     """The final config of a run: recipe (or defaults) < model and experiment < controls < run."""
     layered = params.Layered()
-    recipe_name, _ = tool_value("base_recipe", controls, run, None)
-    finetune, _ = tool_value("finetune", controls, run, None)
+    recipe_name, _ = resolve.tool_value("base_recipe", controls, run, None)
+    lora = resolve.finetune(controls, run) == "lora"
+    on_gpu = gpus > 0
+    recipe = _add_recipe_or_defaults(layered, recipe_name, lora)
+    _add_model(layered, model, lora)
+    _add_quantized_base(layered, recipe_name, controls, run)
+    _add_experiment(
+        layered,
+        run_name=run_name,
+        output_dir=output_dir,
+        model=model,
+        data=data,
+        dataset_type=resolve.tool_value("dataset_type", controls, run, "chat_completion")[0],
+        wandb_project=wandb_project,
+        on_gpu=on_gpu,
+    )
+    _add_prompts(layered, controls, run)
+    _fit_to_device(layered, on_gpu)
+    _add_parameters(layered, controls, run)
+    if lora:
+        _derive_lora_alpha(layered, controls, run)
+    _share_max_seq_len(layered)
+    return RunConfig(
+        recipe=recipe if gpus <= 1 else distributed_variant(recipe),
+        config=layered.config,
+        settings=tuple(layered.settings()),
+        lora=lora,
+    )
+
+
+def _add_recipe_or_defaults(layered: params.Layered, recipe_name: str | None, lora: bool) -> str:
+    """The base layer: the ``base_recipe``'s config less the sections the plugin writes whole,
+    or the plugin's defaults. Returns the single-device recipe that runs it."""
     if recipe_name:
-        recipe, config = find_config(recipe_name) or (None, None)
-        assert recipe is not None and config is not None, "checked at validate time"
+        found = find_config(recipe_name)
+        assert found is not None, "checked at validate time"
+        recipe, config = found
         base = dict(load_yaml(config.path).data)  # reads 2e-5 as a float, like OmegaConf
-        # the model's own builder replaces the recipe's: a QLoRA one's quantized base must stay
-        quantized = quantizes_base(recipe_name)
         for key in REPLACED:
             base.pop(key, None)
         layered.apply(base, f"recipe {recipe_name}")
-        recipe_file = recipe.name
-        finetune = finetune or ("lora" if "lora" in recipe_file else "full")
-    else:
-        quantized = False
-        finetune = finetune or "lora"
-        layered.apply(DEFAULTS, "default")
-        if finetune == "full":
-            layered.apply({"optimizer_in_bwd": False}, "default")  # the full recipe reads it
-        recipe_file = RECIPES[finetune]
-    lora = finetune == "lora"
-    on_gpu = gpus > 0
+        return recipe.name
+    layered.apply(DEFAULTS, "default")
+    if not lora:
+        layered.apply({"optimizer_in_bwd": False}, "default")  # the full recipe reads it
+    return RECIPES["lora" if lora else "full"]
 
-    # what the model folder implies
-    model_section: dict[str, Any] = {"_component_": model.component(lora), **model.args}
+
+def _add_model(layered: params.Layered, model: ModelSpec, lora: bool) -> None:
+    """The model folder's builder and dimensions, over the recipe's (which are another
+    model's), and the LoRA settings the recipe leaves unset."""
+    section: dict[str, Any] = {"_component_": model.component(lora), **model.args}
     if lora:
         given = layered.get("model") or {}
-        model_section.update({k: v for k, v in LORA_DEFAULTS.items() if k not in given})
-    layered.apply({"model": model_section}, "model")
-    if lora and quantized:
+        section.update({k: v for k, v in LORA_DEFAULTS.items() if k not in given})
+    layered.apply({"model": section}, "model")
+
+
+def _add_quantized_base(
+    layered: params.Layered, recipe_name: str | None, controls: Mapping, run: Mapping
+) -> None:
+    """Keep a QLoRA recipe's quantized base: the model's own LoRA builder, which replaced the
+    recipe's ``qlora_*`` one, quantizes only when told to. A ``model.quantize_base`` the
+    experiment gives arrives with its own layer; :func:`resolve.quantizes_base` decides both."""
+    if (
+        resolve.quantizes_base(controls, run)
+        and resolve.given("model.quantize_base", controls, run) is resolve.MISSING
+    ):
         layered.apply({"model": {"quantize_base": True}}, f"recipe {recipe_name} (QLoRA)")
 
-    # what the experiment implies: where things are, how to run here
-    dataset_type, _ = tool_value("dataset_type", controls, run, "chat_completion")
-    prompt, prompt_source = tool_value("prompt", controls, run, "{input}")
-    system_prompt, system_source = tool_value("system_prompt", controls, run, "")
+
+def _add_experiment(
+    layered: params.Layered,
+    *,
+    run_name: str,
+    output_dir: Path,
+    model: ModelSpec,
+    data: Path,
+    dataset_type: str,
+    wandb_project: str | None,
+    on_gpu: bool,
+) -> None:
+    """What the experiment implies: where the model, data and outputs are, and the device."""
     layered.apply(
         {
             "output_dir": str(output_dir),
@@ -173,33 +213,49 @@ def build(
         },
         "experiment",
     )
+
+
+def _add_prompts(layered: params.Layered, controls: Mapping, run: Mapping) -> None:
+    """The dataset's prompt and system prompt, each with its own source."""
+    prompt, prompt_source = resolve.tool_value("prompt", controls, run, "{input}")
+    system_prompt, system_source = resolve.tool_value("system_prompt", controls, run, "")
     layered.apply({"dataset": {"prompt": prompt}}, prompt_source)
     layered.apply({"dataset": {"system_prompt": system_prompt}}, system_source)
-    optimizer = layered.get("optimizer._component_", "")
-    if not optimizer.startswith("torch."):  # e.g. bitsandbytes' paged AdamW: CUDA only
+
+
+def _fit_to_device(layered: params.Layered, on_gpu: bool) -> None:
+    """Replace what cannot run here: a non-torch optimizer (bitsandbytes' paged AdamW is
+    CUDA only) and, on the CPU, compiling, activation checkpointing and fused optimizers."""
+    if not layered.get("optimizer._component_", "").startswith("torch."):
         layered.apply({"optimizer": {"_component_": ADAMW}}, "experiment")
     if not on_gpu:
         layered.apply({"enable_activation_checkpointing": False, "compile": False}, "experiment")
         if layered.get("optimizer.fused") is not None:
             layered.apply({"optimizer": {"fused": False}}, "experiment")
 
+
+def _add_parameters(layered: params.Layered, controls: Mapping, run: Mapping) -> None:
+    """``controls``, then the run's own parameters, as config values (the plugin's own
+    parameters, such as ``base_recipe``, are not config values)."""
     for layer, values in (("controls", controls), ("run", run)):
         for name, value in values.items():
-            if name in params.TOOL:
-                continue
-            layered.apply(params.expand(name, value), layer)
-    if lora and not any(
-        "lora_alpha" in values or "model.lora_alpha" in values for values in (controls, run)
-    ):
-        rank = layered.get("model.lora_rank")
-        if rank is not None and layered.source.get("model.lora_rank") in ("controls", "run"):
-            layered.apply({"model": {"lora_alpha": 2 * rank}}, "derived: 2 × lora_rank")
+            if name not in params.TOOL:
+                layered.apply(params.expand(name, value), layer)
+
+
+def _derive_lora_alpha(layered: params.Layered, controls: Mapping, run: Mapping) -> None:
+    """``lora_alpha`` = 2 × a ``lora_rank`` the experiment chose, unless it sets the alpha too."""
+    if any("lora_alpha" in values or "model.lora_alpha" in values for values in (controls, run)):
+        return
+    rank = layered.get("model.lora_rank")
+    if rank is not None and layered.source.get("model.lora_rank") in ("controls", "run"):
+        layered.apply({"model": {"lora_alpha": 2 * rank}}, "derived: 2 × lora_rank")
+
+
+def _share_max_seq_len(layered: params.Layered) -> None:
+    """The tokenizer's ``max_seq_len`` also cuts the dataset's rows."""
     max_seq_len = layered.get("tokenizer.max_seq_len")
     if max_seq_len:
         layered.apply(
             {"dataset": {"max_seq_len": max_seq_len}}, layered.source["tokenizer.max_seq_len"]
         )
-    recipe = recipe_file if gpus <= 1 else distributed_variant(recipe_file)
-    return RunConfig(
-        recipe=recipe, config=layered.config, settings=layered.settings(), gpus=gpus, lora=lora
-    )

@@ -16,6 +16,8 @@ from typing import Any
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.pt")
 STEP_LINE = re.compile(r"^Step (\d+) \| (.*)$")
 METRICS = "metrics.csv"
+LOG = "train.log"
+"""The training job's stdout and stderr, in the run's directory."""
 
 
 def epoch_dir(output_dir: Path, epoch: int) -> Path:

@@ -13,6 +13,9 @@ import copy
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from cruijff.yamlfile import yaml_text
+from cruijff_torchtune.components import DATASET_TYPES
+
 FRIENDLY: dict[str, str] = {
     "lora_rank": "model.lora_rank",
     "lora_alpha": "model.lora_alpha",
@@ -88,7 +91,6 @@ TOOL: dict[str, tuple[type, ...]] = {
 """Parameters the plugin itself uses (not config paths)."""
 
 FINETUNE = ("lora", "full")
-DATASET_TYPES = ("chat_completion", "text_completion")
 KNOWN = tuple(sorted({*FRIENDLY, *TOOL}))
 
 
@@ -103,15 +105,15 @@ def check_value(name: str, value: Any) -> str | None:
     if kinds is None:
         return None
     if isinstance(value, bool) and bool not in kinds:
-        return f"{name} must be {_kinds(kinds)}, not {value!r}"
+        return f"{name} must be {_kinds(kinds)}, not {yaml_text(value)}"
     if not isinstance(value, kinds):
-        return f"{name} must be {_kinds(kinds)}, not {value!r}"
+        return f"{name} must be {_kinds(kinds)}, not {yaml_text(value)}"
     if name in POSITIVE and value < 1:
-        return f"{name} must be at least 1, not {value!r}"
+        return f"{name} must be at least 1, not {yaml_text(value)}"
     if name == "finetune" and value not in FINETUNE:
-        return f"finetune must be one of {', '.join(FINETUNE)}, not {value!r}"
+        return f"finetune must be one of {', '.join(FINETUNE)}, not {yaml_text(value)}"
     if name == "dataset_type" and value not in DATASET_TYPES:
-        return f"dataset_type must be one of {', '.join(DATASET_TYPES)}, not {value!r}"
+        return f"dataset_type must be one of {', '.join(DATASET_TYPES)}, not {yaml_text(value)}"
     return None
 
 

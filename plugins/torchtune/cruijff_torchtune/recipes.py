@@ -84,15 +84,20 @@ def find_config(name: str) -> tuple[Recipe, RecipeConfig] | None:
 
 
 @functools.cache
-def quantizes_base(name: str) -> bool:
-    """Whether config ``name`` builds its model with a ``qlora_*`` builder: LoRA over base
-    weights quantized to NF4. False for an unknown name."""
+def recipe_quantizes_base(name: str) -> bool:
+    """Whether config ``name``'s own model quantizes its base weights to NF4: the
+    ``quantize_base`` of its model section where it sets one (``llama3/8B_qdora_single_device``),
+    else whether its builder is a ``qlora_*`` one (torchtune's ``partial(lora_*,
+    quantize_base=True)``). False for an unknown name. Whether a run quantizes is
+    :func:`cruijff_torchtune.resolve.quantizes_base`'s to say."""
     from cruijff.yamlfile import load_yaml
 
     found = find_config(name)
     if found is None:
         return False
     model = load_yaml(found[1].path).data.get("model") or {}
+    if "quantize_base" in model:
+        return bool(model["quantize_base"])
     return str(model.get("_component_", "")).rpartition(".")[2].startswith("qlora_")
 
 

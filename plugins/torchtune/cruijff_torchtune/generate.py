@@ -1,0 +1,58 @@
+"""Generate: a training unit's ``finetune.yaml``, ``provenance.json`` and job, from its
+:class:`~cruijff_torchtune.units.TrainingPlan`.
+
+The config runs as it stands (``tune run RECIPE --config finetune.yaml``); the job wraps that
+in :mod:`cruijff_torchtune.launch`, which resumes, checks the checkpoints and writes metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from cruijff.records import Experiment, FileSpec, Generated, JobSpec, Unit
+from cruijff_torchtune import outputs
+from cruijff_torchtune.config import dump_yaml
+from cruijff_torchtune.params import thaw
+from cruijff_torchtune.units import TrainingPlan
+
+LAUNCH = "cruijff_torchtune.launch"
+CONFIG = "finetune.yaml"
+ENV = {"HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def generate(experiment: Experiment, unit: Unit) -> Generated:
+    """The files and the job of one training unit."""
+    plan: TrainingPlan = unit.payload
+    config_path = unit.directory / CONFIG
+    job = JobSpec(
+        unit_id=unit.id,
+        name=f"{experiment.name}.{unit.id}",
+        argv=(
+            sys.executable,
+            "-m",
+            LAUNCH,
+            str(config_path),
+            "--recipe",
+            plan.recipe,
+            "--nproc",
+            str(plan.nproc),
+        ),
+        workdir=unit.directory,
+        log=unit.directory / outputs.LOG,
+        env=ENV,
+        resources=plan.resources,
+        produces=unit.produces,
+    )
+    header = (
+        f"# torchtune config of run {unit.run} of experiment {experiment.name}, written "
+        f"by cruijff.\n# Run it as it stands: tune run {plan.recipe} --config {CONFIG}\n"
+    )
+    provenance = {s.path: {"value": thaw(s.value), "source": s.source} for s in plan.settings}
+    files = (
+        FileSpec(path=config_path, content=header + dump_yaml(thaw(plan.config))),
+        FileSpec(
+            path=unit.directory / "provenance.json", content=json.dumps(provenance, indent=2) + "\n"
+        ),
+    )
+    return Generated(files=files, job=job, settings=plan.settings)

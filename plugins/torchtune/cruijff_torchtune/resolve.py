@@ -1,0 +1,83 @@
+"""The run's choices that shape its whole config, decided in one place from ``controls`` and the
+run's parameters: which recipe, LoRA or full, and whether the base model is quantized to NF4.
+
+Parsing reads them to check a run (QLoRA needs weights NF4 can split), the config builder to
+write it: both ask the same functions, so what is checked is what is trained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from cruijff_torchtune import params
+from cruijff_torchtune.recipes import find_config, recipe_quantizes_base
+
+MISSING = object()
+"""What :func:`given` returns for a config path neither ``controls`` nor the run sets."""
+
+
+def tool_value(name: str, controls: Mapping, run: Mapping, default: Any) -> tuple[Any, str]:
+    """A plugin-level parameter, the run's over the controls', and where it came from."""
+    if name in run:
+        return params.thaw(run[name]), "run"
+    if name in controls:
+        return params.thaw(controls[name]), "controls"
+    return default, "default"
+
+
+def given(path: str, controls: Mapping, run: Mapping) -> Any:
+    """The value the experiment gives config ``path`` (``model.quantize_base``), the run's over
+    the controls', whether as that dotted name or inside a section; MISSING where neither does."""
+    found = MISSING
+    for layer in (controls, run):
+        for name, value in layer.items():
+            if name in params.TOOL:
+                continue
+            # later keys win within a layer, as they do when the config is built
+            found = _inside(params.FRIENDLY.get(name, name), value, path, found)
+    return found
+
+
+def _inside(name: str, value: Any, path: str, otherwise: Any) -> Any:
+    if name == path:
+        return params.thaw(value)
+    if not path.startswith(f"{name}."):
+        return otherwise
+    node = value
+    for part in path[len(name) + 1 :].split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return otherwise
+        node = node[part]
+    return params.thaw(node)
+
+
+def finetune(controls: Mapping, run: Mapping) -> str:
+    """``lora`` or ``full``: the run's ``finetune``, else what its ``base_recipe``'s recipe does
+    (a recipe named for LoRA trains LoRA), else ``lora``."""
+    chosen, _ = tool_value("finetune", controls, run, None)
+    if chosen:
+        return chosen
+    recipe, _ = tool_value("base_recipe", controls, run, None)
+    found = find_config(recipe) if isinstance(recipe, str) else None
+    if found is not None:
+        return "lora" if "lora" in found[0].name else "full"
+    return "lora"
+
+
+def quantizes_base(controls: Mapping, run: Mapping) -> bool:
+    """Whether the run trains LoRA over base weights quantized to NF4 (QLoRA).
+
+    Only a LoRA run can (torchtune's full builders take no ``quantize_base``). Where the
+    experiment gives ``model.quantize_base``, its truth decides: ``null`` reaches the builder
+    as ``quantize_base=None``, which torchtune's LoRA layers test for truth, so null is no
+    quantization, like false. Otherwise the ``base_recipe`` decides (a ``qlora_*`` builder,
+    or a ``quantize_base`` in its model section); without one, no quantization.
+    """
+    if finetune(controls, run) != "lora":
+        return False
+    value = given("model.quantize_base", controls, run)
+    if value is not MISSING:
+        return bool(value)
+    recipe, _ = tool_value("base_recipe", controls, run, None)
+    return isinstance(recipe, str) and recipe_quantizes_base(recipe)

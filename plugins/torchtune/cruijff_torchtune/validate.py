@@ -1,0 +1,54 @@
+"""Validate: a training unit is complete when every epoch left a whole merged model (with no
+adapter config beside it) and the job wrote its loss per step; else the cause, from its log."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from cruijff.records import JobState, JobStatus, Unit, Validation
+from cruijff_torchtune import outputs
+
+OOM = re.compile(r"CUDA out of memory|OutOfMemoryError|out of memory|Killed", re.IGNORECASE)
+ERROR_LINE = re.compile(r"^[\w.]+(Error|Exception)\b")
+
+
+def failure_cause(log: Path, exit_code: int | None) -> str:
+    """Why a training job failed, from the end of its log."""
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()[-200:]
+    except OSError:
+        lines = []
+    if any(OOM.search(line) for line in lines):
+        return "out of memory"
+    errors = [line.strip() for line in lines if ERROR_LINE.match(line)]
+    detail = errors[-1] if errors else (lines[-1].strip() if lines else "no output")
+    code = f"exit code {exit_code}: " if exit_code is not None else ""
+    return f"{code}{detail[:300]}"
+
+
+def validate(unit: Unit, status: JobStatus | None) -> Validation:
+    """The verdict on a training unit, with its step count and final loss when complete."""
+    if status is not None and status.state is not JobState.SUCCEEDED:
+        return Validation(
+            unit_id=unit.id,
+            ok=False,
+            cause=failure_cause(unit.directory / outputs.LOG, status.exit_code),
+        )
+    models = [a for a in unit.produces if a.kind == "hf-model"]
+    for artifact in models:
+        if not outputs.complete_epoch(unit.directory, artifact.epoch):
+            return Validation(
+                unit_id=unit.id, ok=False, cause=f"no whole checkpoint in {artifact.path}"
+            )
+        if (artifact.path / "adapter_config.json").exists():
+            return Validation(
+                unit_id=unit.id, ok=False, cause=f"{artifact.path} still holds adapter_config.json"
+            )
+    rows = outputs.read_metrics(unit.directory)
+    if not rows:
+        return Validation(unit_id=unit.id, ok=False, cause="no training metrics")
+    metrics = {"steps": len(rows), "final_loss": float(rows[-1]["loss"]), "epochs": len(models)}
+    return Validation(
+        unit_id=unit.id, ok=True, metrics=metrics, artifacts=unit.produces, summary=("final_loss",)
+    )
