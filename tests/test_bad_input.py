@@ -9,11 +9,19 @@ from types import MappingProxyType
 
 import pytest
 
-from cruijff import yamlfile
 from cruijff.experiment import MAX_EPOCHS, MAX_PATH_PART, Loaded, load_experiment
 from cruijff.hookspecs import hookimpl
 from cruijff.records import ParseReport, Problem
-from cruijff.yamlfile import MAX_DEPTH, MAX_VALUES, SHOWN_WIDTH, YamlError, load_yaml, yaml_text
+from cruijff.yamlfile import (
+    MAX_DEPTH,
+    MAX_VALUES,
+    SHOWN_WIDTH,
+    YamlError,
+    compose,
+    load_yaml,
+    read,
+    yaml_text,
+)
 
 BASE = """
 experiment:
@@ -140,7 +148,7 @@ def test_a_huge_file_stops_at_the_value_where_it_crosses_the_limit(tmp_path):
 
 
 def test_the_value_limit_counts_what_aliases_stand_for(tmp_path, monkeypatch):
-    monkeypatch.setattr(yamlfile, "MAX_VALUES", 100)
+    monkeypatch.setattr(compose, "MAX_VALUES", 100)
     text = "a: &a [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n" + "".join(f"b{i}: *a\n" for i in range(20))
     problem = yaml_problem(write(tmp_path, text))
     assert problem.message == "the file expands to more than 100 values through aliases"
@@ -148,7 +156,7 @@ def test_the_value_limit_counts_what_aliases_stand_for(tmp_path, monkeypatch):
 
 
 def test_a_file_larger_than_the_limit_is_refused_unread(tmp_path, monkeypatch):
-    monkeypatch.setattr(yamlfile, "MAX_BYTES", 1000)
+    monkeypatch.setattr(read, "MAX_BYTES", 1000)
     problem = yaml_problem(write(tmp_path, "a: 1\n" + "# comment\n" * 200))
     assert problem.message == "the file has more than 1,000 bytes"
     assert problem.where.line == 101  # byte 1,001: "a: 1" and 99 comments come first

@@ -8,9 +8,11 @@ import random
 import textwrap
 from pathlib import Path
 
+import attrs
 import pytest
 import yaml
 
+from cruijff.design import Checked, check
 from cruijff.experiment import PLACEHOLDER_NAME, Loaded, load_experiment
 from cruijff.records import (
     Axis,
@@ -140,7 +142,23 @@ def extend(text: str, extra: str) -> str:
     return textwrap.dedent(text).lstrip("\n") + textwrap.dedent(extra).lstrip("\n")
 
 
-def problem_at(loaded: Loaded, path: str) -> Problem:
+@pytest.fixture
+def inspected(plugin_manager, register_plugin):
+    """Check a file as :func:`load` loads it, with the inspect tool as the evaluator: the
+    plugin that checks prompts and matrix epochs. Its ``tools`` section comes last, so the
+    lines of ``text`` stay where they are."""
+    from cruijff_inspect import plugin
+
+    register_plugin(plugin, name="inspect")
+
+    def run(tmp_path: Path, text: str) -> Checked:
+        whole = textwrap.dedent(text).lstrip("\n") + "tools: {evaluation: inspect}\n"
+        return check(plugin_manager, write_experiment(tmp_path, whole))
+
+    return run
+
+
+def problem_at(loaded: Loaded | Checked, path: str) -> Problem:
     """The one problem whose dotted path is ``path``."""
     found = [problem for problem in loaded.problems if problem.where.path == path]
     assert len(found) == 1, f"{path}: {[str(p) for p in loaded.problems]}"
@@ -215,7 +233,7 @@ def test_evaluation_records(tmp_path):
     }
     assert evaluation.matrix == (
         MatrixEntry(run="rank4", tasks=("capitalization",), epochs=(0, 1)),
-        MatrixEntry(run="base", tasks=("capitalization",), epochs=None),
+        MatrixEntry(run="base", tasks=("capitalization",), epochs=None, base=True),
     )
 
 
@@ -224,6 +242,79 @@ def test_document_and_locate(tmp_path):
     assert experiment.document["controls"]["seed"] == 14
     where = experiment.locate("controls.seed")
     assert (where.file, where.line, where.column) == (experiment.file, 27, 3)
+
+
+def test_records_keep_where_the_file_writes_them(tmp_path):
+    experiment = load(tmp_path, FULL).experiment
+    (model,) = experiment.models
+    assert model.yaml_path == "models.base[0]"
+    assert experiment.data.yaml_path == "data.training"
+    assert [axis.yaml_path for axis in experiment.variables] == [
+        "variables.lora_rank",
+        "variables.lr",
+        "variables.zip[0]",
+    ]
+    steps = experiment.variables[2].axes[1]
+    assert steps.yaml_path == "variables.zip[0].gradient_accumulation_steps"
+    assert [run.yaml_path for run in experiment.runs] == ["runs[0]", "runs[1]", "runs[2]"]
+    evaluation = experiment.evaluation
+    assert [(s.yaml_path, s.name_path) for s in evaluation.scorers] == [
+        ("evaluation.scorers[0]", "evaluation.scorers[0].name"),
+        ("evaluation.scorers[1]", "evaluation.scorers[1].name"),
+    ]
+    assert evaluation.tasks[0].yaml_path == "evaluation.tasks[0]"
+    assert [entry.yaml_path for entry in evaluation.matrix] == [
+        "evaluation.matrix[0]",
+        "evaluation.matrix[1]",
+    ]
+    lines = textwrap.dedent(FULL).lstrip("\n").splitlines()
+    where = experiment.locate(experiment.run("base").yaml_path)
+    assert lines[where.line - 1] == '  - name: "base"'
+    # a place is not a value: a record equals one built without it
+    assert model == attrs.evolve(model, yaml_path="")
+
+
+def test_paths_skip_nothing_when_an_item_is_invalid(tmp_path):
+    text = extend(
+        MINIMAL,
+        """
+        runs:
+          - 3
+          - {name: a, model: tiny-llama}
+        evaluation:
+          scorers: [7, match]
+          tasks: [{name: "b c"}, {name: t}]
+        """,
+    )
+    experiment = load(tmp_path, text).experiment
+    assert [(run.name, run.yaml_path, run.index) for run in experiment.runs] == [
+        ("a", "runs[1]", 0)
+    ]
+    (scorer,) = experiment.evaluation.scorers
+    assert scorer.yaml_path == scorer.name_path == "evaluation.scorers[1]"  # a bare name
+    assert [task.yaml_path for task in experiment.evaluation.tasks] == ["evaluation.tasks[1]"]
+
+
+def test_a_grid_run_is_written_nowhere(tmp_path):
+    experiment = load(tmp_path, extend(MINIMAL, "variables:\n  lr: [1, 2]\n")).experiment
+    assert [run.yaml_path for run in experiment.runs] == ["", "", ""]
+
+
+def test_tasks_written_tells_no_task_from_no_valid_task(tmp_path):
+    written = load(tmp_path, extend(MINIMAL, "evaluation:\n  tasks: [{name: 'b c'}]\n"))
+    assert written.experiment.evaluation.tasks == ()
+    assert written.experiment.evaluation.tasks_written
+    none = load(tmp_path, extend(MINIMAL, "evaluation:\n  max_tokens: 3\n"))
+    assert not none.experiment.evaluation.tasks_written
+
+
+def test_relative_paths_resolve_against_the_files_folder(tmp_path, monkeypatch):
+    experiment = load(tmp_path, FULL).experiment
+    monkeypatch.chdir(tmp_path / "models")
+    assert experiment.resolve("data/words.json") == (tmp_path / "data" / "words.json").resolve()
+    assert experiment.resolve(Path("/abs/x")) == Path("/abs/x")
+    assert experiment.resolve("~/x") == Path("~/x").expanduser().resolve()
+    assert experiment.data.path == experiment.resolve("data/words.json")  # the core's too
 
 
 def test_plugin_keys(tmp_path):
@@ -552,11 +643,13 @@ def test_zip_must_be_a_list_of_mappings(tmp_path):
         ),
     ],
 )
-def test_prompt_must_contain_input(tmp_path, extra, path, line):
-    problem = problem_at(load(tmp_path, extend(MINIMAL, extra)), path)
+def test_prompt_must_contain_input(tmp_path, inspected, extra, path, line):
+    problem = problem_at(inspected(tmp_path, extend(MINIMAL, extra)), path)
     assert problem.message == "the prompt does not contain {input}"
     assert "{input}" in problem.hint
     assert problem.where.line == line
+    assert problem.plugin == "inspect"  # the evaluator formats every prompt: it checks them
+    assert not [p for p in load(tmp_path, extend(MINIMAL, extra)).problems if "{input}" in str(p)]
 
 
 def test_prompt_that_is_not_a_string_is_left_to_the_plugins(tmp_path):
@@ -685,8 +778,7 @@ evaluation:
 
 def matrix(tmp_path: Path, entries: str, base: str = EVAL) -> Loaded:
     """Load EVAL with ``entries`` as the items of its ``evaluation.matrix`` (line 18 on)."""
-    items = textwrap.indent(textwrap.dedent(entries).lstrip("\n"), "    ")
-    return load(tmp_path, textwrap.dedent(base).lstrip("\n") + items)
+    return load(tmp_path, matrix_text(entries, base))
 
 
 def test_scorers(tmp_path):
@@ -716,6 +808,17 @@ def test_valid_matrix(tmp_path):
     assert entries[1].tasks == () and entries[1].epochs == (4,)
     assert entries[2].epochs == "all"
     assert entries[4] == MatrixEntry(run="old")
+    # epochs: null (the model as it is) is not epochs left out (the last)
+    assert [entry.base for entry in entries] == [False, False, False, True, False]
+    assert entries[3].epochs is None and entries[4].epochs is None
+
+
+def test_an_entry_with_bad_epochs_is_left_out_and_the_others_keep_their_place(tmp_path):
+    loaded = matrix(
+        tmp_path, "- {run: rank4, epochs: [0, last]}\n- 7\n- {run: long, epochs: [1]}\n"
+    )
+    (entry,) = loaded.experiment.evaluation.matrix
+    assert (entry.run, entry.epochs, entry.yaml_path) == ("long", (1,), "evaluation.matrix[2]")
 
 
 def test_matrix_unknown_run_and_task(tmp_path):
@@ -737,25 +840,33 @@ def test_matrix_unknown_run_and_task(tmp_path):
     )
 
 
-def test_epoch_beyond_the_controls_epochs(tmp_path):
-    loaded = matrix(tmp_path, "- {run: rank4, epochs: [1, 2]}\n")
-    problem = problem_at(loaded, "evaluation.matrix[0].epochs[1]")
+def matrix_text(entries: str, base: str = EVAL) -> str:
+    items = textwrap.indent(textwrap.dedent(entries).lstrip("\n"), "    ")
+    return textwrap.dedent(base).lstrip("\n") + items
+
+
+def test_epoch_beyond_the_controls_epochs(tmp_path, inspected):
+    checked = inspected(tmp_path, matrix_text("- {run: rank4, epochs: [1, 2]}\n"))
+    problem = problem_at(checked, "evaluation.matrix[0].epochs[1]")
     assert problem.message == "epoch 2 is out of range: rank4 trains for 2 epochs"
     assert problem.hint == "epochs are 0-based: 0 to 1"
     assert place(problem) == (18, 32)
+    assert problem.plugin == "inspect"  # the evaluator reads the epochs of the matrix
+    loaded = matrix(tmp_path, "- {run: rank4, epochs: [1, 2]}\n")
+    assert not [p for p in loaded.problems if p.where.path.startswith("evaluation.matrix")]
 
 
-def test_epoch_range_uses_the_runs_own_epochs(tmp_path):
-    loaded = matrix(tmp_path, "- {run: long, epochs: [4, 5]}\n")
-    assert [p.where.path for p in loaded.problems if "out of range" in p.message] == [
+def test_epoch_range_uses_the_runs_own_epochs(tmp_path, inspected):
+    checked = inspected(tmp_path, matrix_text("- {run: long, epochs: [4, 5]}\n"))
+    assert [p.where.path for p in checked.problems if "out of range" in p.message] == [
         "evaluation.matrix[0].epochs[1]"
     ]
 
 
-def test_epochs_unknown_without_a_count(tmp_path):
+def test_epochs_unknown_without_a_count(tmp_path, inspected):
     base = EVAL.replace("  epochs: 2\n", "  seed: 1\n")
-    loaded = matrix(tmp_path, "- {run: rank4, epochs: [9]}\n", base)
-    assert not [p for p in loaded.problems if p.where.path.startswith("evaluation.matrix")]
+    checked = inspected(tmp_path, matrix_text("- {run: rank4, epochs: [9]}\n", base))
+    assert not [p for p in checked.problems if p.where.path.startswith("evaluation.matrix")]
 
 
 @pytest.mark.parametrize("run", ["base", "old"])

@@ -8,14 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from cruijff.experiment import (
-    MAX_GENERATED_NAME,
-    MAX_RUNS,
-    _unique,
-    load_experiment,
-    run_directory,
-    short_value,
-)
+from cruijff.design import check
+from cruijff.experiment import MAX_RUNS, load_experiment
+from cruijff.experiment.grid import MAX_GENERATED_NAME, run_directory, short_value, unique_names
 from cruijff.records import NAME_PATTERN, Experiment, Run, RunType
 
 LABELS = {"lora_rank": "rank", "batch_size": "bs", "gradient_accumulation_steps": "gas"}
@@ -250,7 +245,7 @@ def test_collision_with_the_control_name(tmp_path):
 
 
 def test_unique_falls_back_to_a_counter_for_identical_parameters():
-    first, second, other = _unique(["a", "a", "b"], ["same", "same", "t"])
+    first, second, other = unique_names(["a", "a", "b"], ["same", "same", "t"])
     assert other == "b"
     assert first.startswith("a-") and len(first) == 8
     assert second == f"{first}-2"
@@ -308,13 +303,17 @@ def test_matrix_refers_to_generated_names(tmp_path):
     assert [entry.run for entry in experiment.evaluation.matrix] == ["epochs1", "epochs2", "base"]
 
 
-def test_matrix_epoch_range_uses_the_swept_epochs(tmp_path):
+def test_matrix_epoch_range_uses_the_swept_epochs(tmp_path, plugin_manager, register_plugin):
+    from cruijff_inspect import plugin
+
+    register_plugin(plugin, name="inspect")  # the evaluator checks a matrix's epochs
     (tmp_path / "models" / "SmolLM2-135M").mkdir(parents=True)
     path = tmp_path / "experiment.yaml"
     path.write_text(
         textwrap.dedent(
             """
             experiment: {name: demo}
+            tools: {evaluation: inspect}
             models:
               base: [{name: SmolLM2-135M, path: models/SmolLM2-135M}]
             variables:
@@ -327,12 +326,17 @@ def test_matrix_epoch_range_uses_the_swept_epochs(tmp_path):
             """
         )
     )
-    loaded = load_experiment(path)
-    assert [(p.where.path, p.message) for p in loaded.problems] == [
-        ("evaluation.matrix[0].epochs[0]", "epoch 1 is out of range: epochs1 trains for 1 epochs"),
+    checked = check(plugin_manager, path)
+    problems = [p for p in checked.problems if p.where.path.startswith("evaluation.matrix")]
+    assert [(p.where.path, p.message) for p in problems] == [
+        ("evaluation.matrix[0].epochs[0]", "epoch 1 is out of range: epochs1 trains for 1 epoch"),
         ("evaluation.matrix[2].run", "'epochs3' is not a run"),
     ]
-    assert loaded.problems[1].hint == "did you mean epochs1?"
+    assert problems[1].hint == "did you mean epochs1?"
+    core = load_experiment(path).problems  # the core checks the run names only
+    assert [(p.where.path, p.message) for p in core] == [
+        ("evaluation.matrix[2].run", "'epochs3' is not a run")
+    ]
 
 
 def test_a_grid_of_max_runs_is_fine(tmp_path):
@@ -372,7 +376,7 @@ def test_a_grid_of_more_runs_is_refused_before_it_is_made(tmp_path):
 
 
 def test_too_many_explicit_runs_are_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr("cruijff.experiment.MAX_RUNS", 3)
+    monkeypatch.setattr("cruijff.experiment.runs.MAX_RUNS", 3)
     (tmp_path / "models" / "m").mkdir(parents=True)
     runs = "".join(f"  - {{name: r{i}, model: m}}\n" for i in range(5))
     path = tmp_path / "experiment.yaml"

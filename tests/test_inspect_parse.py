@@ -274,3 +274,28 @@ def test_the_cli_prints_problems_with_file_and_line(
         result.output
     )
     assert "Traceback" not in result.output
+
+
+def test_a_prompt_without_input_is_said_once_with_its_line(
+    plugin_manager, inspect_tools, make_experiment, cli
+):
+    changes = inspect_changes()
+    changes["controls"] = {"epochs": 2, "prompt": "Capitalize:"}
+    path = make_experiment(changes)
+    result = cli("validate", path)
+    assert result.exit_code == 1
+    said = [line for line in result.output.splitlines() if "does not contain {input}" in line]
+    assert len(said) == 1, result.output  # by inspect alone, not the core or the trainer too
+    assert said[0].startswith(f"error: {path}:") and "controls.prompt" in said[0]
+
+
+def test_matrix_epochs_are_checked_where_each_entry_is_written(
+    plugin_manager, inspect_tools, make_experiment
+):
+    changes = inspect_changes(matrix=[7, {"run": "rank4", "epochs": [0, 5]}, {"run": "rank8"}])
+    found = problems(plugin_manager, make_experiment(changes))
+    assert found["evaluation.matrix[0]"].plugin == ""  # not a mapping: the core's
+    problem = found["evaluation.matrix[1].epochs[1]"]  # controls.epochs is 2
+    assert problem.plugin == "inspect"
+    assert problem.message == "epoch 5 is out of range: rank4 trains for 2 epochs"
+    assert problem.hint == "epochs are 0-based: 0 to 1"

@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cruijff import yamlfile
 from cruijff.errors import UserError
 from cruijff.records import Where
 from cruijff.suggest import did_you_mean, one_of
-from cruijff.yamlfile import MAX_VALUES, YamlDoc, YamlError, load_yaml, split_path
+from cruijff.yamlfile import MAX_VALUES, YamlDoc, YamlError, load_yaml, split_path, tags
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -328,5 +327,5 @@ def test_pythons_parser_gives_what_libyaml_gives(tmp_path, monkeypatch, text):
         return doc.data, [str(doc.where(path)) for path in ("runs[0].parameters.lr", "b")]
 
     fast = outcome()
-    monkeypatch.setattr(yamlfile, "_FAST_LOADER", yamlfile._Loader)
+    monkeypatch.setattr(tags, "FAST_LOADER", tags.Loader)
     assert outcome() == fast

@@ -49,6 +49,13 @@ def _is_name(instance: Any, attribute: attrs.Attribute, value: str) -> None:
 record = attrs.frozen(kw_only=True)
 
 
+def _yaml_path() -> Any:
+    """The field of a record built from the experiment file that says where the file writes it:
+    a dotted path (``runs[2]``) for ``Experiment.locate``. Not compared: it is a place, not a
+    value, so a record equals the one written elsewhere with the same values."""
+    return attrs.field(default="", eq=False)
+
+
 # --- problems -------------------------------------------------------------------------------
 
 
@@ -165,36 +172,46 @@ class RunType(enum.Enum):
 
 @record
 class ModelRef:
-    """A base model: a name runs refer to, and the folder it lives in."""
+    """A base model: a name runs refer to, and the folder it lives in.
+
+    ``yaml_path`` is where the file writes it (``models.base[1]``), as for every record built
+    from the experiment file: a plugin points at it with ``experiment.locate``.
+    """
 
     name: str = attrs.field(validator=_is_name)
     path: Path
     size_gb: float | None = None
+    yaml_path: str = _yaml_path()
 
 
 @record
 class DataRef:
-    """The training data file and what is known about it."""
+    """The training data file and what is known about it (written at ``data.training``)."""
 
     path: Path
     format: str = "json"
     label: str = ""
     splits: Mapping[str, int] = attrs.field(factory=dict, converter=_frozen_mapping)
+    yaml_path: str = _yaml_path()
 
 
 @record
 class Axis:
-    """A swept variable: one parameter and the values it takes, in order."""
+    """A swept variable: one parameter and the values it takes, in order (written at
+    ``variables.lr``, or ``variables.zip[0].lr`` in a zip group)."""
 
     key: str
     values: tuple[Any, ...] = attrs.field(converter=freeze)
+    yaml_path: str = _yaml_path()
 
 
 @record
 class ZipGroup:
-    """Axes that vary together (the i-th values go in one run) instead of being crossed."""
+    """Axes that vary together (the i-th values go in one run) instead of being crossed
+    (written at ``variables.zip[0]``)."""
 
     axes: tuple[Axis, ...] = attrs.field(converter=_tuple)
+    yaml_path: str = _yaml_path()
 
     def __len__(self) -> int:
         return len(self.axes[0].values) if self.axes else 0
@@ -205,7 +222,8 @@ class Run:
     """One row of the experiment: a model, a type and the parameters that are its own.
 
     ``parameters`` holds the run's values only; the tool merges them over ``controls``.
-    ``varied`` names the parameters that differ between runs (what the name is made of).
+    ``index`` is its place among the runs; ``yaml_path`` is where the file writes it
+    (``runs[2]``), empty for a run of the grid of ``variables``, which no line writes.
     """
 
     name: str = attrs.field(validator=_is_name)
@@ -214,44 +232,65 @@ class Run:
     parameters: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
     directory: Path
     index: int = 0
+    yaml_path: str = _yaml_path()
 
 
 @record
 class Scorer:
-    """A scorer of the evaluation tool, by name, with its parameters."""
+    """A scorer of the evaluation tool, by name, with its parameters.
+
+    ``yaml_path`` is where the file writes it (``evaluation.scorers[0]``), ``name_path`` where
+    its name is: the same place for a bare name (``- match``), else ``<yaml_path>.name``.
+    """
 
     name: str
     params: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+    yaml_path: str = _yaml_path()
+    name_path: str = _yaml_path()
 
 
 @record
 class EvalTask:
     """An evaluation task: its name, the file that defines it (or none: an installed task) and
-    the rest of its settings (dataset, prompt...), which belong to the evaluation tool."""
+    the rest of its settings (dataset, prompt...), which belong to the evaluation tool; written
+    at ``yaml_path`` (``evaluation.tasks[0]``)."""
 
     name: str = attrs.field(validator=_is_name)
     script: Path | None = None
     settings: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+    yaml_path: str = _yaml_path()
 
 
 @record
 class MatrixEntry:
-    """Which tasks to evaluate a run on, at which epochs; ``epochs=None`` means the model as it
-    is (a control or eval-only run) and ``"all"`` every epoch. Empty ``tasks`` means all."""
+    """Which tasks to evaluate a run on, at which epochs (written at ``evaluation.matrix[0]``).
+
+    Empty ``tasks`` means all. ``epochs`` lists 0-based epochs, or is ``"all"`` for every epoch,
+    or None when the file leaves it out: the last epoch. ``base`` says the file writes
+    ``epochs: null``: no epoch, the run's model as it is (its base model, or an eval-only
+    run's checkpoint); ``epochs`` is then None too.
+    """
 
     run: str
     tasks: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     epochs: tuple[int, ...] | str | None = None
+    base: bool = False
+    yaml_path: str = _yaml_path()
 
 
 @record
 class Evaluation:
-    """The ``evaluation`` section: shared settings, scorers, tasks and the optional matrix."""
+    """The ``evaluation`` section: shared settings, scorers, tasks and the optional matrix.
+
+    ``tasks`` holds the valid tasks only (the core reports the others); ``tasks_written`` says
+    whether the file lists any task at all, so a tool can tell "no task" from "no valid task".
+    """
 
     settings: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
     scorers: tuple[Scorer, ...] = attrs.field(default=(), converter=_tuple)
     tasks: tuple[EvalTask, ...] = attrs.field(default=(), converter=_tuple)
     matrix: tuple[MatrixEntry, ...] | None = None
+    tasks_written: bool = False
 
 
 @record
@@ -271,8 +310,9 @@ class SchedulerConfig:
 class Experiment:
     """An experiment file, loaded and checked for shape by the core.
 
-    ``document`` is the file as plain data and ``locate(path)`` finds where a dotted path
-    (``controls.lr``, ``runs[1].model``) is written, so plugins can point at their keys.
+    ``locate(path)`` finds where a dotted path (``controls.lr``, ``runs[1].model``, a record's
+    ``yaml_path``) is written, so plugins can point at their keys; ``resolve(path)`` makes a
+    path the file gives absolute. ``document`` is the file as plain data.
     """
 
     name: str = attrs.field(validator=_is_name)
@@ -293,6 +333,11 @@ class Experiment:
         default=lambda path: Where(path=path), eq=False, repr=False
     )
 
+    def resolve(self, path: str | Path) -> Path:
+        """``path`` as the file means it: ``~`` expanded, a relative path against the file's
+        folder (DESIGN.md §5), absolute and without links."""
+        return resolve_path(self.file.parent, path)
+
     def run(self, name: str) -> Run:
         """The run called ``name`` (KeyError if there is none)."""
         for run in self.runs:
@@ -311,6 +356,12 @@ class Experiment:
     def state_dir(self) -> Path:
         """Where cruijff keeps its own records of this experiment."""
         return self.directory / ".cruijff"
+
+
+def resolve_path(folder: Path, path: str | Path) -> Path:
+    """``path`` with ``~`` expanded, against ``folder`` when relative, absolute and without
+    links: how every path an experiment file gives is read (:meth:`Experiment.resolve`)."""
+    return (folder / Path(path).expanduser()).resolve()
 
 
 # --- work -----------------------------------------------------------------------------------

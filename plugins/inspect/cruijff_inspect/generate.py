@@ -27,7 +27,6 @@ from cruijff.records import (
 )
 from cruijff_inspect import introspect
 from cruijff_inspect.matrix import BASE, CHECKPOINT
-from cruijff_inspect.parse import resolve
 from cruijff_inspect.results import CONFIG, JOB_LOG, LOGS, RESULTS
 from cruijff_inspect.settings import (
     DEFAULT_BATCH,
@@ -134,7 +133,7 @@ def _data(experiment: Experiment, task: EvalTask) -> tuple[str | None, str]:
     split = task.settings.get("split", DEFAULT_SPLIT)
     if dataset == SAME:
         return (str(experiment.data.path) if experiment.data else None), split
-    return (str(resolve(experiment, dataset)) if dataset else None), split
+    return (str(experiment.resolve(dataset)) if dataset else None), split
 
 
 def _task_args(task: EvalTask, offered: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -3,14 +3,15 @@
 Without ``evaluation.matrix``: every fine-tuned run on every task at its last epoch, every
 control run (a base model) and every eval-only run (an existing checkpoint) once. With it, each
 entry names a run, its tasks (all when left out) and its epochs: a list, ``all``, left out (the
-last) or ``null`` (the run's base model as it is). A fine-tuned run's epochs are the ``hf-model``
-artifacts its training unit produces; an evaluation of one depends on that unit.
+last) or ``null`` (the run's base model as it is: the entry's ``base``). A fine-tuned run's
+epochs are the ``hf-model`` artifacts its training unit produces; an evaluation of one depends
+on that unit.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +24,14 @@ from cruijff.records import (
     ArtifactKind,
     EvalTask,
     Experiment,
+    MatrixEntry,
     Problem,
     Run,
     RunType,
     Unit,
 )
-from cruijff_inspect.parse import PLUGIN, resolve
 from cruijff_inspect.results import LOGS
+from cruijff_inspect.settings import PLUGIN
 
 TOOL = "inspect"
 KIND = "eval"
@@ -64,6 +66,16 @@ def unit_id(run: str, task: str, label: str) -> str:
     return f"{whole[: 99 - len(digest)].rstrip('.-_')}-{digest}"
 
 
+def out_of_range(run: str, epoch: int, epochs: Collection[int]) -> tuple[str, str]:
+    """What is said of an epoch that is not among the ``epochs`` a run trains for: the message
+    and the hint (at parse time from the file's epochs, at select time from the checkpoints)."""
+    count = len(epochs)
+    return (
+        f"epoch {epoch} is out of range: {run} trains for {count} epoch{'s' if count != 1 else ''}",
+        f"epochs are 0-based: {min(epochs)} to {max(epochs)}",
+    )
+
+
 def checkpoints(upstream: Iterable[Unit]) -> dict[str, dict[int, tuple[str, Artifact]]]:
     """For each run, its ``hf-model`` artifacts by epoch, with the id of the unit making each."""
     found: dict[str, dict[int, tuple[str, Artifact]]] = {}
@@ -93,7 +105,8 @@ class _Planner:
 
     def checkpoint_cell(self, run: Run, task: EvalTask) -> Cell:
         value = run.parameters.get("checkpoint_path")
-        return Cell(run=run, task=task, source=CHECKPOINT, model=resolve(self.experiment, value))
+        model = self.experiment.resolve(value)
+        return Cell(run=run, task=task, source=CHECKPOINT, model=model)
 
     def epochs(self, run: Run, where: str) -> dict[int, tuple[str, Artifact]] | None:
         trained = self.models.get(run.name)
@@ -128,19 +141,15 @@ class _Planner:
             elif run.type is RunType.EVAL_ONLY:
                 cells += [self.checkpoint_cell(run, task) for task in tasks]
             else:
-                explicit = self.experiment.document.get("runs") is not None
-                trained = self.epochs(run, f"runs[{run.index}]" if explicit else "tools")
+                trained = self.epochs(run, run.yaml_path or "tools")  # a grid's run: no line
                 if trained:
                     cells += [self.epoch_cell(run, task, max(trained), trained) for task in tasks]
         return cells
 
-    def explicit(self, entries: Iterable[Any]) -> list[Cell]:
-        written = (self.experiment.document.get("evaluation") or {}).get("matrix") or ()
+    def explicit(self, entries: Iterable[MatrixEntry]) -> list[Cell]:
         cells = []
-        for index, entry in enumerate(entries):
-            item = written[index] if index < len(written) else {}
-            item = item if isinstance(item, Mapping) else {}
-            path = f"evaluation.matrix[{index}]"
+        for entry in entries:
+            path = entry.yaml_path
             try:
                 run = self.experiment.run(entry.run)
             except KeyError:
@@ -151,8 +160,8 @@ class _Planner:
             if run.type is RunType.EVAL_ONLY:
                 cells += [self.checkpoint_cell(run, task) for task in tasks]
                 continue
-            if run.type is RunType.CONTROL or (entry.epochs is None and "epochs" in item):
-                cells += [self.base_cell(run, task) for task in tasks]  # epochs: null
+            if run.type is RunType.CONTROL or entry.base:
+                cells += [self.base_cell(run, task) for task in tasks]
                 continue
             trained = self.epochs(run, f"{path}.run")
             if not trained:
@@ -172,12 +181,7 @@ class _Planner:
             return sorted(trained)
         for position, epoch in enumerate(epochs):
             if epoch not in trained:
-                self.problem(
-                    f"{path}[{position}]",
-                    f"epoch {epoch} is out of range: {run.name} trains for "
-                    f"{len(trained)} epoch{'s' if len(trained) != 1 else ''}",
-                    f"epochs are 0-based: {min(trained)} to {max(trained)}",
-                )
+                self.problem(f"{path}[{position}]", *out_of_range(run.name, epoch, trained))
         return [epoch for epoch in epochs if epoch in trained]
 
 

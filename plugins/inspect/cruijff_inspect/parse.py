@@ -1,55 +1,48 @@
 """``cruijff_parse`` for the inspect tool: claim its keys and check them, every problem at once.
 
-Beyond each value's type: the task functions named exist in their scripts (read with ``ast``;
-a task file runs only inside a job), registered tasks and scorers come from installed packages,
-scorer names and parameters are inspect's, datasets and checkpoints exist, and decoding settings
-agree with each other. Each problem points at its key (file:line) with a "did you mean".
+Beyond each value's type: every prompt has ``{input}``, the task functions named exist in their
+scripts (read with ``ast``; a task file runs only inside a job), registered tasks and scorers
+come from installed packages, scorer names and parameters are inspect's, datasets and
+checkpoints exist, decoding settings agree with each other, and a matrix entry's epochs are
+below its run's ``epochs`` where the file gives them. Each problem points at its key
+(file:line, through the records' ``yaml_path``) with a "did you mean".
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from pathlib import Path
-from typing import Any
+from collections.abc import Mapping
 
-from cruijff.records import EvalTask, Experiment, Key, ParseReport, Problem, RunType, Severity
+from cruijff.records import (
+    EvalTask,
+    Experiment,
+    Key,
+    ParseReport,
+    Problem,
+    RunType,
+    Scorer,
+    Severity,
+)
 from cruijff.suggest import did_you_mean, one_of
 from cruijff_inspect import introspect
+from cruijff_inspect.matrix import out_of_range
 from cruijff_inspect.settings import (
     DEFAULT_PROVIDER,
     EVALUATION,
     MOCK_PROVIDER,
     PARAMETERS,
+    PLUGIN,
     SAME,
     TASK,
     decoding_problem,
     evaluation_setting,
 )
 
-PLUGIN = "inspect"
 OWN_PACKAGE = "cruijff_inspect"
 """This package's own ``inspect_ai`` entry point (the offline provider)."""
 NAMES = ("inspect", "inspect-ai")
 """The tool's name and alias, as an experiment's ``tools`` section may write them."""
 
 VOCABULARY = {"parameters": tuple(PARAMETERS), "evaluation": tuple(EVALUATION), "task": tuple(TASK)}
-
-
-def resolve(experiment: Experiment, value: str) -> Path:
-    """A path as written in the experiment file: relative ones against its folder."""
-    return (experiment.file.parent / Path(value).expanduser()).resolve()
-
-
-def written_tasks(experiment: Experiment) -> Iterator[tuple[int, EvalTask]]:
-    """Each task with its index in the file (the core drops invalid ones from its records)."""
-    tasks = (
-        {task.name: task for task in experiment.evaluation.tasks} if (experiment.evaluation) else {}
-    )
-    section = experiment.document.get("evaluation") or {}
-    items = section.get("tasks") if isinstance(section, Mapping) else None
-    for index, item in enumerate(items if isinstance(items, (list, tuple)) else ()):
-        if isinstance(item, Mapping) and item.get("name") in tasks:
-            yield index, tasks[item["name"]]
 
 
 class _Checker:
@@ -84,9 +77,10 @@ class _Checker:
             claimed.add(key.path)
             swept = key.path.startswith("variables.") and isinstance(key.value, tuple)
             for index, value in enumerate(key.value if swept else (key.value,)):
-                message = checks[key.name](value)
-                if message:
-                    self.add(f"{key.path}[{index}]" if swept else key.path, message)
+                found = checks[key.name](value)
+                if found:
+                    message, hint = (found, "") if isinstance(found, str) else found
+                    self.add(f"{key.path}[{index}]" if swept else key.path, message, hint)
             if key.name == "checkpoint_path" and not key.path.startswith("runs["):
                 self.add(
                     key.path,
@@ -134,9 +128,8 @@ class _Checker:
     # --- scorers ------------------------------------------------------------------------
 
     def scorers(self) -> None:
-        section = self.experiment.document.get("evaluation") or {}
-        written = section.get("scorers") if isinstance(section, Mapping) else None
-        if not isinstance(written, (list, tuple)):
+        evaluation = self.experiment.evaluation
+        if evaluation is None or not evaluation.scorers:
             return
         builtin = introspect.scorers()
         local: dict[str, introspect.Function] = {}
@@ -147,41 +140,32 @@ class _Checker:
                 except introspect.SourceError:
                     continue  # reported with the task
                 local.update({f.name: f for f in found if f.decorated})
-        for index, item in enumerate(written):
-            path = f"evaluation.scorers[{index}]"
-            if isinstance(item, str):
-                name, params = item, {}
-            elif isinstance(item, Mapping) and isinstance(item.get("name"), str):
-                name, params, path = item["name"], item.get("params") or {}, f"{path}.name"
-            else:
-                continue  # the core reports it
-            self.scorer(name, params if isinstance(params, Mapping) else {}, path, builtin, local)
+        for scorer in evaluation.scorers:
+            self.scorer(scorer, builtin, local)
 
     def scorer(
         self,
-        name: str,
-        params: Mapping[str, Any],
-        path: str,
+        scorer: Scorer,
         builtin: Mapping[str, introspect.Function],
         local: Mapping[str, introspect.Function],
     ) -> None:
+        name = scorer.name
         if "/" in name:
-            self.package(name, path, "scorer")
+            self.package(name, scorer.name_path, "scorer")
             return
         function = local.get(name) or builtin.get(name)
         if function is None:
             names = {*builtin, *local}
             self.add(
-                path,
+                scorer.name_path,
                 f"inspect has no scorer {name!r}",
                 did_you_mean(name, names) or one_of(names),
             )
             return
-        base = path.removesuffix(".name")
-        for key in params:
+        for key in scorer.params:
             if not function.accepts(key):
                 self.add(
-                    f"{base}.params.{key}",
+                    f"{scorer.yaml_path}.params.{key}",
                     f"the scorer {name} has no parameter {key!r}",
                     did_you_mean(key, function.params)
                     or one_of(function.params)
@@ -204,25 +188,19 @@ class _Checker:
     # --- tasks --------------------------------------------------------------------------
 
     def tasks(self) -> None:
-        found = list(written_tasks(self.experiment))
-        if not found and not self._any_task_written():
-            where = "evaluation" if self.experiment.evaluation else "tools.evaluation"
+        evaluation = self.experiment.evaluation
+        if evaluation is None or not evaluation.tasks_written:  # invalid ones: the core's
             self.add(
-                where,
+                "evaluation" if evaluation else "tools.evaluation",
                 "the inspect tool has no task to evaluate",
                 "add evaluation: {tasks: [{name: my_task, script: tasks/my_task.py}]}",
             )
-        for index, task in found:
-            base = f"evaluation.tasks[{index}]"
+        for task in evaluation.tasks if evaluation else ():
             if task.script is not None:
-                self.script_task(task, base)
+                self.script_task(task, task.yaml_path)
             else:
-                self.registered_task(task, base)
-            self.dataset(task, base)
-
-    def _any_task_written(self) -> bool:
-        section = self.experiment.document.get("evaluation") or {}
-        return bool(isinstance(section, Mapping) and section.get("tasks"))
+                self.registered_task(task, task.yaml_path)
+            self.dataset(task, task.yaml_path)
 
     def script_task(self, task: EvalTask, base: str) -> None:
         assert task.script is not None
@@ -305,7 +283,7 @@ class _Checker:
                     "add data: {training: {path: ...}} or give the evaluation data's path",
                 )
             return
-        path = resolve(self.experiment, dataset)
+        path = self.experiment.resolve(dataset)
         if not path.exists():
             self.add(
                 f"{base}.dataset",
@@ -317,8 +295,10 @@ class _Checker:
 
     def checkpoints(self) -> None:
         for run in self.experiment.runs:
+            if not run.yaml_path:
+                continue  # a run of the grid: a swept checkpoint_path is reported at its key
             value = run.parameters.get("checkpoint_path")
-            path = f"runs[{run.index}].parameters.checkpoint_path"
+            path = f"{run.yaml_path}.parameters.checkpoint_path"
             if run.type is not RunType.EVAL_ONLY:
                 if value is not None:
                     self.add(
@@ -330,14 +310,14 @@ class _Checker:
                 continue
             if value is None:
                 self.add(
-                    f"runs[{run.index}]",
+                    run.yaml_path,
                     f"the eval-only run {run.name} has no checkpoint_path",
                     "add parameters: {checkpoint_path: path/to/checkpoint} (a model folder)",
                 )
                 continue
             if not isinstance(value, str) or not value.strip():
                 continue  # the type check reports it
-            folder = resolve(self.experiment, value)
+            folder = self.experiment.resolve(value)
             if not folder.is_dir():
                 self.add(
                     path,
@@ -350,6 +330,26 @@ class _Checker:
                     f"{folder} holds no config.json: not a model folder transformers loads",
                     "point at the folder with config.json, the weights and the tokenizer",
                 )
+
+    def matrix_epochs(self) -> None:
+        """A matrix entry's epochs below the number its run trains for, where the file says it
+        (the run's ``epochs``, else ``controls.epochs``). Select checks them again against the
+        checkpoints the training tool makes."""
+        evaluation = self.experiment.evaluation
+        runs = {run.name: run for run in self.experiment.runs}
+        for entry in (evaluation.matrix or ()) if evaluation else ():
+            run = runs.get(entry.run)  # None: the core reports it
+            if run is None or run.type is not RunType.FINE_TUNED:
+                continue
+            total = run.parameters.get("epochs", self.experiment.controls.get("epochs"))
+            if not isinstance(entry.epochs, tuple):
+                continue  # all, or the last: whatever the training makes
+            if isinstance(total, bool) or not isinstance(total, int) or total < 1:
+                continue  # unknown here, or wrong: the training tool says so
+            for position, epoch in enumerate(entry.epochs):
+                if epoch >= total:
+                    where = f"{entry.yaml_path}.epochs[{position}]"
+                    self.add(where, *out_of_range(run.name, epoch, range(total)))
 
     def inspect_installed(self) -> bool:
         if introspect.scorers():
@@ -373,6 +373,7 @@ def parse(experiment: Experiment, keys: tuple[Key, ...]) -> ParseReport:
     checker.provider()
     checker.tasks()
     checker.checkpoints()
+    checker.matrix_epochs()
     if checker.inspect_installed():
         checker.scorers()
     return ParseReport(claimed=claimed, vocabulary=VOCABULARY, problems=checker.problems)

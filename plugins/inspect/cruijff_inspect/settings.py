@@ -14,8 +14,12 @@ from typing import Any
 
 from cruijff.records import EvalTask, Experiment, Run, Setting
 
-Check = Callable[[Any], str]
-"""Returns what is wrong with a value, or "" when it is fine."""
+Check = Callable[[Any], str | tuple[str, str]]
+"""Returns what is wrong with a value ("" when it is fine), alone or with a hint that says what
+would be valid: ``(message, hint)``."""
+
+PLUGIN = "inspect"
+"""The name the tool's problems carry."""
 
 SAME = "same"
 """``dataset: same``: the experiment's training data file (its ``test`` split by default)."""
@@ -88,9 +92,15 @@ def nonempty(value: Any) -> str:
     return text(value) or ("" if value.strip() else "must not be empty")
 
 
-def prompt(value: Any) -> str:
-    """A string with ``{input}`` where each example goes."""
-    return text(value) or ("" if "{input}" in value else "the prompt does not contain {input}")
+PROMPT_HINT = 'write {input} where each example goes, e.g. "Capitalize: {input}"'
+
+
+def prompt(value: Any) -> str | tuple[str, str]:
+    """A string with ``{input}`` where each example goes. The evaluation formats every prompt
+    (the training tool reads them too): this check is made here only, so it is said once."""
+    if text(value) or "{input}" in value:
+        return text(value)
+    return "the prompt does not contain {input}", PROMPT_HINT
 
 
 def flag(value: Any) -> str:
@@ -129,7 +139,7 @@ TASK: dict[str, Check] = {
     "task": nonempty,
     "dataset": nonempty,
     "split": nonempty,
-    "prompt": text,  # the core checks {input}
+    "prompt": prompt,
     "system_prompt": text,
     "args": mapping,
     "limit": integer(1),
@@ -140,7 +150,7 @@ the task's name), ``task`` (a task an installed package registers: ``package/nam
 ``limit``."""
 
 PARAMETERS: dict[str, Check] = {
-    "prompt": text,  # the core checks {input}
+    "prompt": prompt,
     "system_prompt": text,
     "checkpoint_path": nonempty,
 }

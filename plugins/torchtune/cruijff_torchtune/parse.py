@@ -84,7 +84,7 @@ def _check_recipe(name: str, path: str, report: Report) -> None:
 def _check_models(experiment: Experiment, report: Report) -> None:
     """Every model a run fine-tunes must be one torchtune builds, and one NF4 can split where a
     run quantizes it."""
-    for index, model in enumerate(experiment.models):
+    for model in experiment.models:
         runs = [
             run
             for run in experiment.runs
@@ -92,7 +92,7 @@ def _check_models(experiment: Experiment, report: Report) -> None:
         ]
         if not runs or not model.path.exists():
             continue
-        where = f"models.base[{index}].path"
+        where = f"{model.yaml_path}.path"
         try:
             spec = read_model(model.path)
         except ModelError as error:
