@@ -332,6 +332,17 @@ def test_unknown_parameter_and_recipe_get_suggestions(plugin_manager, torchtune,
     assert problems["controls.epochs"].where.line is not None
 
 
+def test_without_an_evaluator_torchtune_checks_the_prompt_itself(
+    plugin_manager, torchtune, experiment_file
+):
+    path = experiment_file({"controls": {"prompt": "Capitalize the word"}})
+    (problem,) = [
+        p for p in check(plugin_manager, path).errors if p.where.path == "controls.prompt"
+    ]
+    assert problem.message == "the prompt does not contain {input}" and problem.where.line
+    assert check(plugin_manager, experiment_file({"controls": {"prompt": "Say {input}"}})).ok
+
+
 def test_a_wrong_value_is_shown_as_the_yaml_it_was_written_as(
     plugin_manager, torchtune, experiment_file
 ):

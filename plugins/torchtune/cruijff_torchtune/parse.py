@@ -34,7 +34,10 @@ def parse(experiment: Experiment, keys: Iterable[Key]) -> ParseReport:
             Problem(where=experiment.locate(path), message=message, hint=hint, plugin=NAME)
         )
 
+    keys = tuple(keys)
     claimed = {key.path for key in keys if _claim(key, report)}
+    if "evaluation" not in experiment.tools:
+        _check_prompts(keys, report)  # else the evaluator checks them, once
     _check_models(experiment, report)
     if experiment.data is None and any(run.type is RunType.FINE_TUNED for run in experiment.runs):
         report("data", "fine-tuning needs training data", "add data: {training: {path: ...}}")
@@ -64,6 +67,21 @@ def _claim(key: Key, report: Report) -> bool:
         elif key.name == "base_recipe":
             _check_recipe(value, key.path, report)
     return True
+
+
+def _check_prompts(keys: Iterable[Key], report: Report) -> None:
+    """Every training prompt has ``{input}``, where each example's input goes: without it the
+    model would train on the instruction alone."""
+    for key in keys:
+        if key.section != "parameters" or key.name != "prompt":
+            continue
+        values = key.value if key.path.startswith("variables.") else (key.value,)
+        if any(isinstance(value, str) and "{input}" not in value for value in values):
+            report(
+                key.path,
+                "the prompt does not contain {input}",
+                'write {input} where each example goes, e.g. "Capitalize: {input}"',
+            )
 
 
 def _check_recipe(name: str, path: str, report: Report) -> None:
