@@ -343,6 +343,23 @@ def test_without_an_evaluator_torchtune_checks_the_prompt_itself(
     assert check(plugin_manager, experiment_file({"controls": {"prompt": "Say {input}"}})).ok
 
 
+def test_a_wrong_prompt_is_reported_once_with_an_evaluator(
+    plugin_manager, torchtune, register_plugin, experiment_file
+):
+    from inspect_helpers import TASKS
+
+    from cruijff_inspect import plugin as inspect_plugin
+
+    register_plugin(inspect_plugin, name="inspect")
+    changes = {
+        "tools": {"preparation": "torchtune", "evaluation": "inspect"},
+        "evaluation": {"tasks": [{"name": "capitalization", "script": str(TASKS)}]},
+        "controls": {"prompt": 3},
+    }
+    problems = [p for p in check(plugin_manager, experiment_file(changes)).errors]
+    assert [p.plugin for p in problems if p.where.path == "controls.prompt"] == ["inspect"]
+
+
 def test_a_wrong_value_is_shown_as_the_yaml_it_was_written_as(
     plugin_manager, torchtune, experiment_file
 ):

@@ -21,6 +21,9 @@ from cruijff_torchtune.resolve import quantizes_base
 OUTPUT = ("wandb_project",)
 """Keys of the ``output`` section: ``wandb_project`` also logs to W&B, offline."""
 
+PROMPTS = ("prompt", "system_prompt")
+"""Keys the evaluator checks too: torchtune checks them only where there is no evaluator."""
+
 Report = Callable[..., None]
 """``report(path, message, hint="")``: add a problem at a dotted path of the file."""
 
@@ -35,9 +38,11 @@ def parse(experiment: Experiment, keys: Iterable[Key]) -> ParseReport:
         )
 
     keys = tuple(keys)
-    claimed = {key.path for key in keys if _claim(key, report)}
-    if "evaluation" not in experiment.tools:
-        _check_prompts(keys, report)  # else the evaluator checks them, once
+    # The prompts are the evaluator's to check where there is one: each error printed once.
+    evaluator = "evaluation" in experiment.tools
+    claimed = {key.path for key in keys if _claim(key, report, check_prompts=not evaluator)}
+    if not evaluator:
+        _check_prompts(keys, report)
     _check_models(experiment, report)
     if experiment.data is None and any(run.type is RunType.FINE_TUNED for run in experiment.runs):
         report("data", "fine-tuning needs training data", "add data: {training: {path: ...}}")
@@ -48,8 +53,9 @@ def parse(experiment: Experiment, keys: Iterable[Key]) -> ParseReport:
     )
 
 
-def _claim(key: Key, report: Report) -> bool:
-    """Whether ``key`` is the tool's; its values are checked on the way."""
+def _claim(key: Key, report: Report, *, check_prompts: bool = True) -> bool:
+    """Whether ``key`` is the tool's; its values are checked on the way (the prompts only
+    with ``check_prompts``)."""
     if key.section == "output" and key.name in OUTPUT:
         if not isinstance(key.value, str) or not key.value:
             report(key.path, f"{key.name} must be a project name, not {yaml_text(key.value)}")
@@ -58,6 +64,8 @@ def _claim(key: Key, report: Report) -> bool:
         return False
     if key.name not in params.KNOWN and not params.is_config_path(key.name):
         return False
+    if key.name in PROMPTS and not check_prompts:
+        return True
     # a variable's value is the list of values it takes
     values = key.value if key.path.startswith("variables.") else (key.value,)
     for value in values:
