@@ -35,6 +35,7 @@ from cruijff.local.store import (
     dependency_cause,
     failure,
     holding,
+    is_alive,
     is_locked,
     job_dir,
     job_ids,
@@ -114,6 +115,8 @@ def _fail_unreadable(directory: Path, cause: str) -> bool:
             status = {}
         if status.get("state") not in (None, QUEUED, RUNNING):
             return False  # it ended meanwhile, with a whole status
+        if status.get("state") == RUNNING and is_alive(directory, status):
+            return False  # readable again, and alive under a deleted lock file: as cancel does
         _write_failed(directory, status, cause)
         return True
 
