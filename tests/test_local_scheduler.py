@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -126,8 +127,9 @@ def lab(tmp_path: Path):
 def test_the_plugin_registers_a_local_scheduler(lab: Lab) -> None:
     (info,) = list(cruijff_schedulers())
     assert info.name == "local"
-    scheduler = info.factory({"jobs": 2}, lab.state_dir)
-    assert isinstance(scheduler, Scheduler)
+    experiment = types.SimpleNamespace(state_dir=lab.state_dir)
+    scheduler = info.factory(experiment, {"jobs": 2})
+    assert isinstance(scheduler, Scheduler) and scheduler.local_dir == lab.state_dir / "local"
     assert scheduler.name == "local"
     assert scheduler.preview([lab.job("a")]) == []
     with pytest.raises(UserError, match="jobs"):
@@ -500,4 +502,4 @@ def test_local_jobs_get_gpus_only_where_the_driver_lists_visible_devices(monkeyp
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert has_cuda_devices() is False
     (info,) = list(cruijff_schedulers())
-    assert info.gpus({}) is False
+    assert info.gpus(None) is False

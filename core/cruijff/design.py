@@ -72,13 +72,12 @@ def check(manager: PluginManager, path: Path, *, scheduler: str | None = None) -
                 )
             )
     chosen = choose_scheduler(manager, experiment, scheduler)
-    options = experiment.scheduler.options
     experiment = attrs.evolve(
         experiment,
         scheduler=SchedulerConfig(
             name=chosen.name,
-            options=options,
-            gpus=bool(chosen.gpus({**options, "experiment_file": experiment.file})),
+            options=experiment.scheduler.options,
+            gpus=bool(chosen.gpus(experiment)),
         ),
     )
 

@@ -77,14 +77,14 @@ def cruijff_schedulers() -> Iterable[SchedulerInfo]:
     Called once when the plugin manager first needs the list of schedulers.
 
     Returns:
-        SchedulerInfo records whose ``factory(options)`` builds a
-        :class:`cruijff.scheduler.Scheduler`.
+        SchedulerInfo records whose ``factory(experiment, options)`` builds a
+        :class:`cruijff.scheduler.Scheduler` for one experiment.
 
     Example::
 
         @hookimpl
         def cruijff_schedulers():
-            yield SchedulerInfo(name="pbs", factory=PbsScheduler,
+            yield SchedulerInfo(name="pbs", factory=PbsScheduler.for_experiment,
                                 available=lambda: shutil.which("qsub") is not None)
     """
 

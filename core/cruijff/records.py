@@ -141,21 +141,22 @@ class Tool:
 class SchedulerInfo:
     """A scheduler a plugin provides, as returned by ``cruijff_schedulers``.
 
-    ``factory(options, state_dir)`` returns an object implementing
-    :class:`cruijff.scheduler.Scheduler`; ``options`` is the experiment's ``scheduler:`` section
-    without ``name``, plus command-line settings (``jobs``: how many run at once) and
-    ``experiment_file`` (relative paths in the section start from its folder), and
-    ``state_dir`` the experiment's ``.cruijff`` folder, where the scheduler may keep its files.
-    ``available()`` says whether it can be used on this machine (``sbatch`` on PATH...).
-    ``gpus(options)`` says whether the jobs it runs with these options get GPUs, so tools size
-    their jobs without testing scheduler names (cheap: called whenever a plan is made).
+    ``factory(experiment, options)`` returns an object implementing
+    :class:`cruijff.scheduler.Scheduler` for that experiment; ``options`` is the experiment's
+    ``scheduler:`` section without ``name``, plus command-line settings (``jobs``: how many run
+    at once). A path among them means what the experiment file means by it
+    (:meth:`Experiment.resolve`), and the scheduler may keep its files in
+    ``experiment.state_dir``. ``available()`` says whether it can be used on this machine
+    (``sbatch`` on PATH...). ``gpus(experiment)`` says whether the jobs it runs for that
+    experiment get GPUs, so tools size their jobs without testing scheduler names (cheap:
+    called whenever a plan is made).
     """
 
     name: str = attrs.field(validator=_is_name)
-    factory: Callable[[Mapping[str, Any], Path], Any] = attrs.field(eq=False)
+    factory: Callable[[Experiment, Mapping[str, Any]], Any] = attrs.field(eq=False)
     description: str = ""
     available: Callable[[], bool] = attrs.field(default=lambda: True, eq=False)
-    gpus: Callable[[Mapping[str, Any]], bool] = attrs.field(default=lambda options: False, eq=False)
+    gpus: Callable[[Experiment], bool] = attrs.field(default=lambda experiment: False, eq=False)
     requires: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
 
 

@@ -41,10 +41,7 @@ def open_scheduler(plan: Plan, manager: PluginManager, options: Mapping[str, Any
     """Build the experiment's scheduler with its options and the command line's."""
     experiment = plan.experiment
     info = manager.scheduler(experiment.scheduler.name or "local")
-    return info.factory(
-        {**experiment.scheduler.options, **options, "experiment_file": experiment.file},
-        experiment.state_dir,
-    )
+    return info.factory(experiment, {**experiment.scheduler.options, **options})
 
 
 class Runner:

@@ -7,14 +7,14 @@ lives in :mod:`cruijff.local.scheduler`, loaded only when the schedulers are lis
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cruijff.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from cruijff.records import SchedulerInfo
+    from cruijff.records import Experiment, SchedulerInfo
 
 
 @hookimpl
@@ -25,13 +25,13 @@ def cruijff_schedulers() -> Iterator[SchedulerInfo]:
 
     yield SchedulerInfo(
         name="local",
-        factory=LocalScheduler,
+        factory=lambda experiment, options: LocalScheduler(options, experiment.state_dir),
         description="runs jobs on this machine, N at a time",
         gpus=has_cuda_devices,
     )
 
 
-def has_cuda_devices(options: Mapping[str, Any] | None = None) -> bool:
+def has_cuda_devices(experiment: Experiment | None = None) -> bool:
     """Whether this machine has an NVIDIA GPU its jobs may use, without importing torch: the
     driver lists its devices under /proc, and ``CUDA_VISIBLE_DEVICES`` may hide them all."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")

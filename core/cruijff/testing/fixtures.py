@@ -76,7 +76,13 @@ def cruijff_inprocess(cruijff_plugin_manager) -> str:
         @hookimpl
         def cruijff_schedulers(self):  # type: ignore[no-untyped-def]
             # never the default: a test asks for it by name
-            yield SchedulerInfo(name=NAME, factory=InProcessScheduler, available=lambda: False)
+            yield SchedulerInfo(
+                name=NAME,
+                factory=lambda experiment, options: InProcessScheduler(
+                    options, experiment.state_dir
+                ),
+                available=lambda: False,
+            )
 
     cruijff_plugin_manager.register(Plugin(), name=NAME)
     return NAME

@@ -5,7 +5,8 @@ Jobs are still commands (``subprocess.run`` in their workdir, output in their lo
 the detached machinery, so a test of the loop is quick and leaves nothing running. The queue
 lives in memory, shared by every instance on the same state folder within one process (each
 ``cruijff`` command builds its own scheduler). Register it with the ``cruijff_inprocess``
-fixture, or ``SchedulerInfo(name=NAME, factory=InProcessScheduler)``.
+fixture, or ``SchedulerInfo(name=NAME, factory=lambda experiment, options:
+InProcessScheduler(options, experiment.state_dir))``.
 """
 
 from __future__ import annotations

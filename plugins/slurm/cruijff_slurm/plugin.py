@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cruijff import hookimpl
@@ -26,11 +25,13 @@ def available() -> bool:
     return shutil.which("sbatch") is not None and any_profile()
 
 
-def factory(options: Mapping[str, Any], state_dir: Path) -> Any:
-    """Build the scheduler (UserError when its profile has problems)."""
+def factory(experiment: Experiment, options: Mapping[str, Any]) -> Any:
+    """Build the experiment's scheduler (UserError when its profile has problems)."""
     from cruijff_slurm.scheduler import SlurmScheduler
 
-    return SlurmScheduler(options, state_dir)
+    return SlurmScheduler(
+        options, experiment.state_dir, paths=experiment.resolve, file=experiment.file
+    )
 
 
 @hookimpl
@@ -47,17 +48,18 @@ def cruijff_schedulers() -> Iterator[SchedulerInfo]:
     )
 
 
-def gpus(options: Mapping[str, Any]) -> bool:
+def gpus(experiment: Experiment) -> bool:
     """Whether jobs get GPUs: the profile's (or the experiment's) ``gpus``, true unless a
     profile says the cluster has none. A profile with problems answers true: those problems
     are reported by validation, not here."""
     from cruijff.errors import UserError
     from cruijff_slurm.profile import resolve
 
+    options = experiment.scheduler.options
     if "gpus" in options and isinstance(options["gpus"], bool):
         return options["gpus"]
     try:
-        return resolve(options, Path.cwd() / ".cruijff").gpus
+        return resolve(options, experiment.resolve).gpus
     except UserError:
         return True
 
@@ -78,9 +80,7 @@ def cruijff_parse(experiment: Experiment, keys: tuple[Key, ...]) -> ParseReport 
         return experiment.locate(mine[name].path if name in mine else "scheduler")
 
     problems, _ = profile_problems(
-        {name: key.value for name, key in mine.items()},
-        Path(experiment.file).absolute().parent,
-        locate,
+        {name: key.value for name, key in mine.items()}, experiment.resolve, locate
     )
     return ParseReport(
         claimed={key.path for key in mine.values()},

@@ -23,6 +23,7 @@ code.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -32,7 +33,7 @@ from typing import Any
 import attrs
 
 from cruijff.errors import ProblemsFound
-from cruijff.records import Problem, Where
+from cruijff.records import Problem, Where, resolve_path
 from cruijff.suggest import did_you_mean, one_of
 from cruijff.yamlfile import YamlError, load_yaml
 
@@ -56,9 +57,14 @@ MAIL_TYPES = (
     "ARRAY_TASKS",
 )
 
-EXPERIMENT_FILE = "experiment_file"
-"""The option in which the core hands the factory the experiment file: relative paths in the
-scheduler section start from its folder (without it, the experiment directory's parent)."""
+Resolver = Callable[[str], Path]
+"""How a source reads its relative paths: the experiment's :meth:`Experiment.resolve` for the
+``scheduler`` section, :func:`in_folder` of a profile's folder for the profile's own."""
+
+
+def in_folder(folder: Path) -> Resolver:
+    """The resolver of paths written in a file in ``folder`` (as the core resolves them)."""
+    return functools.partial(resolve_path, Path(folder))
 
 
 @attrs.frozen(kw_only=True)
@@ -97,10 +103,10 @@ class BadValue(ValueError):
     """A profile value that cannot be used; the message says what would be valid."""
 
 
-# --- value parsers: (value, folder relative paths start from) -> checked value -------------
+# --- value parsers: (value, how relative paths are read) -> checked value ------------------
 
 
-def parse_text(value: Any, base: Path) -> str:
+def parse_text(value: Any, paths: Resolver) -> str:
     """One line of text (a number is taken as its text: an account may be numeric)."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise BadValue(f"must be text, not {value!r}")
@@ -112,13 +118,13 @@ def parse_text(value: Any, base: Path) -> str:
     return text
 
 
-def parse_texts(value: Any, base: Path) -> tuple[str, ...]:
+def parse_texts(value: Any, paths: Resolver) -> tuple[str, ...]:
     """One line of text, or a list of them."""
     items = value if isinstance(value, (list, tuple)) else [value]
-    return tuple(parse_text(item, base) for item in items)
+    return tuple(parse_text(item, paths) for item in items)
 
 
-def parse_lines(value: Any, base: Path) -> tuple[str, ...]:
+def parse_lines(value: Any, paths: Resolver) -> tuple[str, ...]:
     """Shell lines, written into the batch script as they are (the profile is the user's own
     script, like a ``.bashrc``): a list, or one block of text."""
     if isinstance(value, str):
@@ -130,10 +136,10 @@ def parse_lines(value: Any, base: Path) -> tuple[str, ...]:
     return tuple(value)
 
 
-def parse_count(least: int) -> Callable[[Any, Path], int]:
+def parse_count(least: int) -> Callable[[Any, Resolver], int]:
     """A parser of whole numbers of at least ``least``."""
 
-    def parse(value: Any, base: Path) -> int:
+    def parse(value: Any, paths: Resolver) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise BadValue(f"must be a whole number of at least {least}, not {value!r}")
         return value
@@ -141,29 +147,28 @@ def parse_count(least: int) -> Callable[[Any, Path], int]:
     return parse
 
 
-def parse_seconds(value: Any, base: Path) -> float:
+def parse_seconds(value: Any, paths: Resolver) -> float:
     """A number of seconds, 0 or more."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise BadValue(f"must be a number of seconds (0 or more), not {value!r}")
     return float(value)
 
 
-def parse_flag(value: Any, base: Path) -> bool:
+def parse_flag(value: Any, paths: Resolver) -> bool:
     """true or false."""
     if not isinstance(value, bool):
         raise BadValue(f"must be true or false, not {value!r}")
     return value
 
 
-def parse_path(value: Any, base: Path) -> Path:
-    """A path; ``~`` is the home folder, and a relative one starts from ``base``."""
-    path = Path(os.path.expanduser(parse_text(value, base)))
-    return path if path.is_absolute() else base / path
+def parse_path(value: Any, paths: Resolver) -> Path:
+    """A path; ``~`` is the home folder, and a relative one means what its source means."""
+    return paths(parse_text(value, paths))
 
 
-def parse_template(value: Any, base: Path) -> Path:
+def parse_template(value: Any, paths: Resolver) -> Path:
     """The path of a batch script template that exists."""
-    path = parse_path(value, base)
+    path = parse_path(value, paths)
     if not path.is_file():
         raise BadValue(f"template {path} does not exist")
     return path
@@ -172,7 +177,7 @@ def parse_template(value: Any, base: Path) -> Path:
 _TIME = re.compile(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?")
 
 
-def parse_time(value: Any, base: Path | None = None) -> int:
+def parse_time(value: Any, paths: Resolver | None = None) -> int:
     """A SLURM time limit in seconds: whole minutes, or ``MM:SS``, ``HH:MM:SS``, ``D-HH``,
     ``D-HH:MM``, ``D-HH:MM:SS`` as ``--time`` takes it."""
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
@@ -202,7 +207,7 @@ _MEM = re.compile(r"(\d+)\s*([KMGT]?)B?", re.IGNORECASE)
 _MB = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}
 
 
-def parse_mem(value: Any, base: Path | None = None) -> int:
+def parse_mem(value: Any, paths: Resolver | None = None) -> int:
     """Memory in MB: a number (MB) or text such as ``16G``, ``500M``, ``64GB``."""
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
@@ -212,7 +217,7 @@ def parse_mem(value: Any, base: Path | None = None) -> int:
     return max(1, round(int(match.group(1)) * _MB[match.group(2).upper()]))
 
 
-def parse_mail_type(value: Any, base: Path) -> str:
+def parse_mail_type(value: Any, paths: Resolver) -> str:
     """SLURM mail types, a list or comma-separated: ``[END, FAIL]`` -> ``END,FAIL``."""
     items = value if isinstance(value, (list, tuple)) else str(value).split(",")
     names = [str(item).strip().upper() for item in items]
@@ -223,9 +228,9 @@ def parse_mail_type(value: Any, base: Path) -> str:
     return ",".join(names)
 
 
-def parse_directives(value: Any, base: Path) -> tuple[str, ...]:
+def parse_directives(value: Any, paths: Resolver) -> tuple[str, ...]:
     """Extra sbatch options, one per ``#SBATCH`` line: ``--exclusive``, ``--gpus-per-task=1``."""
-    items = parse_texts(value, base)
+    items = parse_texts(value, paths)
     for item in items:
         if not item.startswith("-"):
             raise BadValue(
@@ -234,7 +239,7 @@ def parse_directives(value: Any, base: Path) -> tuple[str, ...]:
     return items
 
 
-KEYS: dict[str, tuple[str, Callable[[Any, Path], Any]]] = {
+KEYS: dict[str, tuple[str, Callable[[Any, Resolver], Any]]] = {
     # key in the file: (field of Profile, parser)
     "account": ("account", parse_text),
     "partition": ("partition", parse_text),
@@ -276,7 +281,7 @@ many run at once, as for the local scheduler: here the array throttle, unless th
 
 def check_values(
     values: Mapping[str, Any],
-    base: Path,
+    paths: Resolver,
     where: Callable[[str], Where],
     *,
     untrusted: str = "",
@@ -311,7 +316,7 @@ def check_values(
             continue
         field, parse = KEYS[key]
         try:
-            fields[field] = parse(value, base)
+            fields[field] = parse(value, paths)
         except BadValue as error:
             problems.append(Problem(where=where(key), message=f"{key} {error}", plugin=PLUGIN))
     return fields, problems
@@ -331,7 +336,9 @@ def load_profile(path: Path) -> tuple[Profile, list[Problem]]:
         problems = [attrs.evolve(problem, plugin=PLUGIN, hint="") for problem in error.problems]
         return Profile(source=path), problems
     untrusted = "" if is_users(path) else f"a profile outside {profiles_dir()}"
-    fields, problems = check_values(document.data, path.parent, document.where, untrusted=untrusted)
+    fields, problems = check_values(
+        document.data, in_folder(path.parent), document.where, untrusted=untrusted
+    )
     return Profile(source=path, **fields), problems
 
 
@@ -379,9 +386,9 @@ class ProfileNotFound(ValueError):
         self.message, self.hint = message, hint
 
 
-def find_profile(reference: Any, base: Path) -> Path | None:
+def find_profile(reference: Any, paths: Resolver) -> Path | None:
     """The profile file for the experiment's ``profile:`` value (None: not named), relative
-    to ``base`` for a path; without one, ``default.yaml`` or the only profile there is.
+    as ``paths`` reads it for a path; without one, ``default.yaml`` or the only profile there is.
     Raises ProfileNotFound when it names nothing, or several profiles leave it open."""
     installed = installed_profiles()
     if reference is None:
@@ -398,8 +405,7 @@ def find_profile(reference: Any, base: Path) -> Path | None:
     if not isinstance(reference, str) or not reference.strip():
         raise ProfileNotFound(f"profile must be a name or a path, not {reference!r}")
     if is_path(reference):
-        path = Path(os.path.expanduser(reference))
-        path = path if path.is_absolute() else base / path
+        path = paths(reference)
         if not path.is_file():
             raise ProfileNotFound(f"profile file {path} does not exist")
         return path
@@ -414,16 +420,13 @@ def find_profile(reference: Any, base: Path) -> Path | None:
     )
 
 
-def resolve(options: Mapping[str, Any], state_dir: Path) -> Profile:
+def resolve(options: Mapping[str, Any], paths: Resolver, file: Path | None = None) -> Profile:
     """The profile the experiment's scheduler options name, with the options' own profile
-    keys over it; ProblemsFound lists every problem (the profile's with its file and line)."""
-    state_dir = Path(state_dir).absolute()
-    experiment_file = options.get(EXPERIMENT_FILE)
-    base = Path(experiment_file).absolute().parent if experiment_file else state_dir.parent
-    options = {key: value for key, value in options.items() if key != EXPERIMENT_FILE}
-    file = Path(experiment_file) if experiment_file else None
+    keys over it (their paths read by ``paths``; ``file`` is the experiment file, where their
+    problems are placed); ProblemsFound lists every problem (the profile's with its file and
+    line)."""
     problems, profile = profile_problems(
-        options, base, lambda key: Where(file=file, path=f"scheduler.{key}")
+        options, paths, lambda key: Where(file=file, path=f"scheduler.{key}")
     )
     if problems:
         error = ProblemsFound(tuple(problems))
@@ -437,13 +440,13 @@ def resolve(options: Mapping[str, Any], state_dir: Path) -> Profile:
 
 
 def profile_problems(
-    options: Mapping[str, Any], base: Path, locate: Callable[[str], Where]
+    options: Mapping[str, Any], paths: Resolver, locate: Callable[[str], Where]
 ) -> tuple[list[Problem], Profile]:
     """Check the scheduler options (``locate`` places their keys) and the profile they name."""
     problems: list[Problem] = []
     profile = Profile()
     try:
-        path = find_profile(options.get("profile"), base)
+        path = find_profile(options.get("profile"), paths)
     except ProfileNotFound as missing:
         where = locate("profile") if "profile" in options else locate("")
         problems.append(
@@ -454,12 +457,12 @@ def profile_problems(
         profile, found = load_profile(path)
         problems += found
     inline = {key: value for key, value in options.items() if key not in EXPERIMENT_KEYS}
-    fields, found = check_values(inline, base, locate, untrusted="the experiment file")
+    fields, found = check_values(inline, paths, locate, untrusted="the experiment file")
     problems += found
     jobs = options.get("jobs")
     if jobs is not None:
         try:
-            jobs = parse_count(1)(jobs, base)
+            jobs = parse_count(1)(jobs, paths)
             fields.setdefault("array_throttle", jobs)
         except BadValue as error:
             problems.append(Problem(where=locate("jobs"), message=f"jobs {error}", plugin=PLUGIN))

@@ -34,7 +34,7 @@ from cruijff.fsutil import read_json, write_atomic, write_json
 from cruijff.records import FileSpec, JobHandle, JobSpec, JobState, JobStatus
 from cruijff_slurm.arrays import Call, plan_calls
 from cruijff_slurm.commands import Result, SlurmCommands
-from cruijff_slurm.profile import Profile, resolve
+from cruijff_slurm.profile import Profile, Resolver, in_folder, resolve
 from cruijff_slurm.render import Renderer, call_context, describe
 from cruijff_slurm.states import (
     SACCT_FIELDS,
@@ -92,12 +92,17 @@ class SlurmScheduler:
         options: Mapping[str, Any],
         state_dir: Path,
         *,
+        paths: Resolver | None = None,
+        file: Path | None = None,
         commands: SlurmCommands | None = None,
         profile: Profile | None = None,
     ) -> None:
         self.state_dir = Path(state_dir).absolute()
         self.jobs_dir = self.state_dir / "slurm" / "jobs"
-        self.profile = profile if profile is not None else resolve(options, self.state_dir)
+        if profile is None:  # paths in the options: without a reader, from the experiment's
+            paths = paths or in_folder(self.state_dir.parent)
+            profile = resolve(options, paths, file)
+        self.profile = profile
         self.commands = commands or SlurmCommands()
         self.renderer = Renderer(self.profile.template)
         self.accounting: bool | None = None  # unknown until sacct first answers

@@ -37,6 +37,8 @@ def generate(experiment: Experiment, unit: Unit) -> Generated:
             plan.recipe,
             "--nproc",
             str(plan.nproc),
+            "--finetune",
+            "lora" if plan.lora else "full",
         ),
         workdir=unit.directory,
         log=unit.directory / outputs.LOG,

@@ -1,4 +1,5 @@
-"""The training job: ``python -m cruijff_torchtune.launch finetune.yaml --recipe NAME``.
+"""The training job: ``python -m cruijff_torchtune.launch finetune.yaml --recipe NAME
+--finetune lora|full``.
 
 Runs ``tune run`` on the config as it stands, resuming from the last finished epoch when an
 earlier attempt was interrupted; then keeps LoRA adapters apart from the merged models, checks
@@ -60,11 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", type=Path)
     parser.add_argument("--recipe", required=True)
     parser.add_argument("--nproc", type=int, default=1)
+    # decided once, at plan time (resolve.finetune), never from the recipe's name here
+    parser.add_argument("--finetune", choices=("lora", "full"), required=True)
     parser.add_argument("overrides", nargs="*", help="key=value config overrides")
     args = parser.parse_args(argv)
     config = dict(load_yaml(args.config).data)
     output_dir = Path(config["output_dir"])
-    lora = "lora" in args.recipe
+    lora = args.finetune == "lora"
     epochs = int(config["epochs"])
 
     if epochs - 1 in outputs.finished_epochs(output_dir):
