@@ -10,7 +10,7 @@ from cruijff.records import FileSpec, JobHandle, JobSpec, JobStatus
 
 @runtime_checkable
 class Scheduler(Protocol):
-    """Runs JobSpecs and reports on them. Built by a SchedulerInfo's ``factory(experiment, options)``.
+    """Runs JobSpecs and reports on them; built by ``SchedulerInfo.factory(experiment, options)``.
 
     Jobs carry their dependencies as unit ids; a scheduler starts a job only once every job it
     depends on has succeeded, and reports DEPENDENCY_NEVER_SATISFIED when one failed.
