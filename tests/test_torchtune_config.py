@@ -473,6 +473,17 @@ def test_generate_writes_a_config_that_runs_as_it_stands(
     assert [u.id for u in plan.units] == ["rank4.train", "rank8.train"]  # no job for the base
 
 
+def test_a_full_fine_tune_that_asks_to_quantize_is_an_error_before_any_job(
+    plugin_manager, torchtune, experiment_file
+):
+    wrong = {"controls": {"finetune": "full", "model.quantize_base": True}}
+    (problem,) = check(plugin_manager, experiment_file(wrong)).errors
+    assert "is a full fine-tune, which cannot quantize its base model" in problem.message
+    assert problem.where.path == "controls" and "finetune: lora" in problem.hint
+    off = {"controls": {"finetune": "full", "model.quantize_base": False}}
+    assert check(plugin_manager, experiment_file(off)).ok
+
+
 def test_the_job_is_told_lora_or_full_by_the_plan_not_by_the_recipe_name(
     plugin_manager, torchtune, experiment_file, monkeypatch, tmp_path
 ):

@@ -16,7 +16,7 @@ from cruijff.yamlfile import yaml_text
 from cruijff_torchtune import NAME, params
 from cruijff_torchtune.models import NF4_BLOCK, ModelError, read_model
 from cruijff_torchtune.recipes import config_names, find_config, torchtune_folder
-from cruijff_torchtune.resolve import quantizes_base
+from cruijff_torchtune.resolve import MISSING, finetune, given, quantizes_base
 
 OUTPUT = ("wandb_project",)
 """Keys of the ``output`` section: ``wandb_project`` also logs to W&B, offline."""
@@ -44,6 +44,7 @@ def parse(experiment: Experiment, keys: Iterable[Key]) -> ParseReport:
     if not evaluator:
         _check_prompts(keys, report)
     _check_models(experiment, report)
+    _check_quantize(experiment, report)
     if experiment.data is None and any(run.type is RunType.FINE_TUNED for run in experiment.runs):
         report("data", "fine-tuning needs training data", "add data: {training: {path: ...}}")
     return ParseReport(
@@ -105,6 +106,27 @@ def _check_recipe(name: str, path: str, report: Report) -> None:
             f"{name!r} is not a torchtune config",
             did_you_mean(name, config_names()) or "`cruijff recipes` lists them",
         )
+
+
+def _check_quantize(experiment: Experiment, report: Report) -> None:
+    """A full fine-tune cannot quantize its base model (torchtune's full builders take no
+    ``quantize_base``): asking for it is an error here, not a failed job."""
+    for run in experiment.runs:
+        if run.type is not RunType.FINE_TUNED:
+            continue
+        asked = given("model.quantize_base", experiment.controls, run.parameters)
+        if (
+            asked is not MISSING
+            and asked
+            and finetune(experiment.controls, run.parameters) != "lora"
+        ):
+            report(
+                run.yaml_path or "controls",  # a grid's run: the controls make it full
+                f"run {run.name} is a full fine-tune, which cannot quantize its base model "
+                "(model.quantize_base: true is QLoRA)",
+                "train it with finetune: lora, or set model.quantize_base: false",
+            )
+            return  # one error: the others come from the same setting
 
 
 def _check_models(experiment: Experiment, report: Report) -> None:
