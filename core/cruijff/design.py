@@ -68,7 +68,9 @@ def check(manager: PluginManager, path: Path, *, scheduler: str | None = None) -
         except UserError as error:
             problems.append(
                 Problem(
-                    where=experiment.locate(f"tools.{role}"), message=error.message, hint=error.hint
+                    where=experiment.locate(_tool_path(experiment, role)),
+                    message=error.message,
+                    hint=error.hint,
                 )
             )
     chosen = choose_scheduler(manager, experiment, scheduler)
@@ -169,6 +171,14 @@ def _inside(root: Path, path: Path, unit: str) -> None:
             f"unit {unit!r} wants to write {path}, outside the experiment directory {root}",
             hint="cruijff writes only inside the experiment directory",
         )
+
+
+def _tool_path(experiment: Experiment, role: str) -> str:
+    """Where the file names the tool of ``role``: the generator may be named in its block."""
+    written = experiment.document.get("tools")
+    if role == Role.GENERATION.value and not (isinstance(written, Mapping) and role in written):
+        return "data.data_generation.tool"
+    return f"tools.{role}"
 
 
 def _names(tools: tuple[Tool, ...] | list[Tool]) -> str:

@@ -113,6 +113,7 @@ class Problem:
 class Role(enum.Enum):
     """What a tool does in an experiment; the ``tools:`` section maps a role to a tool name."""
 
+    GENERATION = "generation"  # data generation: produces the dataset, before anything else
     PREPARATION = "preparation"  # fine-tuning: produces models
     EVALUATION = "evaluation"  # scores models: consumes them
 
@@ -187,13 +188,49 @@ class ModelRef:
 
 @record
 class DataRef:
-    """The training data file and what is known about it (written at ``data.training``)."""
+    """The training data file and what is known about it (written at ``data.training``).
+
+    ``splits`` holds the row counts the file declares (checked against the file by the tools
+    that read it); ``size_kb`` is informational. ``generation`` is the ``data.data_generation``
+    block when a generator makes the file (its keys belong to that tool, named in
+    ``Experiment.tools["generation"]``): the file need not exist before the generation job.
+    """
 
     path: Path
     format: str = "json"
     label: str = ""
     splits: Mapping[str, int] = attrs.field(factory=dict, converter=_frozen_mapping)
+    size_kb: float | None = None
+    generation: Mapping[str, Any] | None = attrs.field(default=None, converter=freeze)
     yaml_path: str = _yaml_path()
+
+
+@record
+class Compute:
+    """What the experiment asks of the machine for a job, over what its tool would choose:
+    ``runs[].compute`` for a run's training, ``evaluation.compute`` for every evaluation cell
+    (cruijff_kit's keys ``time``, ``gpus``, ``mem``, ``cpus_per_task``). None: the tool's
+    choice. Time in seconds, memory in MB."""
+
+    time_s: int | None = None
+    gpus: int | None = None
+    mem_mb: int | None = None
+    cpus: int | None = None
+    yaml_path: str = _yaml_path()
+
+    def over(self, resources: Resources) -> Resources:
+        """``resources`` with what this asks for in place of the tool's choices."""
+        asked = {
+            field: value
+            for field, value in (
+                ("time_s", self.time_s),
+                ("gpus", self.gpus),
+                ("mem_mb", self.mem_mb),
+                ("cpus", self.cpus),
+            )
+            if value is not None
+        }
+        return attrs.evolve(resources, **asked)
 
 
 @record
@@ -223,7 +260,9 @@ class Run:
     """One row of the experiment: a model, a type and the parameters that are its own.
 
     ``parameters`` holds the run's values only; the tool merges them over ``controls``.
-    ``index`` is its place among the runs; ``yaml_path`` is where the file writes it
+    ``compute`` is what ``runs[].compute`` asks for its training job; ``training_condition``
+    names the data condition it trains on (cruijff_kit's generated conditions; None: the
+    training file). ``index`` is its place among the runs; ``yaml_path`` is where the file writes it
     (``runs[2]``), empty for a run of the grid of ``variables``, which no line writes.
     """
 
@@ -233,6 +272,8 @@ class Run:
     parameters: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
     directory: Path
     index: int = 0
+    compute: Compute = attrs.field(factory=Compute)
+    training_condition: str | None = None
     yaml_path: str = _yaml_path()
 
 
@@ -269,13 +310,15 @@ class MatrixEntry:
     Empty ``tasks`` means all. ``epochs`` lists 0-based epochs, or is ``"all"`` for every epoch,
     or None when the file leaves it out: the last epoch. ``base`` says the file writes
     ``epochs: null``: no epoch, the run's model as it is (its base model, or an eval-only
-    run's checkpoint); ``epochs`` is then None too.
+    run's checkpoint); ``epochs`` is then None too. ``vis_label`` is the cells' label in
+    reports (cruijff_kit's; None: the run's name).
     """
 
     run: str
     tasks: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     epochs: tuple[int, ...] | str | None = None
     base: bool = False
+    vis_label: str | None = None
     yaml_path: str = _yaml_path()
 
 
@@ -285,6 +328,7 @@ class Evaluation:
 
     ``tasks`` holds the valid tasks only (the core reports the others); ``tasks_written`` says
     whether the file lists any task at all, so a tool can tell "no task" from "no valid task".
+    ``compute`` is what ``evaluation.compute`` asks for every evaluation job.
     """
 
     settings: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
@@ -292,6 +336,7 @@ class Evaluation:
     tasks: tuple[EvalTask, ...] = attrs.field(default=(), converter=_tuple)
     matrix: tuple[MatrixEntry, ...] | None = None
     tasks_written: bool = False
+    compute: Compute = attrs.field(factory=Compute)
 
 
 @record
@@ -388,12 +433,15 @@ class ArtifactKind:
 @record
 class Artifact:
     """Something a job writes that another may use: ``kind`` (one of :class:`ArtifactKind`,
-    or a plugin's own), its path, and the 0-based epoch it belongs to."""
+    or a plugin's own), its path, and the 0-based epoch it belongs to. A dataset's ``splits``
+    are its rows per split, known before it is written (training and evaluation size their
+    work from them)."""
 
     kind: str
     path: Path
     epoch: int | None = None
     run: str = ""
+    splits: Mapping[str, int] = attrs.field(factory=dict, converter=_frozen_mapping)
 
 
 @record

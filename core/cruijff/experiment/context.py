@@ -36,6 +36,7 @@ class Context(Reader):
         self.runs: dict[str, Run] = {}  # the runs by name, for the matrix
         self.factors: list[Factor] = []  # the grid's axes and zip groups, as written
         self.runs_refused = False  # too many runs: no run name is known, none is wrong
+        self.tools: dict[str, str] = {}  # role -> tool, from tools and data.data_generation
 
     def first(self, names: list[str], name: str | None, path: str, what: str) -> bool:
         """Whether ``name``, the name of the ``what`` at ``path``, is the first so called among

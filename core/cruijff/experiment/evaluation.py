@@ -5,18 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from cruijff.experiment.compute import compute
 from cruijff.experiment.context import Context
 from cruijff.experiment.reader import ListOf, is_count, kind
 from cruijff.records import NAME_PATTERN, EvalTask, Evaluation, MatrixEntry, RunType, Scorer
 from cruijff.suggest import did_you_mean, one_of
 from cruijff.yamlfile import yaml_text
 
-OWN_KEYS = ("scorers", "tasks", "matrix")
+OWN_KEYS = ("scorers", "tasks", "matrix", "compute")
 """The keys of the section the core reads; the others are the evaluation tool's settings."""
 SCORER_KEYS = ("name", "params")
 TASK_KEYS = ("name", "script")
 """The keys of a task the core reads; the others are the evaluation tool's settings."""
-MATRIX_KEYS = ("run", "tasks", "epochs")
+MATRIX_KEYS = ("run", "tasks", "epochs", "vis_label")
 
 SCORERS = ListOf(
     plural="scorers",
@@ -60,6 +61,7 @@ def evaluation(ctx: Context, value: Any) -> dict[str, Any]:
             tasks=tasks,
             matrix=matrix,
             tasks_written=bool(section.get("tasks")),
+            compute=compute(ctx, section.get("compute"), "evaluation.compute"),
         )
     }
 
@@ -126,6 +128,7 @@ def _matrix(ctx: Context, value: Any) -> list[MatrixEntry]:
                     tasks=tasks,
                     epochs=epochs,
                     base="epochs" in item and item["epochs"] is None,
+                    vis_label=ctx.string(item, "vis_label", path),
                     yaml_path=path,
                 )
             )

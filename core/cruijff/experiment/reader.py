@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from cruijff.records import NAME_PATTERN, Problem, resolve_path
+from cruijff.records import NAME_PATTERN, Problem, Severity, resolve_path
 from cruijff.suggest import did_you_mean, one_of
 from cruijff.yamlfile import YamlDoc, yaml_text
 
@@ -85,6 +85,13 @@ class Reader:
 
     def error(self, path: str, message: str, hint: str = "") -> None:
         self.problems.append(Problem(where=self.doc.where(path), message=message, hint=hint))
+
+    def warning(self, path: str, message: str, hint: str = "") -> None:
+        self.problems.append(
+            Problem(
+                severity=Severity.WARNING, where=self.doc.where(path), message=message, hint=hint
+            )
+        )
 
     def mapping(self, value: Any, path: str) -> dict[str, Any]:
         """``value`` if it is a mapping; ``{}`` for null (an empty section) or after an error."""

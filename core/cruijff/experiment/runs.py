@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cruijff.experiment.compute import compute
 from cruijff.experiment.context import Context
 from cruijff.experiment.grid import canonical, grid_runs, grid_size, run_directory
 from cruijff.experiment.reader import ListOf, kind
@@ -17,7 +18,7 @@ MAX_RUNS = 10_000
 explicit runs): 10,000 plan in seconds; a slip such as one axis too many multiplies that into
 minutes and gigabytes, and is refused before the grid is expanded."""
 
-RUN_KEYS = ("name", "type", "model", "parameters")
+RUN_KEYS = ("name", "type", "model", "parameters", "compute", "training_condition")
 RUNS = ListOf(plural="runs", item="a mapping (name, type, model...)")
 ZIP = ListOf(
     plural="groups",
@@ -166,6 +167,14 @@ def _written(ctx: Context, value: Any) -> list[Run]:
         parameters = ctx.mapping(item.get("parameters"), f"{path}.parameters")
         for key, setting in parameters.items():
             ctx.offer("parameters", f"{path}.parameters.{key}", key, setting)
+        asks = compute(ctx, item.get("compute"), f"{path}.compute")
+        condition = ctx.string(item, "training_condition", path)
+        if condition is not None and run_type is not RunType.FINE_TUNED:
+            ctx.error(
+                f"{path}.training_condition",
+                f"a {run_type.value} run trains nothing",
+                "leave training_condition out, or make the run fine-tuned",
+            )
         if name and NAME_PATTERN.fullmatch(name) and model is not None:
             found.append(
                 Run(
@@ -175,6 +184,8 @@ def _written(ctx: Context, value: Any) -> list[Run]:
                     parameters=parameters,
                     directory=run_directory(ctx.directory, name),
                     index=len(found),
+                    compute=asks,
+                    training_condition=condition,
                     yaml_path=path,
                 )
             )

@@ -34,7 +34,8 @@ PLACEHOLDER_NAME = "unnamed"
 """The experiment's name while the file's own is missing or invalid (an error says so)."""
 
 MODEL_KEYS = ("name", "path", "size_gb")
-DATA_KEYS = ("path", "format", "dataset_label", "splits")
+DATA_KEYS = ("path", "format", "dataset_label", "splits", "size_kb")
+GENERATION_ROLE = Role.GENERATION.value
 MODELS = ListOf(
     plural="base models",
     item="a mapping (name, path)",
@@ -73,7 +74,7 @@ def experiment(ctx: Context, value: Any) -> dict[str, Any]:
 def tools(ctx: Context, value: Any) -> dict[str, Any]:
     """Which tool plays each role, as written: the plugin manager resolves names and aliases."""
     roles = [role.value for role in Role]
-    found = {}
+    found = ctx.tools
     for role, tool in ctx.mapping(value, "tools").items():
         if role not in roles:
             ctx.error(f"tools.{role}", "unknown role", did_you_mean(role, roles) or one_of(roles))
@@ -118,33 +119,79 @@ def models(ctx: Context, value: Any) -> dict[str, Any]:
 
 
 def data(ctx: Context, value: Any) -> dict[str, Any]:
-    """The training data (none without the section)."""
+    """The training data (none without the section), and the block that generates it."""
     if value is None:
         return {}
     section = ctx.mapping(value, "data")
-    ctx.known_keys(section, "data", ["training"])
+    ctx.known_keys(section, "data", ["training", "data_generation"])
+    generation = _generation(ctx, section.get("data_generation"))
     if "training" not in section:
         ctx.error("data.training", "training is required", "add training: {path: ...}")
         return {}
     path = "data.training"
     training = ctx.mapping(section["training"], path)
     ctx.known_keys(training, path, DATA_KEYS)
-    file = ctx.file_path(training, "path", path, required=True, what="data file")
+    if generation is None:
+        file = ctx.file_path(training, "path", path, required=True, what="data file")
+    else:  # the generation job writes it: it need not exist yet
+        written = ctx.string(training, "path", path, required=True)
+        file = ctx.resolve(written, f"{path}.path") if written else None
     splits = ctx.mapping(training.get("splits"), f"{path}.splits")
     for split, count in splits.items():
         if not is_count(count):
             ctx.error(f"{path}.splits.{split}", f"expected a count, not {kind(count)}")
+    label = ctx.string(training, "dataset_label", path) or ""
+    if label and file is not None and label != file.stem:
+        # cruijff_kit trains on {folder}/{dataset_label}.json: another stem is another file
+        ctx.error(
+            f"{path}.dataset_label",
+            f"{yaml_text(label)} is not the name of the data file {file.name}",
+            f"cruijff_kit reads {label}.json beside it: write dataset_label: {file.stem}, "
+            "or point path at that file",
+        )
+    data_format = ctx.string(training, "format", path) or "json"
+    if data_format != "json":
+        ctx.error(f"{path}.format", f"unknown data format {yaml_text(data_format)}", 'write "json"')
+    size = training.get("size_kb")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, (int, float))):
+        ctx.error(f"{path}.size_kb", f"expected a size in KB, not {kind(size)}")
+        size = None
     if file is None:
         return {}
     return {
         "data": DataRef(
             path=file,
-            format=ctx.string(training, "format", path) or "json",
-            label=ctx.string(training, "dataset_label", path) or "",
+            format=data_format,
+            label=label,
             splits={split: count for split, count in splits.items() if is_count(count)},
+            size_kb=size,
+            generation=generation,
             yaml_path=path,
         )
     }
+
+
+def _generation(ctx: Context, value: Any) -> dict[str, Any] | None:
+    """The ``data_generation`` block: its ``tool`` plays the generation role, and its other
+    keys are that tool's (offered to the plugins)."""
+    if value is None:
+        return None
+    path = "data.data_generation"
+    block = ctx.mapping(value, path)
+    tool = ctx.string(block, "tool", path, required=True)
+    if tool:
+        named = ctx.tools.get(GENERATION_ROLE)
+        if named is not None and named != tool:
+            ctx.error(
+                f"{path}.tool",
+                f"tools.generation names {yaml_text(named)}, this block {yaml_text(tool)}",
+                "name one generator",
+            )
+        ctx.tools[GENERATION_ROLE] = tool
+    for key, item in block.items():
+        if key != "tool":
+            ctx.offer("generation", f"{path}.{key}", key, item)
+    return block
 
 
 def scheduler(ctx: Context, value: Any) -> dict[str, Any]:
