@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from cruijff import quantities
 from cruijff.errors import ProblemsFound
 from cruijff.records import Problem, Where, resolve_path
 from cruijff.suggest import did_you_mean, one_of
@@ -174,47 +174,20 @@ def parse_template(value: Any, paths: Resolver) -> Path:
     return path
 
 
-_TIME = re.compile(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?")
-
-
 def parse_time(value: Any, paths: Resolver | None = None) -> int:
-    """A SLURM time limit in seconds: whole minutes, or ``MM:SS``, ``HH:MM:SS``, ``D-HH``,
-    ``D-HH:MM``, ``D-HH:MM:SS`` as ``--time`` takes it."""
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value * 60
-    match = _TIME.fullmatch(value.strip()) if isinstance(value, str) else None
-    if not match:
-        raise BadValue(
-            f"must be minutes or a SLURM time like '4:00:00' or '1-12:00:00', not {value!r}"
-        )
-    days, first, second, third = match.groups()
-    numbers = [int(part) for part in (first, second, third) if part is not None]
-    if days is not None:  # D-HH[:MM[:SS]]
-        hours, minutes, seconds = [*numbers, 0, 0][:3]
-        total = ((int(days) * 24 + hours) * 60 + minutes) * 60 + seconds
-    elif len(numbers) == 1:  # MM
-        total = numbers[0] * 60
-    elif len(numbers) == 2:  # MM:SS
-        total = numbers[0] * 60 + numbers[1]
-    else:  # HH:MM:SS
-        total = (numbers[0] * 60 + numbers[1]) * 60 + numbers[2]
-    if total <= 0:
-        raise BadValue(f"must be longer than zero, not {value!r}")
-    return total
-
-
-_MEM = re.compile(r"(\d+)\s*([KMGT]?)B?", re.IGNORECASE)
-_MB = {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 * 1024}
+    """A SLURM time limit in seconds (:func:`cruijff.quantities.seconds`)."""
+    try:
+        return quantities.seconds(value)
+    except ValueError as error:
+        raise BadValue(str(error)) from None
 
 
 def parse_mem(value: Any, paths: Resolver | None = None) -> int:
-    """Memory in MB: a number (MB) or text such as ``16G``, ``500M``, ``64GB``."""
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    match = _MEM.fullmatch(value.strip()) if isinstance(value, str) else None
-    if not match or int(match.group(1)) == 0:
-        raise BadValue(f"must be MB or a size like '16G' or '500M', not {value!r}")
-    return max(1, round(int(match.group(1)) * _MB[match.group(2).upper()]))
+    """Memory in MB (:func:`cruijff.quantities.megabytes`)."""
+    try:
+        return quantities.megabytes(value)
+    except ValueError as error:
+        raise BadValue(str(error)) from None
 
 
 def parse_mail_type(value: Any, paths: Resolver) -> str:
