@@ -294,6 +294,11 @@ def test_did_you_mean():
     assert did_you_mean("models", ["models"]) == ""  # the word itself is no suggestion
     assert did_you_mean("Lr", ["lr", "epochs"]) == "did you mean lr?"
     assert did_you_mean("epochs3", ["epochs2", "epochs1", "base"]) == "did you mean epochs1?"
+    # only what is really close: a slip, or a name that begins the other
+    assert did_you_mean("max_connections", ["max_tokens", "seed"]) == ""
+    assert did_you_mean("vis_label", ["label", "tasks"]) == ""
+    assert did_you_mean("size", ["size_gb", "name"]) == "did you mean size_gb?"
+    assert did_you_mean("batch_sise", ["batch_size", "seed"]) == "did you mean batch_size?"
 
 
 def test_one_of():

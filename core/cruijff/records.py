@@ -210,12 +210,14 @@ class Compute:
     """What the experiment asks of the machine for a job, over what its tool would choose:
     ``runs[].compute`` for a run's training, ``evaluation.compute`` for every evaluation cell
     (cruijff_kit's keys ``time``, ``gpus``, ``mem``, ``cpus_per_task``). None: the tool's
-    choice. Time in seconds, memory in MB."""
+    choice. Time in seconds, memory in MB. ``extras`` are scheduler settings laid over the
+    job's ``Resources.extras`` (a run's retired ``slurm_overrides``: partition, constraint)."""
 
     time_s: int | None = None
     gpus: int | None = None
     mem_mb: int | None = None
     cpus: int | None = None
+    extras: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
     yaml_path: str = _yaml_path()
 
     def over(self, resources: Resources) -> Resources:
@@ -230,6 +232,8 @@ class Compute:
             )
             if value is not None
         }
+        if self.extras:
+            asked["extras"] = {**resources.extras, **self.extras}
         return attrs.evolve(resources, **asked)
 
 

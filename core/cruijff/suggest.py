@@ -8,7 +8,13 @@ from collections import Counter
 from collections.abc import Iterable
 
 CUTOFF = 0.6
-"""How similar (difflib ratio) a candidate must be to be suggested."""
+"""How similar (difflib ratio) a candidate must be to be considered at all."""
+
+CLOSE = 0.75
+"""How similar a candidate must be to be suggested, unless one name begins the other
+(``size`` for ``size_gb``): a slip of a letter or two (``batch_sise``, ``lora_rnk``: 0.9 and
+more), not another word that shares a prefix (``max_connections`` is not ``max_tokens``:
+0.64)."""
 
 SHOWN = 12
 """How many valid names :func:`one_of` lists before it stops with ``...``."""
@@ -33,7 +39,14 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
         if 2.0 * common / total < CUTOFF:
             continue
         scored.append((difflib.SequenceMatcher(None, word, name).ratio(), name))
-    close = sorted((item for item in scored if item[0] >= CUTOFF), key=lambda item: -item[0])
+    close = sorted(
+        (
+            (score, name)
+            for score, name in scored
+            if score >= CLOSE or name.startswith(word) or word.startswith(name)
+        ),
+        key=lambda item: -item[0],
+    )
     if close:
         return f"did you mean {close[0][1]}?"
     # Case slips ("Lora_Rank") are near misses too, though difflib scores them low.

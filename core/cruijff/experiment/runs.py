@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
+
 from cruijff.experiment.compute import compute
 from cruijff.experiment.context import Context
 from cruijff.experiment.grid import canonical, grid_runs, grid_size, run_directory
@@ -18,7 +20,18 @@ MAX_RUNS = 10_000
 explicit runs): 10,000 plan in seconds; a slip such as one axis too many multiplies that into
 minutes and gigabytes, and is refused before the grid is expanded."""
 
-RUN_KEYS = ("name", "type", "model", "parameters", "compute", "training_condition")
+RUN_KEYS = (
+    "name",
+    "type",
+    "model",
+    "parameters",
+    "compute",
+    "training_condition",
+    "dataset_path",  # retired, still read: the literal training file, like parameters'
+    "slurm_overrides",  # retired, still read: the training job's partition and constraint
+)
+OVERRIDES = ("partition", "constraint")
+"""The keys of a run's retired ``slurm_overrides``."""
 RUNS = ListOf(plural="runs", item="a mapping (name, type, model...)")
 ZIP = ListOf(
     plural="groups",
@@ -167,7 +180,25 @@ def _written(ctx: Context, value: Any) -> list[Run]:
         parameters = ctx.mapping(item.get("parameters"), f"{path}.parameters")
         for key, setting in parameters.items():
             ctx.offer("parameters", f"{path}.parameters.{key}", key, setting)
+        if "dataset_path" in item:  # cruijff_kit reads it as parameters.dataset_path
+            if "dataset_path" in parameters:
+                ctx.error(
+                    f"{path}.dataset_path",
+                    "the run gives dataset_path twice (here and in parameters)",
+                    "keep one",
+                )
+            parameters = {**parameters, "dataset_path": item["dataset_path"]}
+            ctx.offer("parameters", f"{path}.dataset_path", "dataset_path", item["dataset_path"])
         asks = compute(ctx, item.get("compute"), f"{path}.compute")
+        overrides = ctx.mapping(item.get("slurm_overrides"), f"{path}.slurm_overrides")
+        ctx.known_keys(overrides, f"{path}.slurm_overrides", OVERRIDES)
+        extras = {
+            key: value
+            for key in OVERRIDES
+            if (value := ctx.string(overrides, key, f"{path}.slurm_overrides")) is not None
+        }
+        if extras:
+            asks = attrs.evolve(asks, extras=extras)
         condition = ctx.string(item, "training_condition", path)
         if condition is not None and run_type is not RunType.FINE_TUNED:
             ctx.error(

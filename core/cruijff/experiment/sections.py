@@ -16,6 +16,7 @@ from typing import Any
 from cruijff.experiment.context import Context
 from cruijff.experiment.evaluation import evaluation
 from cruijff.experiment.reader import ListOf, is_count, kind
+from cruijff.experiment.retired import retire
 from cruijff.experiment.runs import runs, variables
 from cruijff.records import (
     NAME_PATTERN,
@@ -50,7 +51,7 @@ Parser = Callable[[Context, Any], Mapping[str, Any]]
 
 def experiment(ctx: Context, value: Any) -> dict[str, Any]:
     """The name and free-form metadata; sets the experiment directory."""
-    section = ctx.mapping(value, "experiment")
+    section = retire(ctx, ctx.mapping(value, "experiment"), "experiment")
     name = ctx.name(section, "experiment")
     if section.get("date") is not None:
         date = section["date"]
@@ -87,10 +88,10 @@ def tools(ctx: Context, value: Any) -> dict[str, Any]:
 
 def offered(section: str, namespace: str) -> Parser:
     """The parser of a section whose keys all belong to plugins: each is offered to them in
-    ``namespace``; the section becomes the Experiment field of its name."""
+    ``namespace`` (but retired ones); the section becomes the Experiment field of its name."""
 
     def parse(ctx: Context, value: Any) -> dict[str, Any]:
-        values = ctx.mapping(value, section)
+        values = retire(ctx, ctx.mapping(value, section), section)
         for key, item in values.items():
             ctx.offer(namespace, f"{section}.{key}", key, item)
         return {section: values}
@@ -129,7 +130,7 @@ def data(ctx: Context, value: Any) -> dict[str, Any]:
         ctx.error("data.training", "training is required", "add training: {path: ...}")
         return {}
     path = "data.training"
-    training = ctx.mapping(section["training"], path)
+    training = retire(ctx, ctx.mapping(section["training"], path), path)
     ctx.known_keys(training, path, DATA_KEYS)
     if generation is None:
         file = ctx.file_path(training, "path", path, required=True, what="data file")
