@@ -45,9 +45,33 @@ PARAMETERS = {
     "sleep": float,
     "fail": bool,
     "lie": bool,
+    # the rest of cruijff_kit's training keys, so its files drive the fake tools too
+    "gradient_accumulation_steps": int,
+    "weight_decay": float,
+    "lora_dropout": float,
+    "num_warmup_steps": int,
+    "max_seq_len": int,
+    "validation_during_training": bool,
+    "checkpoint_path": str,
+    "dataset_path": str,
 }
-EVALUATION = {"temperature": float, "max_tokens": int, "seed": int, "system_prompt": str}
-TASK = {"dataset": str, "prompt": str, "system_prompt": str}
+EVALUATION = {
+    "temperature": float,
+    "max_tokens": int,
+    "seed": int,
+    "system_prompt": str,
+    "do_sample": bool,
+    "max_connections": int,
+    "assistant_prefix": str,
+}
+OUTPUT = {"wandb_project": str}
+TASK = {
+    "dataset": str,
+    "prompt": str,
+    "system_prompt": str,
+    "description": str,
+    "assistant_prefix": str,
+}
 
 
 @hookimpl
@@ -98,7 +122,10 @@ def cruijff_parse(experiment, keys):
     if not tools & {TRAIN, EVAL, "fake-evaluator"}:
         return None
     claimed, problems = _check(experiment, keys, "parameters", PARAMETERS)
-    vocabulary = {"parameters": tuple(PARAMETERS)}
+    more, found = _check(experiment, keys, "output", OUTPUT)
+    claimed |= more
+    problems += found
+    vocabulary = {"parameters": tuple(PARAMETERS), "output": tuple(OUTPUT)}
     if tools & {EVAL, "fake-evaluator"}:
         for section, known in (("evaluation", EVALUATION), ("task", TASK)):
             more, found = _check(experiment, keys, section, known)
@@ -182,6 +209,11 @@ def cruijff_generate(experiment, unit):
     if unit.tool not in (TRAIN, EVAL):
         return None
     config_path = unit.directory / "config.json"
+    resources = Resources(cpus=1, mem_mb=100, time_s=600)
+    if unit.tool == TRAIN:
+        resources = experiment.run(unit.run).compute.over(resources)
+    elif experiment.evaluation is not None:
+        resources = experiment.evaluation.compute.over(resources)
     if unit.tool == TRAIN:
         config = {
             "unit": unit.id,
@@ -208,7 +240,7 @@ def cruijff_generate(experiment, unit):
         argv=(sys.executable, "-m", "cruijff.testing.fake_job", kind, str(config_path)),
         workdir=unit.directory,
         log=unit.directory / "job.log",
-        resources=Resources(cpus=1, mem_mb=100, time_s=600),
+        resources=resources,
         depends_on=unit.depends_on,
         produces=unit.produces,
     )
