@@ -4,6 +4,7 @@ each key are checked in the conformance table further down."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -100,7 +101,7 @@ def kit_experiment(root: Path, **changes) -> dict:
         if value is None:
             node.pop(last, None)
         else:
-            node[last] = value
+            node[last] = copy.deepcopy(value)  # the caller's dict stays as it is
     return document
 
 
@@ -214,3 +215,78 @@ def test_a_kit_file_validates_plans_scaffolds_and_runs_with_the_fake_tools(
     status = json.loads(cli("status", path, "--json").output)
     states = {job["unit"]: job["state"] for job in status["jobs"]}
     assert states and set(states.values()) == {"SUCCEEDED"}, states
+
+
+MEMORIZE = {
+    "tool": "model_organism",
+    "name": "parity8",
+    "input_type": "bits",
+    "rule": "parity",
+    "k": 8,
+    "N": 40,
+    "seed": 3,
+    "design": "memorization",
+    "output_path": "data/parity.json",
+}
+
+
+def organism_experiment(root: Path, **changes) -> dict:
+    """The kit experiment, its data made by the model_organism generator."""
+    directory = root / "ck-projects" / "capitalization" / "cap_rank"
+    changes = {
+        "data.data_generation": MEMORIZE,
+        "data.training.path": str(directory / "data" / "parity.json"),
+        "data.training.dataset_label": "parity",
+        "data.training.splits": {"train": 40, "validation": 40},
+        **changes,
+    }
+    return kit_experiment(root, **changes)
+
+
+@pytest.fixture
+def organism(register_plugin):
+    from cruijff_model_organism import plugin
+
+    return register_plugin(plugin, name="model_organism")
+
+
+def test_generation_is_a_stage_before_training_and_checked_at_validation(
+    plugin_manager, fake_tools, organism, tmp_path
+):
+    path = write(tmp_path, organism_experiment(tmp_path))
+    assert problems(plugin_manager, path) == []
+    plan = design(plugin_manager, path)
+    first = plan.units[0]
+    assert first.id == "data.generate" and first.id.endswith(".generate")
+    (dataset,) = first.produces
+    assert dataset.kind == "dataset" and dict(dataset.splits) == {"train": 40, "validation": 40}
+    assert dataset.path == plan.experiment.data.path
+    job = plan.generated[first.id].job
+    assert job.argv[-1] == str(plan.experiment.data.path)
+    # output_path is relative to experiment.dir; it must be the training file
+    moved = organism_experiment(tmp_path, **{"data.data_generation.output_path": "elsewhere.json"})
+    found = problems(plugin_manager, write(tmp_path, moved))
+    assert any("data.data_generation.output_path: the generator writes" in p for p in found)
+    # the spec's own errors, at their keys
+    wrong = organism_experiment(tmp_path, **{"data.data_generation.N": 300})
+    found = problems(plugin_manager, write(tmp_path, wrong))
+    assert any(p.startswith("data.data_generation.N:") for p in found), found
+    # declared splits that the spec does not make: a warning naming both counts
+    counted = organism_experiment(tmp_path, **{"data.training.splits": {"train": 32}})
+    warned = problems(plugin_manager, write(tmp_path, counted), Severity.WARNING)
+    assert any("says 32 rows, but the spec makes 40" in p for p in warned), warned
+
+
+def test_the_generation_job_writes_the_dataset_and_is_validated(
+    cli, fake_tools, organism, cruijff_inprocess, tmp_path
+):
+    path = write(tmp_path, organism_experiment(tmp_path))
+    result = cli("run", path, "--scheduler", cruijff_inprocess)
+    assert result.exit_code == 0, result.output
+    made = json.loads(
+        (tmp_path / "ck-projects/capitalization/cap_rank/data/parity.json").read_text()
+    )
+    assert len(made["train"]) == len(made["validation"]) == 40
+    status = json.loads(cli("status", path, "--json").output)
+    states = {job["unit"]: job["state"] for job in status["jobs"]}
+    assert states["data.generate"] == "SUCCEEDED"
