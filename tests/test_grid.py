@@ -11,7 +11,7 @@ import pytest
 from cruijff.design import check
 from cruijff.experiment import MAX_RUNS, load_experiment
 from cruijff.experiment.grid import MAX_GENERATED_NAME, run_directory, short_value, unique_names
-from cruijff.records import NAME_PATTERN, Experiment, Run, RunType
+from cruijff.records import NAME_PATTERN, Experiment, Run, RunType, Severity
 
 LABELS = {"lora_rank": "rank", "batch_size": "bs", "gradient_accumulation_steps": "gas"}
 
@@ -284,10 +284,27 @@ def test_explicit_runs_replace_the_grid(tmp_path):
     extra = """
     runs:
       - {name: only, model: SmolLM2-135M, parameters: {lora_rank: 16}}
+      - {name: other, model: SmolLM2-135M, parameters: {lora_rank: 8}}
     """
-    experiment = grid(tmp_path, "lora_rank: [4, 8]\n", extra=extra)
-    assert names(experiment) == ["only"]
-    assert experiment.variables[0].values == (4, 8)
+    experiment = grid(tmp_path, "lora_rank: [8, 16]\n", extra=extra)
+    assert names(experiment) == ["only", "other"]
+    assert experiment.variables[0].values == (8, 16)
+
+
+def test_with_explicit_runs_a_variable_value_no_run_has_is_a_warning(tmp_path):
+    extra = """
+    runs:
+      - {name: only, model: SmolLM2-135M, parameters: {lora_rank: 16}}
+      - {name: base, type: control, model: SmolLM2-135M, parameters: {lora_rank: 4}}
+    """
+    path = tmp_path / "experiment.yaml"
+    grid(tmp_path, "lora_rank: [16]\n", extra=extra)  # every value run: no problem
+    text = path.read_text().replace("lora_rank: [16]", "lora_rank: [4, 16]")
+    path.write_text(text)
+    loaded = load_experiment(path, labels=LABELS)
+    (warning,) = loaded.problems  # a control's parameters train nothing: 4 is not run
+    assert warning.severity is Severity.WARNING and warning.where.path == "variables.lora_rank"
+    assert warning.message == "no run has lora_rank: 4, though variables lists it: it will not run"
 
 
 def test_matrix_refers_to_generated_names(tmp_path):

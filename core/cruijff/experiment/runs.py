@@ -131,6 +131,8 @@ def _add_factor(ctx: Context, rows: list[dict[str, Any]], path: str) -> None:
 def runs(ctx: Context, value: Any) -> dict[str, Any]:
     """The runs as written, or without ``runs`` the grid; their names go to ``ctx``."""
     found = _grid(ctx) if value is None else _written(ctx, value)
+    if value is not None and not ctx.runs_refused:
+        _documented(ctx, found)
     ctx.runs = {run.name: run for run in found}
     return {"runs": found}
 
@@ -221,6 +223,29 @@ def _written(ctx: Context, value: Any) -> list[Run]:
                 )
             )
     return found
+
+
+def _documented(ctx: Context, found: list[Run]) -> None:
+    """With explicit runs, ``variables`` documents the grid and the runs are the experiment
+    (cruijff_kit's reading): a value no run has is a warning, since the file then says more
+    than will run."""
+    for rows in ctx.factors:
+        for row in rows:
+            if any(
+                all(
+                    canonical(run.parameters.get(key)) == canonical(value)
+                    for key, value in row.items()
+                )
+                for run in found
+                if run.type is RunType.FINE_TUNED
+            ):
+                continue
+            shown = ", ".join(f"{key}: {yaml_text(value)}" for key, value in row.items())
+            ctx.warning(
+                f"variables.{next(iter(row))}",
+                f"no run has {shown}, though variables lists it: it will not run",
+                "with explicit runs, the runs are the experiment: add that run, or drop the value",
+            )
 
 
 def _grid(ctx: Context) -> list[Run]:
