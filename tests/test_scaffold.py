@@ -125,3 +125,32 @@ def test_a_killed_scaffold_leaves_no_partial_file(
     assert len(result.written) + len(result.unchanged) == sum(
         len(plan.generated[u.id].files) for u in plan.units
     )
+
+
+def test_a_schedulers_files_and_links_are_scaffolded_like_the_tools_files(
+    plugin_manager, fake_tools, make_experiment
+):
+    from cruijff.local.scheduler import LocalScheduler
+    from cruijff.scheduler import LinkSpec, scheduler_files
+
+    plan = design(plugin_manager, make_experiment())
+    root = plan.experiment.directory
+    assert scheduler_files(LocalScheduler({}, plan.experiment.state_dir), plan.jobs) == ()
+    target, link = root / "batch" / "all.sh", root / "rank4" / "train" / "run.sh"
+    extra = [
+        FileSpec(path=target, content="#!/bin/sh\n", executable=True),
+        LinkSpec(path=link, target=target),
+    ]
+    result = scaffold(plugin_manager, plan, extra=extra)
+    assert {target, link} <= set(result.written)
+    assert link.is_symlink() and str(link.readlink()) == "../../batch/all.sh"
+    assert scaffold(plugin_manager, plan, extra=extra).written == ()
+    link.unlink()
+    link.write_text("mine\n")  # the user's own file where the link was
+    assert scaffold(plugin_manager, plan, extra=extra).kept == (link,)
+    assert link.read_text() == "mine\n"
+    assert link in scaffold(plugin_manager, plan, extra=extra, force=True).written
+    assert link.is_symlink()
+    outside = [FileSpec(path=root.parent / "evil.sh", content="")]
+    with pytest.raises(UserError, match="outside the experiment directory"):
+        scaffold(plugin_manager, plan, extra=outside)

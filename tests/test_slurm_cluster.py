@@ -444,6 +444,25 @@ def test_detach_status_and_cancel(manager, experiment, trace, cli, tmp_path):
     assert not [unit for kind, unit, _ in trace_rows(trace) if kind == "end" and "train" in unit]
 
 
+def test_the_scaffolded_scripts_are_what_runs_edits_included(manager, experiment, cli, tmp_path):
+    path = experiment()
+    assert cli("scaffold", path).exit_code == 0
+    script = tmp_path / "rank4" / "train" / "finetune.slurm"  # a link to the trainings' array
+    edit = '\necho "edited by hand: task $SLURM_ARRAY_TASK_ID"\n\ncase '
+    script.write_text(script.read_text().replace("\ncase ", edit, 1))
+    run = cli("run", path)
+    assert run.exit_code == 0, run.output
+    assert "as you edited it" in run.output and "5 of 5 jobs succeeded" in run.output
+    # --output on sbatch's command line still sends each task's output to its own log
+    for n, name in enumerate(("rank4", "rank8")):
+        assert f"edited by hand: task {n}\n" in (tmp_path / name / "train" / "job.log").read_text()
+    assert "edited" not in (tmp_path / "rank4" / "eval" / "caps_e1" / "job.log").read_text()
+    # --chdir too: the call folders are the jobs' WorkDir, by which they are found again
+    assert sorted(row["unit"] for row in accounted(tmp_path, 5)) == sorted(
+        ExperimentState(tmp_path / ".cruijff").records()
+    )
+
+
 def test_values_full_of_shell_metacharacters_are_submitted_as_data(slurm_cluster, tmp_path):
     nasty = ["$(touch pwned)", "`touch pwned`", "a; touch pwned", 'it\'s "q"', "b\\s #x", "50%j"]
     folder = tmp_path / "run $(touch pwned) `touch pwned`; 100%j"

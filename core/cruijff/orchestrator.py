@@ -12,6 +12,7 @@ from cruijff.manager import PluginManager
 from cruijff.records import FileSpec, JobSpec, Plan
 from cruijff.runner import Observer, Runner, RunOptions, open_scheduler
 from cruijff.scaffold import ScaffoldResult, scaffold
+from cruijff.scheduler import scheduler_files
 from cruijff.state import ExperimentState, JobRecord
 
 
@@ -37,9 +38,11 @@ def scaffold_experiment(
     dry_run: bool = False,
     scheduler: str | None = None,
 ) -> tuple[Plan, ScaffoldResult]:
-    """Design, then write the run directories."""
+    """Design, then write the run directories, with the scheduler's files (SLURM's batch
+    scripts: read them, or edit them, before anything is submitted)."""
     the_plan = design(manager, path, scheduler=scheduler)
-    return the_plan, scaffold(manager, the_plan, force=force, dry_run=dry_run)
+    files = scheduler_files(open_scheduler(the_plan, manager, {}), the_plan.jobs)
+    return the_plan, scaffold(manager, the_plan, force=force, dry_run=dry_run, extra=files)
 
 
 @attrs.frozen(kw_only=True)

@@ -2,19 +2,25 @@
 
 A manifest (``.cruijff/scaffold.json``) remembers the hash of every file cruijff wrote, so a
 second scaffold writes nothing, a changed experiment rewrites only what changed, and a file the
-user edited since is left alone (and reported) unless ``force`` is given.
+user edited since is left alone (and reported) unless ``force`` is given. The scheduler's files
+(``extra``: SLURM's batch scripts and the links to them) go through the same machinery.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import secrets
+from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
 
+from cruijff.errors import UserError
 from cruijff.fsutil import read_json, write_atomic, write_json
 from cruijff.manager import PluginManager
-from cruijff.records import Plan
+from cruijff.records import FileSpec, Plan
+from cruijff.scheduler import LinkSpec
 from cruijff.state import ExperimentState
 
 
@@ -32,25 +38,78 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _relative_target(spec: LinkSpec) -> str:
+    return os.path.relpath(spec.target, spec.path.parent)
+
+
+def _wanted(spec: FileSpec | LinkSpec) -> str:
+    if isinstance(spec, LinkSpec):
+        return _digest("symlink\0" + _relative_target(spec))
+    return _digest(spec.content)
+
+
+def _current(spec: FileSpec | LinkSpec) -> str | None:
+    """The digest of what is at the spec's path now (None: nothing readable). A link's is
+    its target's name; a file a link should be is its text, so it never matches the link."""
+    if isinstance(spec, LinkSpec) and spec.path.is_symlink():
+        return _digest("symlink\0" + os.readlink(spec.path))
+    try:
+        return _digest(spec.path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, UnicodeDecodeError, IsADirectoryError):
+        return None
+
+
+def _write(spec: FileSpec | LinkSpec) -> None:
+    if not isinstance(spec, LinkSpec):
+        write_atomic(spec.path, spec.content, executable=spec.executable)
+        return
+    # A link made beside it and renamed over it: at every moment the old or the new one.
+    spec.path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = spec.path.parent / f".{spec.path.name}.{secrets.token_hex(4)}.tmp"
+    os.symlink(_relative_target(spec), tmp)
+    try:
+        os.replace(tmp, spec.path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def scaffold(
-    manager: PluginManager, plan: Plan, *, force: bool = False, dry_run: bool = False
+    manager: PluginManager,
+    plan: Plan,
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+    extra: Sequence[FileSpec | LinkSpec] = (),
 ) -> ScaffoldResult:
-    """Write the plan's files; with ``dry_run``, only say what would happen."""
+    """Write the plan's files, and ``extra`` (the scheduler's: ``scheduler_files``); with
+    ``dry_run``, only say what would happen."""
     experiment = plan.experiment
     manifest_path = experiment.state_dir / "scaffold.json"
     manifest: dict[str, str] = read_json(manifest_path) or {}
     written, unchanged, kept = [], [], []
+    # The scheduler's files belong to no unit: a batch script changes with the cluster profile
+    # (a time limit, a partition), which leaves a finished unit's outputs as good as they were.
+    specs: list[tuple[str | None, FileSpec | LinkSpec]] = [
+        (u.id, f) for u in plan.units for f in plan.generated[u.id].files
+    ]
+    for spec in extra:
+        normal = os.path.normpath(spec.path)  # lexical, as design checks the tools' files
+        if not normal.startswith(str(experiment.directory) + os.sep):
+            raise UserError(
+                f"the scheduler wants to write {spec.path}, outside the experiment directory "
+                f"{experiment.directory}",
+                hint="a bug in the scheduler plugin: report it to its authors",
+            )
+        specs.append((None, spec))
     if not dry_run:
         manager.before_scaffold(plan)
     state = ExperimentState(experiment.state_dir)
     try:
-        for unit, spec in ((u, f) for u in plan.units for f in plan.generated[u.id].files):
+        for unit_id, spec in specs:
             key = str(spec.path.relative_to(experiment.directory))
-            new = _digest(spec.content)
-            try:
-                current = _digest(spec.path.read_text(encoding="utf-8"))
-            except (FileNotFoundError, UnicodeDecodeError):
-                current = None
+            new = _wanted(spec)
+            current = _current(spec)
             if current == new:
                 unchanged.append(spec.path)
                 if manifest.get(key) != new and not dry_run:
@@ -60,9 +119,9 @@ def scaffold(
                 kept.append(spec.path)  # edited by the user since cruijff wrote it
                 continue
             if not dry_run:
-                if current is not None:
-                    outdate(state, unit.id, spec.path)  # before the file changes: crash-safe
-                write_atomic(spec.path, spec.content, executable=spec.executable)
+                if current is not None and unit_id is not None:
+                    outdate(state, unit_id, spec.path)  # before the file changes: crash-safe
+                _write(spec)
                 manifest[key] = new
             written.append(spec.path)
         if not dry_run and (written or manifest != (read_json(manifest_path) or {})):

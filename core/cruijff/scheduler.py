@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
 
 from cruijff.records import FileSpec, JobHandle, JobSpec, JobStatus
 
@@ -14,6 +17,12 @@ class Scheduler(Protocol):
 
     Jobs carry their dependencies as unit ids; a scheduler starts a job only once every job it
     depends on has succeeded, and reports DEPENDENCY_NEVER_SATISFIED when one failed.
+
+    Optional capability, :class:`WritesScripts`: a scheduler that submits files a user may want
+    to read first (SLURM's batch scripts) gives them with ``scripts(jobs)``. ``cruijff scaffold``
+    writes them with the tools' files (a user's edit is kept and reported, unless ``--force``),
+    and its ``submit`` then submits those files as they stand. Schedulers without it (local,
+    in-process) write nothing at scaffold time.
     """
 
     name: str
@@ -46,3 +55,36 @@ class Scheduler(Protocol):
 
     def preview(self, jobs: Sequence[JobSpec]) -> list[FileSpec]:
         """The files submitting these jobs would write (batch scripts...), for dry runs."""
+
+
+@attrs.frozen(kw_only=True)
+class LinkSpec:
+    """A symbolic link a scheduler wants in the experiment directory: ``path`` points at
+    ``target`` (written relative to the link's folder, so the experiment can move). Scaffold
+    treats it like a file: a link the user replaced is kept and reported unless ``force``."""
+
+    path: Path
+    target: Path
+
+
+@runtime_checkable
+class WritesScripts(Scheduler, Protocol):
+    """A scheduler whose submissions are files worth reading before anything is submitted."""
+
+    def scripts(self, jobs: Sequence[JobSpec]) -> Sequence[FileSpec | LinkSpec]:
+        """The files ``submit`` would submit for these jobs (every job of the plan), inside the
+        experiment directory, and links to them; the same jobs give the same files, byte for
+        byte, so a second scaffold writes nothing. Writes nothing itself.
+
+        ``submit`` submits what scaffold wrote, edited or not; a job it has no file for (a
+        retry adjusted since, a submission without scaffold) it renders as it always did.
+        Raises UserError naming a job whose script cannot be written.
+        """
+
+
+def scheduler_files(scheduler: Any, jobs: Sequence[JobSpec]) -> tuple[FileSpec | LinkSpec, ...]:
+    """What scaffold writes for ``scheduler``: its ``scripts(jobs)``, or nothing where it has
+    no such capability."""
+    if isinstance(scheduler, WritesScripts):
+        return tuple(scheduler.scripts(jobs))
+    return ()

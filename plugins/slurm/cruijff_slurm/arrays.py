@@ -8,11 +8,16 @@ Two hundred runs with an evaluation each are then two ``sbatch`` calls, not four
 
 Calls come in dependency order: every call's dependencies are earlier calls of the batch or
 jobs submitted before it (as JobHandles).
+
+A job with a script scaffold wrote (a :class:`Source`, :mod:`.scripts`) keeps that script's task
+index: it shares a call only with jobs of the same file, and the call picks its tasks with
+``--array=`` instead of rendering a script of its own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -47,16 +52,29 @@ class Task:
 
 
 @attrs.frozen
+class Source:
+    """The scaffolded file a job is submitted from: its task there (None: the file is one
+    job's, not an array's), and sbatch options to add (``--time`` for a retry given more)."""
+
+    path: Path
+    index: int | None
+    options: tuple[str, ...] = ()
+
+
+@attrs.frozen
 class Call:
     """One ``sbatch``: a single job or an array, and what it waits for.
 
     ``corr`` set: an array whose task i waits for task i of that array (``aftercorr``);
-    otherwise every task waits for all of ``after`` (``afterok``).
+    otherwise every task waits for all of ``after`` (``afterok``). ``script`` set: the call
+    submits that scaffolded file with ``options``; otherwise a script is rendered for it.
     """
 
     tasks: tuple[Task, ...]
     after: tuple[Ref, ...] = ()
     corr: Ref | None = None
+    script: Path | None = None
+    options: tuple[str, ...] = ()
 
     @property
     def array(self) -> bool:
@@ -83,6 +101,21 @@ def signature(job: JobSpec) -> tuple[Any, ...]:
     return (res.gpus, res.cpus, res.mem_mb, res.time_s, res.nodes, extras)
 
 
+def shared_name(names: Sequence[str]) -> str:
+    """An array's job name from its jobs' names: the dotted parts they share, ``*`` for the
+    rest (``demo.rank4.train``, ``demo.rank8.train`` -> ``demo.*.train``)."""
+    split = [name.split(".") for name in names]
+    shortest = min(len(parts) for parts in split)
+    head = 0
+    while head < shortest and len({parts[head] for parts in split}) == 1:
+        head += 1
+    tail = 0
+    while tail < shortest - head and len({parts[-1 - tail] for parts in split}) == 1:
+        tail += 1
+    parts = split[0][:head] + ["*"] + (split[0][len(split[0]) - tail :] if tail else [])
+    return ".".join(parts)
+
+
 def parse_handle(unit: str, handle: JobHandle, scheduler: str) -> Ref:
     """A dependency on a job submitted before: ``123`` or an array task ``123_4``."""
     array, _, task = handle.id.partition("_")
@@ -101,11 +134,14 @@ def plan_calls(
     arrays: bool = True,
     max_array_size: int = 1000,
     scheduler: str = "slurm",
+    sources: Mapping[str, Source] | None = None,
 ) -> list[Call]:
-    """The ``sbatch`` calls that submit ``jobs`` (in dependency order), fewest first.
+    """The ``sbatch`` calls that submit ``jobs`` (in dependency order), fewest first; a job in
+    ``sources`` (unit id -> scaffolded file) is submitted from its file, as its task there.
 
     A dependency in neither the batch nor ``handles`` has already succeeded and is dropped.
     """
+    sources = sources or {}
     position = {job.unit_id: n for n, job in enumerate(jobs)}
     level: dict[str, int] = {}
     for job in jobs:
@@ -131,6 +167,18 @@ def plan_calls(
                 elif dep in handles:
                     refs.append(parse_handle(job.unit_id, handles[dep], scheduler))
             refs = sorted(set(refs), key=_ref_key)
+            source = sources.get(job.unit_id)
+            if source is not None:
+                # aftercorr only where task i waits for task i: the scaffolded indices are fixed
+                corr = source.index is not None and len(refs) == 1 and refs[0].task == source.index
+                # a file of one job (no index) is one call per job, whatever links point at it
+                where = (source.path, source.options, source.index is None and job.unit_id)
+                if corr:
+                    key = ("file", where, "corr", refs[0].call, refs[0].job_id)
+                else:
+                    key = ("file", where, "ok", tuple(refs))
+                groups.setdefault(key, []).append((job, tuple(refs)))
+                continue
             if not arrays:
                 calls.append(Call(tasks=(Task(job),), after=tuple(refs)))
                 placed[job.unit_id] = Ref(call=len(calls) - 1)
@@ -141,11 +189,15 @@ def plan_calls(
                 key = (signature(job), "ok", tuple(refs))
             groups.setdefault(key, []).append((job, tuple(refs)))
         for key, members in groups.items():
-            for chunk in _split(members, corr=key[1] == "corr", size=max_array_size):
-                calls.append(_call(chunk, corr=key[1] == "corr"))
-                number = len(calls) - 1
-                for task in calls[-1].tasks:
-                    placed[task.job.unit_id] = Ref(call=number, task=task.index)
+            if key[0] == "file":
+                made = [_file_call(members, sources, corr=key[2] == "corr")]
+            else:
+                chunks = _split(members, corr=key[1] == "corr", size=max_array_size)
+                made = [_call(chunk, corr=key[1] == "corr") for chunk in chunks]
+            for call in made:
+                calls.append(call)
+                for task in call.tasks:
+                    placed[task.job.unit_id] = Ref(call=len(calls) - 1, task=task.index)
     return calls
 
 
@@ -186,3 +238,20 @@ def _call(members: list[tuple[JobSpec, tuple[Ref, ...]]], *, corr: bool) -> Call
         tasks = tuple(Task(job, index=deps[0].task) for job, deps in members)
         return Call(tasks=tasks, corr=attrs.evolve(refs[0], task=None))
     return Call(tasks=tuple(Task(job, index=n) for n, (job, _) in enumerate(members)), after=refs)
+
+
+def _file_call(
+    members: list[tuple[JobSpec, tuple[Ref, ...]]], sources: Mapping[str, Source], *, corr: bool
+) -> Call:
+    """The call of jobs from one scaffolded file, each as the task the file makes it."""
+    refs = members[0][1]
+    first = sources[members[0][0].unit_id]
+    tasks = tuple(Task(job, index=sources[job.unit_id].index) for job, _ in members)
+    if corr:
+        return Call(
+            tasks=tasks,
+            corr=attrs.evolve(refs[0], task=None),
+            script=first.path,
+            options=first.options,
+        )
+    return Call(tasks=tasks, after=refs, script=first.path, options=first.options)

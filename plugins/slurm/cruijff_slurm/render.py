@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 
 from cruijff.errors import UserError
+from cruijff.records import Resources
 from cruijff_slurm.arrays import Call
 from cruijff_slurm.profile import (
     BadValue,
@@ -123,6 +124,13 @@ def describe(call: Call) -> str:
     return units[0] if len(units) == 1 else f"{units[0]} (and {len(units) - 1} more in one array)"
 
 
+def limits(res: Resources, profile: Profile) -> tuple[str, str]:
+    """``--time`` and ``--mem`` of a job ("" for none): its own, else the profile's."""
+    time_s = res.time_s or profile.time_s
+    mem_mb = res.mem_mb or profile.mem_mb
+    return (slurm_time(time_s) if time_s else "", f"{mem_mb}M" if mem_mb else "")
+
+
 def call_context(
     call: Call, profile: Profile, folder: Path, job_name: str, throttle: int | None
 ) -> dict[str, Any]:
@@ -146,8 +154,7 @@ def call_context(
     except UnsafeValue as error:
         raise UserError(f"job {first.unit_id}: its log path {error}") from None
     cpus = res.cpus if res.cpus != 1 else (profile.cpus or 1)
-    time_s = res.time_s or profile.time_s
-    mem_mb = res.mem_mb or profile.mem_mb
+    time, mem = limits(res, profile)
     tasks = []
     for task in call.tasks:
         job = task.job
@@ -171,8 +178,8 @@ def call_context(
         "error": output,
         "chdir": str(folder),
         "array": array_spec(indices, throttle) if call.array else "",
-        "time": slurm_time(time_s) if time_s else "",
-        "mem": f"{mem_mb}M" if mem_mb else "",
+        "time": time,
+        "mem": mem,
         "cpus": cpus,
         "gpus": res.gpus,
         "nodes": res.nodes,

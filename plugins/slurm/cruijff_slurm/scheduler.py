@@ -1,17 +1,23 @@
 """The SLURM scheduler: batch scripts submitted with ``sbatch``, watched with ``squeue`` and
 ``sacct``.
 
-Files, under the experiment's ``.cruijff/slurm/jobs/<call>/`` (one folder per ``sbatch``)::
+The batch scripts are written by ``cruijff scaffold`` (:mod:`.scripts`: ``slurm/<group>.slurm``
+and each job's ``finetune.slurm``...), and ``submit`` submits those files, choosing an array's
+tasks with ``--array=``. Files, under the experiment's ``.cruijff/slurm/jobs/<call>/`` (one
+folder per ``sbatch``)::
 
-    tasks.json   which jobs the call holds (array index, unit, job name, log); written before
-                 sbatch runs, so a job found in the queue can be told apart after a crash
-    job.sh       the batch script
+    tasks.json   which jobs the call holds (array index, unit, job name, log, the scaffolded
+                 script); written before sbatch runs, so a job found in the queue can be told
+                 apart after a crash
+    job.sh       the batch script as submitted: a copy of the scaffolded one (which may be
+                 edited later), or one rendered for jobs scaffold wrote none for
     <i>.log      (arrays) a link to task i's log, so SLURM writes each task's output into
                  its own run directory through one ``--output`` pattern
 
 Every job runs with ``--chdir`` set to its call's folder (the script then ``cd``s to the job's
-own folder): SLURM remembers that as the job's WorkDir, which ties a job in the queue to this
-experiment and to one call, whatever its name.
+own folder; for a scaffolded script, on sbatch's command line, which wins over the file): SLURM
+remembers that as the job's WorkDir, which ties a job in the queue to this experiment and to
+one call, whatever its name.
 """
 
 from __future__ import annotations
@@ -32,10 +38,19 @@ import attrs
 from cruijff.errors import UserError
 from cruijff.fsutil import read_json, write_atomic, write_json
 from cruijff.records import FileSpec, JobHandle, JobSpec, JobState, JobStatus
-from cruijff_slurm.arrays import Call, plan_calls
+from cruijff.scheduler import LinkSpec
+from cruijff_slurm import scripts
+from cruijff_slurm.arrays import Call, plan_calls, shared_name
 from cruijff_slurm.commands import Result, SlurmCommands
 from cruijff_slurm.profile import Profile, Resolver, in_folder, resolve
-from cruijff_slurm.render import Renderer, call_context, describe
+from cruijff_slurm.render import (
+    Renderer,
+    UnsafeValue,
+    array_spec,
+    call_context,
+    describe,
+    slurm_path,
+)
 from cruijff_slurm.states import (
     SACCT_FIELDS,
     SQUEUE_FORMAT,
@@ -74,12 +89,14 @@ class Intent:
 
 @attrs.frozen
 class Prepared:
-    """A call made ready: its folder, script and ``tasks.json``."""
+    """A call made ready: its folder, script text, ``tasks.json`` and the sbatch options that
+    go with a scaffolded script."""
 
     call: Call
     folder: Path
     script: str
     tasks: dict[str, Any]
+    options: tuple[str, ...] = ()
 
 
 class SlurmScheduler:
@@ -115,9 +132,10 @@ class SlurmScheduler:
         """Submit a batch in as few ``sbatch`` calls as arrays allow; with a queue limit
         (``max_jobs``), only the first jobs that fit (the runner offers the rest later).
 
-        Every script is rendered before the first call, so a bad value submits nothing. A call
-        SLURM refuses raises UserError with its message; calls before it stay submitted (the
-        runner finds them by name on the next run).
+        A job submits the script scaffold wrote for it (:func:`.scripts.choose`), as it
+        stands; the others get one rendered. Every call is made ready before the first, so a
+        bad value submits nothing. A call SLURM refuses raises UserError with its message;
+        calls before it stay submitted (the runner finds them by name on the next run).
         """
         jobs = list(jobs)
         units = [job.unit_id for job in jobs]
@@ -127,14 +145,9 @@ class SlurmScheduler:
         jobs = jobs[: self._room(len(jobs))]
         if not jobs:
             return []
-        calls = plan_calls(
-            jobs,
-            handles,
-            arrays=self.profile.arrays,
-            max_array_size=self.profile.max_array_size,
-            scheduler=self.name,
-        )
+        calls, choice = self._calls(jobs, handles)
         prepared = [self._prepare(call) for call in calls]
+        scripts.tell(choice, self.state_dir)
         ids: list[str] = []
         for ready in prepared:
             ids.append(self._sbatch(ready, ids))
@@ -169,22 +182,81 @@ class SlurmScheduler:
         queued = sum(1 for folder in _workdirs(result.stdout) if folder.parent == self.jobs_dir)
         return max(0, min(wanted, self.profile.max_jobs - queued))
 
+    def _calls(
+        self, jobs: Sequence[JobSpec], handles: Mapping[str, JobHandle]
+    ) -> tuple[list[Call], scripts.Choice]:
+        """The sbatch calls for a batch, from the scaffolded scripts where they serve."""
+        directory = self.state_dir.parent
+        choice = scripts.choose(jobs, self.profile, directory, self.state_dir)
+        calls = plan_calls(
+            jobs,
+            handles,
+            arrays=self.profile.arrays,
+            max_array_size=self.profile.max_array_size,
+            scheduler=self.name,
+            sources=choice.sources,
+        )
+        return calls, choice
+
+    def scripts(self, jobs: Sequence[JobSpec]) -> list[FileSpec | LinkSpec]:
+        """The batch scripts of these jobs (every job of the plan), the links to them, and the
+        layout ``submit`` reads: what ``cruijff scaffold`` writes (:mod:`.scripts`)."""
+        return scripts.build(
+            jobs, self.profile, self.renderer, self.state_dir.parent, self.state_dir
+        )
+
     def _prepare(self, call: Call) -> Prepared:
-        """Render a call's script (in a fresh folder, named after its first job)."""
+        """Make a call ready in a fresh folder, named after its first job: its scaffolded
+        script and the options that go with it, or a script rendered for it."""
         names = [task.job.name for task in call.tasks]
-        job_name = names[0] if len(names) == 1 else shared_name(names)
         count = f"+{len(names) - 1}" if len(names) > 1 else ""
         folder = self.jobs_dir / f"{call.units[0]}{count}.{secrets.token_hex(3)}"
-        context = call_context(call, self.profile, folder, job_name, self.profile.array_throttle)
-        script = self.renderer.render(context)
         tasks = {
             "created_ns": time.time_ns(),
             "tasks": [
-                {"index": t["index"], "unit": t["unit_id"], "name": t["name"], "log": t["log"]}
-                for t in context["tasks"]
+                {
+                    "index": task.index,
+                    "unit": task.job.unit_id,
+                    "name": task.job.name,
+                    "log": str(Path(task.job.log).absolute()),
+                }
+                for task in call.tasks
             ],
         }
-        return Prepared(call=call, folder=folder, script=script, tasks=tasks)
+        if call.script is None:
+            job_name = names[0] if len(names) == 1 else shared_name(names)
+            context = call_context(
+                call, self.profile, folder, job_name, self.profile.array_throttle
+            )
+            return Prepared(
+                call=call, folder=folder, script=self.renderer.render(context), tasks=tasks
+            )
+        tasks["script"] = str(call.script)
+        first = call.tasks[0].job
+        try:
+            # sbatch's command line wins over the file's #SBATCH lines
+            output = (
+                slurm_path(folder) + "/%a.log"
+                if call.array
+                else slurm_path(Path(first.log).absolute())
+            )
+            text = call.script.read_text(encoding="utf-8")
+        except UnsafeValue as error:
+            raise UserError(f"job {first.unit_id}: its log path {error}") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise UserError(f"cannot read the batch script {call.script}: {error}") from None
+        options = []
+        if call.array:
+            indices = [task.index for task in call.tasks if task.index is not None]
+            options.append(f"--array={array_spec(indices, self.profile.array_throttle)}")
+        options += [f"--chdir={folder}", f"--output={output}", f"--error={output}"]
+        return Prepared(
+            call=call,
+            folder=folder,
+            script=text,
+            tasks=tasks,
+            options=(*options, *call.options),
+        )
 
     def _sbatch(self, ready: Prepared, ids: Sequence[str]) -> str:
         """Write the call's folder and logs' folders, then submit it; returns the job id."""
@@ -200,10 +272,11 @@ class SlurmScheduler:
         write_json(ready.folder / TASKS, ready.tasks)
         script = ready.folder / SCRIPT
         write_atomic(script, ready.script, executable=True)
-        argv = ["sbatch", "--parsable"]
+        argv = ["sbatch", "--parsable", *ready.options]
         dependency = ready.call.dependency(ids)
         if dependency:
             argv.append(f"--dependency={dependency}")
+        script = ready.call.script or script  # the scaffolded file itself, not the copy
         argv.append(str(script))
         result = self.commands.run(argv)
         lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
@@ -434,15 +507,10 @@ class SlurmScheduler:
         self._seen.clear()
 
     def preview(self, jobs: Sequence[JobSpec]) -> list[FileSpec]:
-        """The batch scripts submitting ``jobs`` would write (array grouping included; call
-        folders get a fresh random suffix when really submitted)."""
-        calls = plan_calls(
-            list(jobs),
-            {},
-            arrays=self.profile.arrays,
-            max_array_size=self.profile.max_array_size,
-            scheduler=self.name,
-        )
+        """The batch scripts submitting ``jobs`` would write in its call folders (array
+        grouping included; the folders get a fresh random suffix when really submitted): a
+        copy of the scaffolded script where it serves, else one rendered."""
+        calls, _ = self._calls(list(jobs), {})
         files = []
         for call in calls:
             ready = self._prepare(call)
@@ -461,21 +529,6 @@ def user() -> str:
         return pwd.getpwuid(os.getuid()).pw_name
     except KeyError:
         return getpass.getuser()
-
-
-def shared_name(names: Sequence[str]) -> str:
-    """An array's job name from its jobs' names: the dotted parts they share, ``*`` for the
-    rest (``demo.rank4.train``, ``demo.rank8.train`` -> ``demo.*.train``)."""
-    split = [name.split(".") for name in names]
-    shortest = min(len(parts) for parts in split)
-    head = 0
-    while head < shortest and len({parts[head] for parts in split}) == 1:
-        head += 1
-    tail = 0
-    while tail < shortest - head and len({parts[-1 - tail] for parts in split}) == 1:
-        tail += 1
-    parts = split[0][:head] + ["*"] + (split[0][len(split[0]) - tail :] if tail else [])
-    return ".".join(parts)
 
 
 def submit_hint(message: str, profile: Profile, script: Path) -> str:

@@ -3,7 +3,9 @@
 :class:`FakeSlurm` answers ``sbatch``, ``squeue``, ``sacct``, ``scontrol`` and ``scancel`` from
 memory, in the formats the scheduler asks for, and counts every call (``calls``). Tests move
 jobs along with :meth:`FakeSlurm.set`, and make a command fail with :meth:`FakeSlurm.fail`. It
-is not a simulator: nothing runs by itself.
+is not a simulator: nothing runs by itself. ``sbatch`` reads ``--array``, ``--chdir`` and
+``--job-name`` from its command line, else from the script's ``#SBATCH`` lines (as sbatch
+does), and records each script's path (``paths``) and text (``scripts``).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class FakeSlurm(SlurmCommands):
         self.refuse: str = ""
         self.failing: dict[str, tuple[int | None, str]] = {}  # command -> (times left, message)
         self.scripts: list[str] = []
+        self.paths: list[Path] = []
         self.cancelled: list[str] = []
 
     # --- driving it -------------------------------------------------------------------------
@@ -91,7 +94,12 @@ class FakeSlurm(SlurmCommands):
             return Result(argv, 1, "", f"sbatch: error: {self.refuse}\n")
         text = Path(argv[-1]).read_text()
         self.scripts.append(text)
+        self.paths.append(Path(argv[-1]))
         found = {key: value.strip("'") for key, value in _DIRECTIVE.findall(text)}
+        for option in argv[1:-1]:  # the command line wins over the script
+            key, _, value = option.removeprefix("--").partition("=")
+            if key in ("array", "chdir", "job-name"):
+                found[key] = value
         job_id = str(self.next_id)
         self.next_id += 1
         spec = found.get("array")
