@@ -74,7 +74,7 @@ def test_explicit_matrix_epochs_all_lists_last_and_null(
             {"run": "rank4", "epochs": [1]},  # already listed: once
         ]
     )
-    changes["controls"] = {"epochs": 3}
+    changes["controls"] |= {"epochs": 3}
     _, cells = planned(plugin_manager, make_experiment(changes))
     assert list(cells) == [
         "rank4.eval.capitalization.epoch_0",
@@ -139,7 +139,7 @@ def test_epochs_follow_the_training_tools_artifacts(
     register_plugin(inspect_plugin, name="inspect")
     changes = inspect_changes(matrix=[{"run": "rank4", "epochs": "all"}])
     changes["tools"]["preparation"] = "copytrain"
-    changes["controls"] = {"epochs": None}  # the tool decides
+    changes["controls"] |= {"epochs": None}  # the tool decides
     _, cells = planned(plugin_manager, make_experiment(changes))
     assert [cell.params["epoch"] for cell in cells.values()] == [0, 1, 2]
 
@@ -151,7 +151,7 @@ def test_an_epoch_beyond_training_is_an_error_at_its_line(
     register_plugin(inspect_plugin, name="inspect")
     changes = inspect_changes(matrix=[{"run": "rank4", "epochs": [0, 5]}])
     changes["tools"]["preparation"] = "copytrain"
-    changes["controls"] = {"epochs": None}  # unknown to the core: the trainer's artifacts tell
+    changes["controls"] |= {"epochs": None}  # unknown to the core: the trainer's artifacts tell
     path = make_experiment(changes)
     with pytest.raises(ProblemsFound) as caught:
         design(plugin_manager, path)
@@ -170,7 +170,7 @@ def test_validate_command_reports_an_epoch_beyond_training(
     register_plugin(inspect_plugin, name="inspect")
     changes = inspect_changes(matrix=[{"run": "rank8", "epochs": [1]}])
     changes["tools"]["preparation"] = "copytrain"
-    changes["controls"] = {"epochs": None}
+    changes["controls"] |= {"epochs": None}
     path = make_experiment(changes)
     result = cli("validate", path)
     assert result.exit_code == 1
@@ -186,7 +186,7 @@ def test_a_fine_tuned_run_without_a_trainer_is_an_error(
     changes = inspect_changes()
     changes["tools"] = {"preparation": None, "evaluation": "inspect"}
     changes["variables"] = None
-    changes["controls"] = {"epochs": None}
+    changes["controls"] |= {"epochs": None}
     changes["runs"] = [{"name": "rank4", "model": "tiny"}, {"name": "rank8", "model": "tiny"}]
     with pytest.raises(ProblemsFound) as caught:
         design(plugin_manager, make_experiment(changes))
@@ -213,7 +213,7 @@ def precedence_experiment(make_experiment, *, task=None, run=None, evaluation=No
         {"name": "tuned", "model": "tiny", "parameters": run or {}},
         {"name": "base", "type": "control", "model": "tiny"},
     ]
-    changes["controls"] = {"epochs": 1, "prompt": "C: {input}", "system_prompt": "controls"}
+    changes["controls"] |= {"epochs": 1, "prompt": "C: {input}", "system_prompt": "controls"}
     return make_experiment(changes)
 
 
@@ -221,12 +221,12 @@ def precedence_experiment(make_experiment, *, task=None, run=None, evaluation=No
     ("task", "run", "evaluation", "prompt", "system", "source"),
     [
         ({}, {}, {}, "C: {input}", "controls", "controls"),
-        (
+        (  # evaluation.system_prompt is retired (cruijff_kit ignores it): controls' applies
             {},
             {},
             {"prompt": "E: {input}", "system_prompt": "eval"},
             "E: {input}",
-            "eval",
+            "controls",
             "evaluation",
         ),
         (
@@ -265,7 +265,7 @@ def test_prompt_precedence_task_then_run_then_evaluation_then_controls(
     )
 
 
-def test_decoding_is_greedy_by_default_and_samples_with_a_temperature(
+def test_decoding_is_greedy_unless_do_sample_and_the_seed_defaults_to_14(
     plugin_manager, inspect_tools, make_experiment
 ):
     plan, _ = planned(plugin_manager, make_experiment(inspect_changes(max_tokens=12, seed=3)))
@@ -273,17 +273,27 @@ def test_decoding_is_greedy_by_default_and_samples_with_a_temperature(
     assert config["model"]["args"]["do_sample"] is False
     assert config["generate"] == {"max_tokens": 12, "seed": 3}  # no temperature 0 for hf
 
+    # a temperature alone does not sample (cruijff_kit drops it under greedy decoding)
     plan, _ = planned(plugin_manager, make_experiment(inspect_changes(temperature=0.7)))
     config = config_of(plan, "base.eval.capitalization.base")
+    assert config["model"]["args"]["do_sample"] is False
+    assert config["generate"] == {"seed": 14}
+    settings = {s.path: s for s in plan.generated["base.eval.capitalization.base"].settings}
+    assert "not used" in settings["temperature"].source
+    assert settings["seed"].source == "default"
+
+    changes = inspect_changes(temperature=0.7, do_sample=True)
+    plan, _ = planned(plugin_manager, make_experiment(changes))
+    config = config_of(plan, "base.eval.capitalization.base")
     assert config["model"]["args"]["do_sample"] is True
-    assert config["generate"] == {"temperature": 0.7}
+    assert config["generate"] == {"seed": 14, "temperature": 0.7}
 
     changes = inspect_changes(
         temperature=0.0, provider="cruijff-mock", model_args={"reply": "upper"}
     )
     plan, _ = planned(plugin_manager, make_experiment(changes))
     config = config_of(plan, "base.eval.capitalization.base")
-    assert config["generate"] == {"temperature": 0.0}
+    assert config["generate"] == {"seed": 14, "temperature": 0.0}  # greedy, in other terms
     assert config["model"] == {
         "name": "cruijff-mock/tiny",
         "path": str(plan.experiment.directory / "models" / "tiny"),
@@ -317,13 +327,21 @@ def test_task_arguments_are_those_the_function_takes(
         "data_path": str(folder / "data" / "words.json"),
         "split": "validation",
         "prompt": "Capitalize: {input}\n",  # **extra takes everything offered
+        "system_prompt": "",
         "config_path": str(folder / "base" / "eval" / "kit" / "base" / "eval_config.yaml"),
+        "use_chat_template": True,
+        "vis_label": "base (kit)",  # an entry of two tasks: each cell's label is its own
         "max_tokens": 9,
         "level": 2,
     }
+    assert kit["replace_scorers"] is False  # it declares config_path: it builds its own
     caps = config_of(plan, "base.eval.capitalization.base")
-    assert set(caps["task_args"]) == {"data_path", "split", "prompt"}
-    assert caps["scorers"] == [{"name": "match", "params": {}}]
+    assert set(caps["task_args"]) == {"data_path", "split", "prompt", "system_prompt"}
+    # a bare match means cruijff_kit's: exact and case-sensitive
+    assert caps["scorers"] == [
+        {"name": "match", "params": {"location": "exact", "ignore_case": False}}
+    ]
+    assert caps["replace_scorers"] is True
 
 
 def test_job_spec_runs_the_job_module_offline_inside_the_cell(
@@ -434,6 +452,7 @@ def test_planning_imports_no_task_file_and_nothing_heavy(tmp_path):
                 "experiment": {"name": "light"},
                 "tools": {"evaluation": "inspect"},
                 "models": {"base": [{"name": "m", "path": "m"}]},
+                "controls": {"dataset_type": "chat_completion"},
                 "runs": [{"name": "base", "type": "control", "model": "m"}],
                 "evaluation": {
                     "tasks": [{"name": "caps", "script": "task.py"}],

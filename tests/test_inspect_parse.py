@@ -29,11 +29,15 @@ def test_a_valid_experiment_has_no_problem(plugin_manager, inspect_tools, make_e
         seed=14,
         batch_size=8,
         limit=4,
-        system_prompt="Be brief.",
         scorers=["match", {"name": "includes", "params": {"ignore_case": False}}, "shouted"],
     )
     changes["evaluation"]["tasks"][0].update(
-        dataset="same", split="test", prompt="Caps: {input}", args={"split": "train"}
+        dataset="same",
+        split="test",
+        prompt="Caps: {input}",
+        system_prompt="Be brief.",
+        description="Capitalizes words",
+        args={"split": "train"},
     )
     checked = check(plugin_manager, make_experiment(changes))
     assert checked.problems == ()
@@ -164,7 +168,21 @@ def test_inspects_scorers_and_providers_are_read_from_its_source():
             "evaluation.do_sample",
             "temperature 0 is an error",
         ),
-        ({"do_sample": False, "temperature": 0.5}, "evaluation.temperature", "has no effect"),
+        ({"do_sample": True}, "evaluation.do_sample", "needs a temperature"),
+        ({"seed": True}, "evaluation.seed", "expected a whole number"),
+        ({"seed": "14"}, "evaluation.seed", "expected a whole number"),
+        ({"max_connections": 0}, "evaluation.max_connections", "must be at least 1"),
+        ({"assistant_prefix": 3}, "evaluation.assistant_prefix", "expected a string"),
+        (
+            {"max_connections": 8, "batch_size": 8},
+            "evaluation.batch_size",
+            "the same setting",
+        ),
+        (
+            {"gpus": 1, "compute": {"gpus": 2}},
+            "evaluation.gpus",
+            "evaluation.gpus and evaluation.compute.gpus both set the GPUs",
+        ),
         ({"provider": "hugginface"}, "evaluation.provider", "unknown model provider"),
     ],
 )
@@ -191,7 +209,7 @@ def test_run_parameters_are_claimed_and_checked(plugin_manager, register_plugin,
     changes = inspect_changes()
     changes["tools"] = {"preparation": None, "evaluation": "inspect"}
     changes["variables"] = None
-    changes["controls"] = {"epochs": None, "system_prompt": 3}
+    changes["controls"] = {"epochs": None, "system_prompt": 3, "dataset_type": "chat"}
     changes["runs"] = [
         {
             "name": "base",
@@ -203,6 +221,9 @@ def test_run_parameters_are_claimed_and_checked(plugin_manager, register_plugin,
     path = make_experiment(changes)
     found = problems(plugin_manager, path)
     assert found["controls.system_prompt"].message == "expected a string, not 3"
+    assert found["controls.dataset_type"].message == (
+        "dataset_type must be one of chat_completion, text_completion, not 'chat'"
+    )
     assert "runs[0].parameters.prompt" not in found  # claimed by inspect alone
     warned = problems(plugin_manager, path, Severity.WARNING)
     assert "ignored: base is a control run" in warned["runs[0].parameters.checkpoint_path"].message
@@ -280,7 +301,7 @@ def test_a_prompt_without_input_is_said_once_with_its_line(
     plugin_manager, inspect_tools, make_experiment, cli
 ):
     changes = inspect_changes()
-    changes["controls"] = {"epochs": 2, "prompt": "Capitalize:"}
+    changes["controls"] |= {"epochs": 2, "prompt": "Capitalize:"}
     path = make_experiment(changes)
     result = cli("validate", path)
     assert result.exit_code == 1

@@ -130,7 +130,7 @@ def test_collect_makes_tidy_rows_and_flat_metrics(tmp_path):
         ),
         eval=SimpleNamespace(packages={"inspect_ai": "0.3.285"}),
     )
-    base = {"run": "r", "task": "caps", "epoch": 1, "model": "hf/r/epoch_1"}
+    base = {"run": "r", "task": "caps", "vis_label": "r1", "epoch": 1, "model": "hf/r/epoch_1"}
     results = collect(log, base, tmp_path)
     assert results["log"] == "logs/a.eval"
     assert results["duration_s"] == 2.5 and results["samples"] == 4
@@ -142,6 +142,7 @@ def test_collect_makes_tidy_rows_and_flat_metrics(tmp_path):
     assert results["rows"][0] == {
         "run": "r",
         "task": "caps",
+        "vis_label": "r1",
         "epoch": 1,
         "model": "hf/r/epoch_1",
         "scorer": "match",

@@ -50,7 +50,7 @@ def control_experiment(folder: Path, model: Path, words: int, **evaluation) -> P
         "tools": {"evaluation": "inspect-ai"},
         "models": {"base": [{"name": "tiny", "path": str(model)}]},
         "data": {"training": {"path": "words.json"}},
-        "controls": {"prompt": "Capitalize: {input}"},
+        "controls": {"prompt": "Capitalize: {input}", "dataset_type": "chat_completion"},
         "runs": [{"name": "base", "type": "control", "model": "tiny"}],
         "evaluation": {"tasks": [{"name": "capitalization", "script": str(TASKS)}], **evaluation},
     }
@@ -236,7 +236,11 @@ def test_tiny_hf_model_after_training_and_as_base_model(
         "tools": {"preparation": "copytrain", "evaluation": "inspect"},
         "models": {"base": [{"name": "tiny", "path": str(tiny_model)}]},
         "data": {"training": {"path": "words.json"}},
-        "controls": {"prompt": "Capitalize the word: {input}", "system_prompt": "You answer."},
+        "controls": {
+            "prompt": "Capitalize the word: {input}",
+            "system_prompt": "You answer.",
+            "dataset_type": "chat_completion",
+        },
         "evaluation": {
             "max_tokens": 4,
             "seed": 7,

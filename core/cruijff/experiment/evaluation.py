@@ -67,6 +67,8 @@ def evaluation(ctx: Context, value: Any) -> dict[str, Any]:
 
 
 def _scorers(ctx: Context, value: Any) -> list[Scorer]:
+    if isinstance(value, str):  # cruijff_kit reads `scorers: match` as [{name: match}]
+        value = [{"name": value}]
     scorers = []
     for path, item in ctx.items(value, "evaluation.scorers", SCORERS):
         if isinstance(item, str):

@@ -55,6 +55,7 @@ def collect(log: Any, base: dict[str, Any], directory: Path) -> dict[str, Any]:
                 {
                     "run": base.get("run"),
                     "task": base.get("task"),
+                    "vis_label": base.get("vis_label"),
                     "epoch": base.get("epoch"),
                     "model": base.get("model"),
                     "scorer": score.name,

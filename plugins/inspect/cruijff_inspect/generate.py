@@ -2,8 +2,13 @@
 
 The config holds every final value (task, its arguments, scorers, decoding, model and provider
 arguments); the job (``python -m cruijff_inspect.job eval_config.yaml``) needs nothing else, so a
-cell can also be run by hand. ``prompt`` and ``system_prompt`` sit at the top of the file, so a
-cruijff_kit task that takes ``config_path`` reads them as it reads ``setup_finetune.yaml``.
+cell can also be run by hand. Its top is cruijff_kit's ``eval.yaml``: ``prompt``,
+``system_prompt``, ``scorers`` (``{name, params}``), ``dataset_type`` and ``use_chat_template``,
+so a cruijff_kit task runs unchanged: it gets ``config_path`` (this file), ``use_chat_template``,
+``vis_label``, ``data_path``, ``split`` and, where set, ``max_tokens``, ``assistant_prefix`` and
+(when sampling) ``temperature``, each only if it declares it. A task that declares
+``config_path`` builds its scorers from the file and keeps them; another task's scorers are
+replaced by the experiment's, if it names any.
 """
 
 from __future__ import annotations
@@ -26,19 +31,23 @@ from cruijff.records import (
     Unit,
 )
 from cruijff_inspect import introspect
-from cruijff_inspect.matrix import BASE, CHECKPOINT
+from cruijff_inspect.data import eval_data
+from cruijff_inspect.matrix import BASE, CHECKPOINT, EPOCH
 from cruijff_inspect.results import CONFIG, JOB_LOG, LOGS, RESULTS
 from cruijff_inspect.settings import (
-    DEFAULT_BATCH,
+    CHAT,
     DEFAULT_PROVIDER,
-    DEFAULT_SPLIT,
     JOB_ENV,
     JOB_MODULE,
-    SAME,
+    assistant_prefix,
+    batch_size,
     chosen,
     decoding,
     evaluation_setting,
     provenance,
+    run_setting,
+    sampling,
+    scorer_params,
 )
 
 WEIGHTS = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
@@ -70,7 +79,8 @@ def model_size(experiment: Experiment, unit: Unit) -> float:
 
 def evaluation_resources(experiment: Experiment, size_gb: float) -> Resources:
     """Resources sized from the model on their own (evaluation needs less than training),
-    each overridable with ``evaluation.gpus|cpus|mem_gb|time_minutes``."""
+    each overridable with ``evaluation.gpus|cpus|mem_gb|time_minutes`` or cruijff_kit's
+    ``evaluation.compute``."""
     # the CPU unless asked where the scheduler's jobs get no GPU; else by size
     with_gpus = experiment.scheduler.gpus
     gpus = evaluation_setting(experiment, "gpus", 1 if with_gpus and size_gb >= TOY_GB else 0)
@@ -80,12 +90,34 @@ def evaluation_resources(experiment: Experiment, size_gb: float) -> Resources:
         mem_gb, hours = next((m, h) for limit, m, h in GPU_SIZES if size_gb <= limit)
     mem_gb = evaluation_setting(experiment, "mem_gb", mem_gb)
     minutes = evaluation_setting(experiment, "time_minutes", hours * 60)
-    return Resources(
+    resources = Resources(
         gpus=gpus,
         cpus=evaluation_setting(experiment, "cpus", 4 if gpus else 2),
         mem_mb=int(mem_gb * 1024),
         time_s=int(minutes * 60),
     )
+    compute = experiment.evaluation.compute if experiment.evaluation else None
+    return compute.over(resources) if compute is not None else resources
+
+
+RESOURCE_KEYS = (("gpus", "gpus", "gpus"), ("cpus", "cpus", "cpus_per_task"))
+RESOURCE_KEYS += (("mem_mb", "mem_gb", "mem"), ("time_s", "time_minutes", "time"))
+"""(Resources field, the evaluation key, the evaluation.compute key)."""
+
+
+def resource_sources(experiment: Experiment, resources: Resources) -> dict[str, tuple[Any, str]]:
+    """Where each resource of a cell's job comes from, for ``plan --explain``."""
+    compute = experiment.evaluation.compute if experiment.evaluation else None
+    sources = {}
+    for field, key, kit_key in RESOURCE_KEYS:
+        if compute is not None and getattr(compute, field) is not None:
+            source = f"evaluation.compute.{kit_key}"
+        elif evaluation_setting(experiment, key) is not None:
+            source = f"evaluation.{key}"
+        else:
+            source = "default (from the model's size)"
+        sources[f"resources.{field}"] = (getattr(resources, field), source)
+    return sources
 
 
 def model_name(experiment: Experiment, unit: Unit, provider: str) -> str:
@@ -107,13 +139,15 @@ def _task(experiment: Experiment, unit: Unit) -> EvalTask:
 def _model(
     experiment: Experiment, unit: Unit, resources: Resources
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The model entry of the config (name, path, provider and its arguments) and the
-    generate config; greedy decoding unless the settings ask to sample."""
+    """The model entry of the config (name, path, a LoRA adapter over it, provider and its
+    arguments) and the generate config; greedy decoding unless the settings ask to sample."""
     provider = evaluation_setting(experiment, "provider", DEFAULT_PROVIDER)
     generate, provider_args = decoding(experiment.evaluation.settings, provider)
     args: dict[str, Any] = {"model_path": unit.params["model"], **provider_args}
     if provider == DEFAULT_PROVIDER and resources.gpus == 0:
         args["device"] = "cpu"  # no GPU asked for: none used, even where one is visible
+    elif provider == DEFAULT_PROVIDER and resources.gpus > 1:
+        args["device"] = "auto"  # the model spread over the GPUs (cruijff_kit's -M device)
     args.update(evaluation_setting(experiment, "model_args", {}))
     model = {
         "name": model_name(experiment, unit, provider),
@@ -121,33 +155,58 @@ def _model(
         "provider": provider,
         "args": args,
     }
+    if unit.params.get("adapter"):
+        model["adapter"] = unit.params["adapter"]
     return model, generate
 
 
-def _data(experiment: Experiment, task: EvalTask) -> tuple[str | None, str]:
-    """The task's data file (``same``, the default where there is training data, is the
-    training file) and split."""
-    dataset = task.settings.get("dataset")
-    if dataset is None and experiment.data is not None:
-        dataset = SAME
-    split = task.settings.get("split", DEFAULT_SPLIT)
-    if dataset == SAME:
-        return (str(experiment.data.path) if experiment.data else None), split
-    return (str(experiment.resolve(dataset)) if dataset else None), split
+def _function(task: EvalTask) -> introspect.Function | None:
+    if task.script is None:
+        return None
+    name = task.settings.get("function") or task.name
+    function = introspect.task_functions(task.script).get(name)
+    if function is None:  # parse reports this; a file changed since
+        raise UserError(f"{task.script} has no @task function {name!r}")
+    return function
 
 
 def _task_args(task: EvalTask, offered: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Where the task comes from, and its arguments: those of ``offered`` its function takes
     (read from the script), then the task's own ``args``."""
     explicit = dict(task.settings.get("args") or {})
-    if task.script is None:
+    function = _function(task)
+    if function is None:
         return {"registered": task.settings.get("task") or task.name}, explicit
-    name = task.settings.get("function") or task.name
-    function = introspect.task_functions(task.script).get(name)
-    if function is None:  # parse reports this; a file changed since
-        raise UserError(f"{task.script} has no @task function {name!r}")
     taken = {k: v for k, v in offered.items() if v is not None and function.accepts(k)}
-    return {"script": str(task.script), "function": name}, {**taken, **explicit}
+    return {"script": str(task.script), "function": function.name}, {**taken, **explicit}
+
+
+def _scorers(
+    experiment: Experiment, task: EvalTask
+) -> tuple[list[dict[str, Any]], dict[str, tuple[Any, str]]]:
+    """The experiment's scorers as ``{name, params}``, a bare ``match`` or ``includes`` with
+    cruijff_kit's arguments spelled out (unless the task file defines a scorer of that name),
+    and where each comes from."""
+    local: set[str] = set()
+    if task.script is not None:
+        try:
+            local = {f.name for f in introspect.functions(task.script, "scorer") if f.decorated}
+        except introspect.SourceError:
+            local = set()
+    scorers, sources = [], {}
+    for index, scorer in enumerate(experiment.evaluation.scorers):
+        params, kit = dict(scorer.params), False
+        if scorer.name not in local:
+            params, kit = scorer_params(scorer.name, scorer.params)
+        scorers.append({"name": scorer.name, "params": params})
+        where = f"evaluation.scorers[{index}]"
+        sources[f"scorers[{index}]"] = (
+            f"{scorer.name}({', '.join(f'{k}={v!r}' for k, v in params.items())})",
+            f"{where} (bare {scorer.name}: exact and case-sensitive, as in cruijff_kit)"
+            if kit
+            else where,
+        )
+    return scorers, sources
 
 
 def configure(
@@ -157,59 +216,133 @@ def configure(
     run, task = experiment.run(unit.run), _task(experiment, unit)
     settings = experiment.evaluation.settings
     here = f"evaluation.tasks.{task.name}"
-    config: dict[str, Any] = {}
     sources: dict[str, tuple[Any, str]] = {}
-    for key in ("prompt", "system_prompt"):
-        found = chosen(experiment, run, task, key)
-        if found is not None:
-            config[key] = found[0]  # top level: cruijff_kit tasks read them from config_path
-            sources[key] = found
+    if task.settings.get("description") is not None:
+        sources["description"] = (task.settings["description"], here)
+    found_type = run_setting(experiment, run, "dataset_type")
+    dataset_type = found_type[0] if found_type else None
+    chat = dataset_type == CHAT
+    prompt = chosen(experiment, run, task, "prompt")
+    system = chosen(experiment, run, task, "system_prompt")
+    config: dict[str, Any] = {}  # its top: cruijff_kit's eval.yaml, read through config_path
+    if prompt is not None:
+        config["prompt"] = prompt[0]
+        sources["prompt"] = prompt
+    config["system_prompt"] = system[0] if system else ""
+    sources["system_prompt"] = system or ("", "default (none)")
+    scorers, scorer_sources = _scorers(experiment, task)
+    if scorers:
+        config["scorers"] = scorers
+    config["dataset_type"] = dataset_type
+    config["use_chat_template"] = chat
+    if found_type is not None:
+        sources["dataset_type"] = found_type
+        sources["use_chat_template"] = (chat, f"{found_type[1]}.dataset_type")
     model, generate = _model(experiment, unit, resources)
-    data_path, split = _data(experiment, task)
+    data = eval_data(experiment, run, task)
+    prefix = assistant_prefix(experiment, task)
+    function = _function(task)
     source, task_args = _task_args(
         task,
         {
-            "data_path": data_path,
-            "split": split if data_path else None,
+            "data_path": str(data.path) if data.path else None,
+            "split": data.split,
             "prompt": config.get("prompt"),
-            "system_prompt": config.get("system_prompt"),
+            # a text_completion model is asked without a system prompt, as cruijff_kit's
+            # tasks do when use_chat_template is false
+            "system_prompt": config["system_prompt"] if chat else "",
             "config_path": str(unit.directory / CONFIG),
+            "use_chat_template": chat if dataset_type else None,
+            "vis_label": unit.params.get("vis_label") or None,
+            "assistant_prefix": prefix[0] if prefix else None,
             "max_tokens": generate.get("max_tokens"),
-            "temperature": settings.get("temperature"),
+            "temperature": settings.get("temperature") if sampling(settings) else None,
         },
     )
+    builds_own = function is not None and function.declares("config_path")
     limit = task.settings.get("limit") or settings.get("limit")
+    batch, batch_source = batch_size(experiment)
+    metadata: dict[str, Any] = {
+        "is_finetuned": unit.params["source"] != BASE,
+        "source_model": run.model,
+        "vis_label": unit.params.get("vis_label"),
+    }
+    if unit.params["source"] == EPOCH:
+        metadata["epoch"] = unit.params["epoch"]
     config.update(
         experiment=experiment.name,
         unit=unit.id,
         run=run.name,
         task=task.name,
+        vis_label=unit.params.get("vis_label"),
         source=unit.params["source"],
         epoch=unit.params["epoch"],
         model=model,
         task_source=source,
         task_args=task_args,
-        scorers=[{"name": s.name, "params": dict(s.params)} for s in experiment.evaluation.scorers],
+        replace_scorers=bool(scorers) and not builds_own,
         generate=generate,
+        metadata=metadata,
         limit=limit,
-        batch_size=settings.get("batch_size", DEFAULT_BATCH),
+        batch_size=batch,
         log_dir=LOGS,
         results=RESULTS,
     )
 
     sources["model"] = (model["name"], f"runs.{run.name}")
-    if data_path:
-        sources["dataset"] = (data_path, here)
-        sources["split"] = (split, here)
+    sources["model_path"] = (model["path"], _model_source(unit, run.model))
+    if model.get("adapter"):
+        sources["adapter"] = (model["adapter"], _adapter_source(unit))
+    if data.path is not None:
+        sources["dataset"] = (str(data.path), data.source)
+    if data.split is not None:
+        sources["split"] = (data.split, data.split_source)
+    if unit.params.get("vis_label"):
+        sources["vis_label"] = (unit.params["vis_label"], _label_source(unit))
+    if prefix is not None:
+        sources["assistant_prefix"] = prefix
+    if scorers and builds_own:
+        sources["scorers"] = ("built by the task from eval_config.yaml", f"{here} (config_path)")
+    else:
+        sources.update(scorer_sources)
     for key, value in generate.items():
-        sources[key] = (value, "evaluation")
+        sources[key] = (value, "evaluation" if settings.get(key) is not None else "default")
+    if "max_tokens" not in generate:
+        default = function.default("max_tokens") if function is not None else None
+        sources["max_tokens"] = (default, "the task's default" if default else "the task's own")
     if "do_sample" in model["args"]:
-        sources["do_sample"] = (model["args"]["do_sample"], "evaluation")
+        sources["do_sample"] = (
+            model["args"]["do_sample"],
+            "evaluation" if settings.get("do_sample") is not None else "default (greedy)",
+        )
+    if settings.get("temperature") is not None and not sampling(settings):
+        sources["temperature"] = (None, "evaluation (not used: greedy without do_sample: true)")
     if limit is not None:
         sources["limit"] = (limit, here if task.settings.get("limit") else "evaluation")
-    batch_source = "evaluation" if "batch_size" in settings else "default"
-    sources["batch_size"] = (config["batch_size"], batch_source)
+    sources["batch_size"] = (batch, batch_source)
+    sources.update(resource_sources(experiment, resources))
     return config, sources
+
+
+def _model_source(unit: Unit, base: str) -> str:
+    source = unit.params["source"]
+    if source == BASE or (unit.params.get("adapter") and source == EPOCH):
+        return f"models.base {base}"
+    if source == CHECKPOINT:
+        where = "the adapter's base_model_name_or_path" if unit.params.get("adapter") else ""
+        return where or f"runs.{unit.run}.parameters.checkpoint_path"
+    return f"the hf-model artifact of {', '.join(unit.depends_on[-1:]) or 'its training'}"
+
+
+def _adapter_source(unit: Unit) -> str:
+    if unit.params["source"] == CHECKPOINT:
+        return f"runs.{unit.run}.parameters.checkpoint_path (a LoRA adapter)"
+    return f"the lora-adapter artifact of {', '.join(unit.depends_on[-1:]) or 'its training'}"
+
+
+def _label_source(unit: Unit) -> str:
+    """Where a cell's label comes from (the matrix entry's ``vis_label``, or the run's name)."""
+    return getattr(unit.payload, "vis_source", "") or "the run's name"
 
 
 def generate(experiment: Experiment, unit: Unit) -> Generated:

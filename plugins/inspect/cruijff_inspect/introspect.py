@@ -13,6 +13,7 @@ import functools
 import importlib.util
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -20,24 +21,35 @@ import attrs
 @attrs.frozen
 class Function:
     """A function found in source: its name, line, parameter names, whether it takes
-    ``**kwargs``, and whether it carries the decorator that was looked for."""
+    ``**kwargs``, whether it carries the decorator that was looked for, and the defaults of
+    its parameters that are literals (``split="validation"``)."""
 
     name: str
     line: int
     params: tuple[str, ...]
     var_keyword: bool
     decorated: bool
+    defaults: tuple[tuple[str, Any], ...] = ()
 
     def accepts(self, name: str) -> bool:
         """Whether calling it with keyword ``name`` is valid."""
         return self.var_keyword or name in self.params
+
+    def declares(self, name: str) -> bool:
+        """Whether ``name`` is one of its parameters by name (not only through ``**kwargs``):
+        what a cruijff_kit task declares (``config_path``, ``use_chat_template``...)."""
+        return name in self.params
+
+    def default(self, name: str, fallback: Any = None) -> Any:
+        """The literal default of parameter ``name``; ``fallback`` when it has none."""
+        return dict(self.defaults).get(name, fallback)
 
 
 class SourceError(Exception):
     """A file could not be read or parsed; the message says where and why."""
 
 
-def _decorated_with(node: ast.FunctionDef, name: str) -> bool:
+def _decorated_with(node: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> bool:
     for decorator in node.decorator_list:
         target = decorator.func if isinstance(decorator, ast.Call) else decorator
         if isinstance(target, ast.Name) and target.id == name:
@@ -47,7 +59,24 @@ def _decorated_with(node: ast.FunctionDef, name: str) -> bool:
     return False
 
 
-def _function(node: ast.FunctionDef, decorator: str) -> Function:
+def _literal_defaults(args: ast.arguments) -> tuple[tuple[str, Any], ...]:
+    """The parameters whose default is a literal, with that value."""
+    positional = [*args.posonlyargs, *args.args]
+    pairs = list(
+        zip(positional[len(positional) - len(args.defaults) :], args.defaults, strict=True)
+    )
+    keyword = zip(args.kwonlyargs, args.kw_defaults, strict=True)
+    pairs += [(a, d) for a, d in keyword if d is not None]
+    found = []
+    for arg, node in pairs:
+        try:
+            found.append((arg.arg, ast.literal_eval(node)))
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            continue  # not a literal: unknown here
+    return tuple(found)
+
+
+def _function(node: ast.FunctionDef | ast.AsyncFunctionDef, decorator: str) -> Function:
     args = node.args
     params = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
     return Function(
@@ -56,6 +85,7 @@ def _function(node: ast.FunctionDef, decorator: str) -> Function:
         params=tuple(params),
         var_keyword=args.kwarg is not None,
         decorated=_decorated_with(node, decorator),
+        defaults=_literal_defaults(args),
     )
 
 

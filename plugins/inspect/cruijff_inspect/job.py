@@ -6,8 +6,11 @@ the cell's own log folder reuses the samples an interrupted run finished, and SI
 ``cruijff cancel`` and ``scancel`` send) becomes a KeyboardInterrupt, so inspect closes its log
 as ``cancelled`` with every finished sample in it. Offline (no Hub calls), greedy by default,
 the batch (``max_connections``) matched to the sample count, the model folder's own chat
-template. Exit code 0 only when the log's status is ``success`` (inspect itself exits 0 on an
-errored evaluation); 1 on an error, 130 when interrupted, 2 for an unreadable config.
+template. A LoRA adapter is merged into a copy of its base model's weights in the cell's
+``merged/`` folder, evaluated, then removed (:mod:`cruijff_inspect.adapter`). The experiment's
+scorers replace the task's unless the task builds its own from the config (``replace_scorers``).
+Exit code 0 only when the log's status is ``success`` (inspect itself exits 0 on an errored
+evaluation); 1 on an error, 130 when interrupted, 2 for an unreadable config.
 ``--batch-size N`` lowers the batch (a retry after running out of memory).
 """
 
@@ -32,6 +35,8 @@ from cruijff_inspect.collect import cause, collect, location
 from cruijff_inspect.results import SUCCESS, digest, model_fingerprint
 from cruijff_inspect.settings import DEFAULT_BATCH, JOB_ENV
 
+MERGED = "merged"
+"""The cell's folder for a LoRA adapter merged into its base model, while it is evaluated."""
 IDENTITY = ".cruijff-identity"
 """A file beside ``logs/`` with a hash of what the logs were made with: when the settings or
 the model change, the old logs move to ``superseded/`` (``eval_set`` refuses a log folder holding
@@ -52,7 +57,7 @@ def identity(config: dict[str, Any], fingerprint: str | None) -> str:
     prompts count although inspect does not see them when a task reads them from its
     ``config_path``."""
     keys = ("prompt", "system_prompt", "task_source", "task_args", "scorers", "generate")
-    keys += ("limit", "model")
+    keys += ("limit", "model", "replace_scorers")
     return digest(json.dumps([{k: config.get(k) for k in keys}, fingerprint], sort_keys=True))
 
 
@@ -119,14 +124,14 @@ def chat_template_note(model: dict[str, Any]) -> None:
         say(f"{folder} has no chat template: prompts are sent as plain 'role: content' lines")
 
 
-def evaluate(config: dict[str, Any], log_dir: Path) -> Any:
+def evaluate(config: dict[str, Any], log_dir: Path, directory: Path) -> Any:
     """Run the cell through ``eval_set`` and return its log (header)."""
     from inspect_ai import eval_set, task_with
 
     from cruijff_inspect import mock  # noqa: F401 -- registers the offline provider
 
     task, module = load_task(config["task_source"], dict(config.get("task_args") or {}))
-    if config.get("scorers"):
+    if config.get("scorers") and config.get("replace_scorers", True):
         scorers = [
             make_scorer(s["name"], dict(s.get("params") or {}), module) for s in config["scorers"]
         ]
@@ -137,16 +142,26 @@ def evaluate(config: dict[str, Any], log_dir: Path) -> Any:
         samples = min(samples, int(limit))
     batch = max(1, min(int(config.get("batch_size") or DEFAULT_BATCH), samples))
     model = config["model"]
-    say(f"evaluating {model['name']} ({model['path']}) on {config['task']}")
+    args = dict(model.get("args") or {})
+    metadata = dict(config.get("metadata") or {})
+    if model.get("adapter"):
+        from cruijff_inspect.adapter import merge
+
+        say(f"merging the LoRA adapter {model['adapter']} into {model['path']}")
+        merged = merge(Path(model["path"]), Path(model["adapter"]), directory / MERGED)
+        args["model_path"] = str(merged)
+        metadata.update(adapter=model["adapter"], base_model_path=model["path"])
+    say(f"evaluating {model['name']} ({model.get('adapter') or model['path']}) on {config['task']}")
     say(f"{samples} samples, batch {batch}")
     chat_template_note(model)
     _, logs = eval_set(
         tasks=[task],
         log_dir=str(log_dir),
         model=model["name"],
-        model_args=dict(model.get("args") or {}),
+        model_args=args,
         max_connections=batch,
         limit=limit,
+        metadata=metadata or None,
         # cruijff retries failed jobs itself (`cruijff run`): one attempt here
         retry_attempts=1,
         retry_immediate=False,
@@ -193,28 +208,31 @@ def main(argv: list[str] | None = None) -> int:
         text = config_path.read_text(encoding="utf-8")
         config = yaml.safe_load(text)
         model_path = Path(config["model"]["path"])
-    except (OSError, yaml.YAMLError, TypeError, KeyError) as error:
+        adapter_path = config["model"].get("adapter")
+    except (OSError, yaml.YAMLError, TypeError, KeyError, AttributeError) as error:
         print(f"cannot read the evaluation config {config_path}: {error}", file=sys.stderr)
         return 2
     directory = config_path.parent
     results_path = directory / config.get("results", "results.json")
     results_path.unlink(missing_ok=True)  # a rerun: no stale verdict while it runs
     log_dir = directory / config.get("log_dir", "logs")
-    fingerprint = model_fingerprint(model_path)
+    folders = (model_path, Path(adapter_path)) if adapter_path else (model_path,)
+    fingerprint = model_fingerprint(*folders)
     if batch:
         config["batch_size"] = batch
-    base = {
-        key: config.get(key) for key in ("experiment", "unit", "run", "task", "source", "epoch")
-    }
+    keys = ("experiment", "unit", "run", "task", "vis_label", "source", "epoch")
+    base = {key: config.get(key) for key in keys}
     base.update(
         model=config["model"]["name"],
         model_path=str(model_path),
         model_fingerprint=fingerprint,
         config_digest=digest(text),
     )
+    if adapter_path:
+        base["adapter_path"] = adapter_path
     try:
         supersede(directory, log_dir, identity(config, fingerprint))
-        log = evaluate(config, log_dir)
+        log = evaluate(config, log_dir, directory)
         results = collect(log, base, directory)
     except (KeyboardInterrupt, SystemExit):
         stopped = "interrupted: running it again continues from the finished samples"
@@ -226,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         reason = f"{type(error).__name__}: {error}".strip().splitlines()[0]
         write_json(results_path, {**base, "status": "error", "cause": reason})
         return 1
+    finally:
+        shutil.rmtree(directory / MERGED, ignore_errors=True)  # rebuilt when needed
     write_json(results_path, results)
     if log.status != SUCCESS:
         say(f"failed: {cause(log)} (log: {location(log)})")

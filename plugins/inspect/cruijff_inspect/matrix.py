@@ -4,8 +4,14 @@ Without ``evaluation.matrix``: every fine-tuned run on every task at its last ep
 control run (a base model) and every eval-only run (an existing checkpoint) once. With it, each
 entry names a run, its tasks (all when left out) and its epochs: a list, ``all``, left out (the
 last) or ``null`` (the run's base model as it is: the entry's ``base``). A fine-tuned run's
-epochs are the ``hf-model`` artifacts its training unit produces; an evaluation of one depends
-on that unit.
+epochs are the ``hf-model`` artifacts its training unit produces, or its ``lora-adapter``
+artifacts where it keeps no merged model (then the cell evaluates the base model plus that
+adapter); an evaluation of one depends on that unit. A cell whose data file a generation tool
+writes depends on that tool's unit too, and the split it reads must be one the dataset
+declares.
+
+Each cell has a label (cruijff_kit's ``vis_label``): the entry's ``vis_label``, else the run's
+name; an entry of several tasks labels each cell ``"<label> (<task>)"``.
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ from cruijff.records import (
     RunType,
     Unit,
 )
+from cruijff.upstream import dataset_maker
+from cruijff_inspect import adapter as adapters
+from cruijff_inspect.data import eval_data, missing_split
 from cruijff_inspect.results import LOGS
 from cruijff_inspect.settings import PLUGIN
 
@@ -50,6 +59,12 @@ class Cell:
     epoch: int | None = None
     producer: str | None = None
     artifact: Artifact | None = None
+    adapter: Path | None = None
+    """A LoRA adapter evaluated over ``model`` (its base model)."""
+    vis_label: str = ""
+    vis_source: str = ""
+    data_maker: str | None = None
+    """The unit that generates the cell's data file, if a tool of the experiment does."""
 
     @property
     def label(self) -> str:
@@ -77,14 +92,23 @@ def out_of_range(run: str, epoch: int, epochs: Collection[int]) -> tuple[str, st
 
 
 def checkpoints(upstream: Iterable[Unit]) -> dict[str, dict[int, tuple[str, Artifact]]]:
-    """For each run, its ``hf-model`` artifacts by epoch, with the id of the unit making each."""
-    found: dict[str, dict[int, tuple[str, Artifact]]] = {}
+    """For each run, its checkpoint by epoch, with the id of the unit making each: the
+    ``hf-model`` artifact (merged weights), else the ``lora-adapter`` one."""
+    models: dict[str, dict[int, tuple[str, Artifact]]] = {}
+    loras: dict[str, dict[int, tuple[str, Artifact]]] = {}
     for unit in upstream:
         for artifact in unit.produces:
-            if artifact.kind == ArtifactKind.HF_MODEL and artifact.epoch is not None:
-                run = artifact.run or unit.run
-                found.setdefault(run, {})[artifact.epoch] = (unit.id, artifact)
-    return found
+            if artifact.epoch is None:
+                continue
+            found = {ArtifactKind.HF_MODEL: models, ArtifactKind.LORA_ADAPTER: loras}.get(
+                artifact.kind
+            )
+            if found is not None:
+                found.setdefault(artifact.run or unit.run, {})[artifact.epoch] = (unit.id, artifact)
+    for run, epochs in loras.items():
+        for epoch, made in epochs.items():
+            models.setdefault(run, {}).setdefault(epoch, made)
+    return models
 
 
 class _Planner:
@@ -104,9 +128,16 @@ class _Planner:
         return Cell(run=run, task=task, source=BASE, model=self.experiment.model(run.model).path)
 
     def checkpoint_cell(self, run: Run, task: EvalTask) -> Cell:
-        value = run.parameters.get("checkpoint_path")
-        model = self.experiment.resolve(value)
-        return Cell(run=run, task=task, source=CHECKPOINT, model=model)
+        """An eval-only run's folder, verbatim when absolute (cruijff_kit's ``model_path``);
+        an adapter folder is evaluated over the base model it records."""
+        folder = checkpoint_folder(self.experiment, run.parameters.get("checkpoint_path"))
+        if adapters.is_adapter(folder):
+            try:
+                base = adapters.recorded_base(folder)
+            except adapters.AdapterError:
+                base = self.experiment.model(run.model).path  # parse reported it
+            return Cell(run=run, task=task, source=CHECKPOINT, model=base, adapter=folder)
+        return Cell(run=run, task=task, source=CHECKPOINT, model=folder)
 
     def epochs(self, run: Run, where: str) -> dict[int, tuple[str, Artifact]] | None:
         trained = self.models.get(run.name)
@@ -122,6 +153,18 @@ class _Planner:
 
     def epoch_cell(self, run: Run, task: EvalTask, epoch: int, trained: Mapping) -> Cell:
         producer, artifact = trained[epoch]
+        if artifact.kind == ArtifactKind.LORA_ADAPTER:
+            base = self.experiment.model(run.model).path
+            return Cell(
+                run=run,
+                task=task,
+                source=EPOCH,
+                model=base,
+                adapter=artifact.path,
+                epoch=epoch,
+                producer=producer,
+                artifact=artifact,
+            )
         return Cell(
             run=run,
             task=task,
@@ -137,13 +180,15 @@ class _Planner:
         for run in self.experiment.runs:
             tasks = list(self.tasks.values())
             if run.type is RunType.CONTROL:
-                cells += [self.base_cell(run, task) for task in tasks]
+                found = [self.base_cell(run, task) for task in tasks]
             elif run.type is RunType.EVAL_ONLY:
-                cells += [self.checkpoint_cell(run, task) for task in tasks]
+                found = [self.checkpoint_cell(run, task) for task in tasks]
             else:
                 trained = self.epochs(run, run.yaml_path or "tools")  # a grid's run: no line
+                found = []
                 if trained:
-                    cells += [self.epoch_cell(run, task, max(trained), trained) for task in tasks]
+                    found = [self.epoch_cell(run, task, max(trained), trained) for task in tasks]
+            cells += labelled(found, run.name, "the run's name", len(tasks))
         return cells
 
     def explicit(self, entries: Iterable[MatrixEntry]) -> list[Cell]:
@@ -157,19 +202,23 @@ class _Planner:
             tasks = [self.tasks[name] for name in entry.tasks if name in self.tasks] or list(
                 self.tasks.values()
             )
+            if entry.vis_label is not None:
+                label, source = entry.vis_label, f"{path}.vis_label"
+            else:
+                label, source = run.name, "the run's name"
             if run.type is RunType.EVAL_ONLY:
-                cells += [self.checkpoint_cell(run, task) for task in tasks]
-                continue
-            if run.type is RunType.CONTROL or entry.base:
-                cells += [self.base_cell(run, task) for task in tasks]
-                continue
-            trained = self.epochs(run, f"{path}.run")
-            if not trained:
-                continue
-            chosen = self.chosen_epochs(run, entry.epochs, trained, f"{path}.epochs")
-            cells += [
-                self.epoch_cell(run, task, epoch, trained) for task in tasks for epoch in chosen
-            ]
+                found = [self.checkpoint_cell(run, task) for task in tasks]
+            elif run.type is RunType.CONTROL or entry.base:
+                found = [self.base_cell(run, task) for task in tasks]
+            else:
+                trained = self.epochs(run, f"{path}.run")
+                if not trained:
+                    continue
+                chosen = self.chosen_epochs(run, entry.epochs, trained, f"{path}.epochs")
+                found = [
+                    self.epoch_cell(run, task, epoch, trained) for task in tasks for epoch in chosen
+                ]
+            cells += labelled(found, label, source, len(tasks))
         return cells
 
     def chosen_epochs(self, run: Run, epochs: Any, trained: Mapping, path: str) -> list[int]:
@@ -185,16 +234,68 @@ class _Planner:
         return [epoch for epoch in epochs if epoch in trained]
 
 
+def checkpoint_folder(experiment: Experiment, value: str) -> Path:
+    """An eval-only run's ``checkpoint_path``: an absolute path as it is written (links kept,
+    as cruijff_kit passes it), a relative one against the experiment file's folder."""
+    written = Path(value).expanduser()
+    return written if written.is_absolute() else experiment.resolve(value)
+
+
+def labelled(cells: list[Cell], label: str, source: str, tasks: int) -> list[Cell]:
+    """``cells`` with their label: ``label``, or ``"<label> (<task>)"`` where the entry has
+    several tasks (so that each cell's label is its own, as cruijff_kit composes it)."""
+    if tasks > 1:
+        return [
+            attrs.evolve(c, vis_label=f"{label} ({c.task.name})", vis_source=source) for c in cells
+        ]
+    return [attrs.evolve(c, vis_label=label, vis_source=source) for c in cells]
+
+
+def data_dependencies(
+    experiment: Experiment, cells: list[Cell], upstream: tuple[Unit, ...]
+) -> tuple[dict[tuple[str, str], str], list[Problem]]:
+    """For each (run, task) whose data file a generation tool writes, that tool's unit; and a
+    problem (once per place) for each split a cell reads that the dataset does not declare."""
+    makers: dict[tuple[str, str], str] = {}
+    problems: dict[tuple[str, str], Problem] = {}
+    for run, task in {(c.run.name, c.task.name): (c.run, c.task) for c in cells}.values():
+        data = eval_data(experiment, run, task)
+        made = dataset_maker(upstream, data.path) if data.path is not None else None
+        if made is None:
+            continue
+        maker, artifact = made
+        makers[(run.name, task.name)] = maker.id
+        if data.split is None or not artifact.splits or (data.split_where, data.split) in problems:
+            continue
+        missing = missing_split(data.path, data.split, artifact.splits)
+        if missing is not None:
+            message, hint = missing
+            default = f" ({data.split_source})" if data.split_source.startswith("the task") else ""
+            problems[(data.split_where, data.split)] = Problem(
+                where=experiment.locate(data.split_where),
+                message=f"{message}, as {maker.tool} generates it; the task {task.name} reads "
+                f"{data.split!r}{default}",
+                hint=hint,
+                plugin=PLUGIN,
+            )
+    return makers, list(problems.values())
+
+
 def cells(experiment: Experiment, upstream: tuple[Unit, ...]) -> list[Cell]:
     """The cells of the experiment, each once, in matrix (or run) order; ProblemsFound when an
-    epoch does not exist or a fine-tuned run has no trained model."""
+    epoch does not exist, a fine-tuned run has no trained model, or a generated dataset lacks
+    a split a cell reads."""
     planner = _Planner(experiment, upstream)
     matrix = experiment.evaluation.matrix if experiment.evaluation else None
     found = planner.explicit(matrix) if matrix is not None else planner.default()
-    if planner.problems:
-        raise ProblemsFound(tuple(planner.problems))
+    makers, problems = data_dependencies(experiment, found, upstream)
+    if planner.problems or problems:
+        raise ProblemsFound((*planner.problems, *problems))
     unique: dict[tuple[str, str, str], Cell] = {}
     for cell in found:
+        maker = makers.get((cell.run.name, cell.task.name))
+        if maker is not None:
+            cell = attrs.evolve(cell, data_maker=maker)
         unique.setdefault((cell.run.name, cell.task.name, cell.label), cell)
     return list(unique.values())
 
@@ -202,23 +303,31 @@ def cells(experiment: Experiment, upstream: tuple[Unit, ...]) -> list[Cell]:
 def unit(cell: Cell) -> Unit:
     """The unit of a cell: its folder ``<run>/eval/<task>/<epoch_N|base|checkpoint>``."""
     consumed = cell.artifact or Artifact(
-        kind=ArtifactKind.HF_MODEL, path=cell.model, run=cell.run.name
+        kind=ArtifactKind.LORA_ADAPTER if cell.adapter else ArtifactKind.HF_MODEL,
+        path=cell.adapter or cell.model,
+        run=cell.run.name,
     )
     directory = cell.run.directory / "eval" / cell.task.name / cell.label
+    params: dict[str, Any] = {
+        "task": cell.task.name,
+        "source": cell.source,
+        "epoch": cell.epoch,
+        "model": str(cell.model),
+        "vis_label": cell.vis_label,
+    }
+    if cell.adapter is not None:
+        params["adapter"] = str(cell.adapter)
+    depends = tuple(dict.fromkeys(d for d in (cell.data_maker, cell.producer) if d))
     return Unit(
         id=unit_id(cell.run.name, cell.task.name, cell.label),
         tool=TOOL,
         kind=KIND,
         run=cell.run.name,
         directory=directory,
-        params={
-            "task": cell.task.name,
-            "source": cell.source,
-            "epoch": cell.epoch,
-            "model": str(cell.model),
-        },
-        depends_on=(cell.producer,) if cell.producer else (),
+        params=params,
+        depends_on=depends,
         consumes=(consumed,),
+        payload=cell,
         produces=(
             Artifact(
                 kind=ArtifactKind.INSPECT_LOG,

@@ -3,9 +3,12 @@
 Beyond each value's type: every prompt has ``{input}``, the task functions named exist in their
 scripts (read with ``ast``; a task file runs only inside a job), registered tasks and scorers
 come from installed packages, scorer names and parameters are inspect's, datasets and
-checkpoints exist, decoding settings agree with each other, and a matrix entry's epochs are
-below its run's ``epochs`` where the file gives them. Each problem points at its key
-(file:line, through the records' ``yaml_path``) with a "did you mean".
+checkpoints (model folders, or LoRA adapters whose recorded base exists) exist, each cell's data
+file has the split it reads, decoding settings agree with each other as cruijff_kit requires,
+every evaluated run has a ``dataset_type``, and a matrix entry's epochs are below its run's
+``epochs`` where the file gives them. Keys cruijff_kit retired or ignores are warnings that say
+so. Each problem points at its key (file:line, through the records' ``yaml_path``), with a
+"did you mean" where a name is close.
 """
 
 from __future__ import annotations
@@ -18,23 +21,38 @@ from cruijff.records import (
     Key,
     ParseReport,
     Problem,
+    Run,
     RunType,
     Scorer,
     Severity,
 )
 from cruijff.suggest import did_you_mean, one_of
-from cruijff_inspect import introspect
+from cruijff_inspect import adapter, introspect
+from cruijff_inspect.data import (
+    EvalData,
+    eval_data,
+    generated,
+    missing_split,
+    task_function,
+    top_level_keys,
+)
 from cruijff_inspect.matrix import out_of_range
 from cruijff_inspect.settings import (
+    CHAT,
+    DATASET_TYPES,
     DEFAULT_PROVIDER,
     EVALUATION,
+    LEGACY_SCORER,
     MOCK_PROVIDER,
     PARAMETERS,
     PLUGIN,
+    RETIRED_SYSTEM_PROMPT,
     SAME,
     TASK,
-    decoding_problem,
+    assistant_prefix,
+    decoding_problems,
     evaluation_setting,
+    run_setting,
 )
 
 OWN_PACKAGE = "cruijff_inspect"
@@ -43,6 +61,21 @@ NAMES = ("inspect", "inspect-ai")
 """The tool's name and alias, as an experiment's ``tools`` section may write them."""
 
 VOCABULARY = {"parameters": tuple(PARAMETERS), "evaluation": tuple(EVALUATION), "task": tuple(TASK)}
+RETIRED = {
+    "system_prompt": (
+        RETIRED_SYSTEM_PROMPT,
+        "move it to controls.system_prompt (or a task's system_prompt)",
+    ),
+    "scorer": (LEGACY_SCORER, "rename it to scorers to score with it"),
+}
+"""``evaluation.<key>`` that cruijff_kit 0.3.4 ignores with a warning: ignored here too."""
+COMPUTE = {
+    # evaluation.<key>: (the evaluation.compute key, its Compute field, what it sets)
+    "gpus": ("gpus", "gpus", "GPUs"),
+    "cpus": ("cpus_per_task", "cpus", "CPUs"),
+    "mem_gb": ("mem", "mem_mb", "memory"),
+    "time_minutes": ("time", "time_s", "time limit"),
+}
 
 
 class _Checker:
@@ -81,6 +114,8 @@ class _Checker:
                 if found:
                     message, hint = (found, "") if isinstance(found, str) else found
                     self.add(f"{key.path}[{index}]" if swept else key.path, message, hint)
+            if key.section == "evaluation" and key.name in RETIRED:
+                self.add(key.path, *RETIRED[key.name], warning=True)
             if key.name == "checkpoint_path" and not key.path.startswith("runs["):
                 self.add(
                     key.path,
@@ -91,12 +126,81 @@ class _Checker:
 
     def decoding(self) -> None:
         settings = self.experiment.evaluation.settings if self.experiment.evaluation else {}
-        if evaluation_setting(self.experiment, "provider", DEFAULT_PROVIDER) != DEFAULT_PROVIDER:
+        for key, message, hint, warning in decoding_problems(settings):
+            self.add(f"evaluation.{key}", message, hint, warning=warning)
+
+    def resources(self) -> None:
+        """One value per resource: ``evaluation.gpus`` or ``evaluation.compute.gpus``...; one
+        batch ceiling: ``max_connections`` or ``batch_size``."""
+        evaluation = self.experiment.evaluation
+        if evaluation is None:
             return
-        found = decoding_problem(settings)
-        if found:
-            key, message, hint = found
-            self.add(f"evaluation.{key}", message, hint)
+        for key, (kit_key, field, what) in COMPUTE.items():
+            if evaluation.settings.get(key) is not None and getattr(evaluation.compute, field):
+                self.add(
+                    f"evaluation.{key}",
+                    f"evaluation.{key} and evaluation.compute.{kit_key} both set the {what}",
+                    f"keep one (compute.{kit_key} is cruijff_kit's key)",
+                )
+        if all(evaluation.settings.get(k) is not None for k in ("batch_size", "max_connections")):
+            self.add(
+                "evaluation.batch_size",
+                "batch_size and max_connections are the same setting (the most samples "
+                "generated at once), given twice",
+                "keep max_connections (cruijff_kit's name)",
+            )
+
+    def dataset_types(self, pairs: list[tuple[Run, EvalTask]]) -> None:
+        """Every evaluated run has a ``dataset_type`` (cruijff_kit never guesses it), and a
+        system prompt is said to be unused where it is ``text_completion``."""
+        runs = list({run.name: run for run, _ in pairs}.values())
+        missing = [
+            run.name for run in runs if run_setting(self.experiment, run, "dataset_type") is None
+        ]
+        if missing:
+            some = (
+                ""
+                if len(missing) == len(runs)
+                else f" (runs without one: {', '.join(missing[:5])})"
+            )
+            self.add(
+                "controls.dataset_type",
+                f"dataset_type is required to evaluate{some}: it says whether each model is "
+                "asked in a chat (cruijff_kit never guesses it)",
+                f"add controls: {{dataset_type: {CHAT}}} for chat-trained (instruct) models, or "
+                "text_completion for plain text",
+            )
+        said = set()
+        for run, task in pairs:
+            found = run_setting(self.experiment, run, "dataset_type")
+            if found is None or found[0] == CHAT or found[0] not in DATASET_TYPES:
+                continue
+            for path, value in self.system_prompts(run, task):
+                if value and path not in said:
+                    said.add(path)
+                    self.add(
+                        path,
+                        "not used by the evaluation: a text_completion model is asked without a "
+                        "system prompt (as in cruijff_kit)",
+                        "leave it out, or use dataset_type: chat_completion",
+                        warning=True,
+                    )
+
+    def system_prompts(self, run: Run, task: EvalTask) -> list[tuple[str, object]]:
+        """Where the system prompt of a cell is written, and its value."""
+        found = []
+        if task.settings.get("system_prompt") is not None:
+            found.append((f"{task.yaml_path}.system_prompt", task.settings["system_prompt"]))
+        elif run.parameters.get("system_prompt") is not None:
+            where = (
+                f"{run.yaml_path}.parameters.system_prompt"
+                if run.yaml_path
+                else "variables.system_prompt"  # a run of the grid
+            )
+            found.append((where, run.parameters["system_prompt"]))
+        elif self.experiment.controls.get("system_prompt") is not None:
+            found.append(("controls.system_prompt", self.experiment.controls["system_prompt"]))
+        return found
 
     def provider(self) -> None:
         name = evaluation_setting(self.experiment, "provider")
@@ -140,14 +244,20 @@ class _Checker:
                 except introspect.SourceError:
                     continue  # reported with the task
                 local.update({f.name: f for f in found if f.decorated})
+        # tasks that build their scorers from the cell's config (cruijff_kit's, which take
+        # config_path) may know names inspect does not (cruijff_kit's risk_scorer...)
+        own = [builds_own_scorers(task) for task in evaluation.tasks]
+        tasks_know = bool(own) and all(own)
         for scorer in evaluation.scorers:
-            self.scorer(scorer, builtin, local)
+            self.scorer(scorer, builtin, local, tasks_know=tasks_know)
 
     def scorer(
         self,
         scorer: Scorer,
         builtin: Mapping[str, introspect.Function],
         local: Mapping[str, introspect.Function],
+        *,
+        tasks_know: bool = False,
     ) -> None:
         name = scorer.name
         if "/" in name:
@@ -156,6 +266,15 @@ class _Checker:
         function = local.get(name) or builtin.get(name)
         if function is None:
             names = {*builtin, *local}
+            if tasks_know:
+                self.add(
+                    scorer.name_path,
+                    f"inspect has no scorer {name!r}: the tasks build their scorers from "
+                    "eval_config.yaml (config_path) and must know it",
+                    did_you_mean(name, names),
+                    warning=True,
+                )
+                return
             self.add(
                 scorer.name_path,
                 f"inspect has no scorer {name!r}",
@@ -201,6 +320,7 @@ class _Checker:
             else:
                 self.registered_task(task, task.yaml_path)
             self.dataset(task, task.yaml_path)
+            self.prefix(task)
 
     def script_task(self, task: EvalTask, base: str) -> None:
         assert task.script is not None
@@ -271,8 +391,36 @@ class _Checker:
             return
         self.package(name, where, "task")
 
+    def prefix(self, task: EvalTask) -> None:
+        """An assistant prefix reaches tasks that take it; said where a task does not."""
+        found = assistant_prefix(self.experiment, task)
+        function = task_function(task)
+        if found is None or function is None or function.accepts("assistant_prefix"):
+            return
+        where = (
+            f"{task.yaml_path}.assistant_prefix"
+            if found[1].startswith("evaluation.tasks")
+            else "evaluation.assistant_prefix"
+        )
+        self.add(
+            where,
+            f"not used by the task {task.name}: its function takes no assistant_prefix "
+            "(inspect drops it there too)",
+            "add an assistant_prefix parameter to the task, or leave the prefix out",
+            warning=True,
+        )
+
     def dataset(self, task: EvalTask, base: str) -> None:
         dataset = task.settings.get("dataset")
+        if isinstance(dataset, str) and task.settings.get("eval_condition") is not None:
+            self.add(
+                f"{base}.dataset",
+                "not read: the task's eval_condition names its data (it comes first, as in "
+                "cruijff_kit)",
+                "give a task one of dataset and eval_condition",
+                warning=True,
+            )
+            return
         if not isinstance(dataset, str) or not dataset.strip():
             return
         if dataset == SAME:
@@ -290,6 +438,39 @@ class _Checker:
                 f"dataset not found: {path}",
                 f"paths are relative to the experiment file's folder; {SAME} is the training data",
             )
+
+    def cell_data(self, pairs: list[tuple[Run, EvalTask]]) -> None:
+        """Each evaluated (run, task) pair's data: an eval_condition's file, a run's
+        eval_dataset_path, and the split it reads, which a user's own file must have (a
+        generated file's splits are checked when the generator's units are known)."""
+        said: set[tuple[str, str]] = set()
+        for run, task in pairs:
+            data = eval_data(self.experiment, run, task)
+            for where, message, hint in self.data_problems(data):
+                if (where, message) not in said:
+                    said.add((where, message))
+                    self.add(where, message, hint)
+
+    def data_problems(self, data: EvalData) -> list[tuple[str, str, str]]:
+        if data.problem is not None:
+            return [(data.where, *data.problem)]
+        path = data.path
+        if path is None or generated(self.experiment, path):
+            return []
+        if not path.is_file():
+            if data.source.endswith(("eval_dataset_path", "dataset_path")):
+                return [(data.where, f"evaluation data not found: {path}", PATH_HINT)]
+            return []  # a task's dataset and the training data: said at their keys
+        if data.split is None:
+            return []
+        keys = top_level_keys(path)
+        found = missing_split(path, data.split, keys) if keys is not None else None
+        if found is None:
+            return []
+        message, hint = found
+        return [
+            (data.split_where, f"{message}; the task reads {data.split!r}, {describe(data)}", hint)
+        ]
 
     # --- runs ---------------------------------------------------------------------------
 
@@ -324,11 +505,16 @@ class _Checker:
                     f"checkpoint not found: {folder}",
                     "paths are relative to the experiment file's folder",
                 )
+            elif adapter.is_adapter(folder):
+                problem = adapter.check(folder)
+                if problem:
+                    self.add(path, problem, ADAPTER_HINT)
             elif not (folder / "config.json").is_file():
                 self.add(
                     path,
                     f"{folder} holds no config.json: not a model folder transformers loads",
-                    "point at the folder with config.json, the weights and the tokenizer",
+                    "point at the folder with config.json, the weights and the tokenizer, or "
+                    "at a LoRA adapter (adapter_config.json and adapter_model.safetensors)",
                 )
 
     def matrix_epochs(self) -> None:
@@ -365,13 +551,62 @@ class _Checker:
         return False
 
 
+PATH_HINT = "paths are relative to the experiment file's folder"
+ADAPTER_HINT = (
+    "an adapter folder needs adapter_config.json (whose base_model_name_or_path is the base "
+    "model's folder) and adapter_model.safetensors; or point at a merged model folder"
+)
+
+
+def describe(data: EvalData) -> str:
+    """Where a cell's split comes from, in words."""
+    if data.split_source == "default":
+        return "the default when a task declares none"
+    if data.split_source.startswith("the task's default"):
+        return data.split_source
+    return f"from {data.split_source}"
+
+
+def builds_own_scorers(task: EvalTask) -> bool:
+    """Whether a task builds its scorers from the cell's config (it declares
+    ``config_path``, as cruijff_kit's tasks do): then its scorers are not replaced."""
+    function = task_function(task)
+    return function is not None and function.declares("config_path")
+
+
+def evaluated(experiment: Experiment) -> list[tuple[Run, EvalTask]]:
+    """The (run, task) pairs the matrix evaluates (every run on every task without one)."""
+    evaluation = experiment.evaluation
+    if evaluation is None:
+        return []
+    tasks = {task.name: task for task in evaluation.tasks}
+    runs = {run.name: run for run in experiment.runs}
+    if evaluation.matrix is None:
+        return [(run, task) for run in experiment.runs for task in evaluation.tasks]
+    pairs = []
+    for entry in evaluation.matrix:
+        run = runs.get(entry.run)
+        if run is None:
+            continue  # the core reports it
+        names = [name for name in entry.tasks if name in tasks] or list(tasks)
+        pairs += [(run, tasks[name]) for name in names]
+    unique: dict[tuple[str, str], tuple[Run, EvalTask]] = {}
+    for run, task in pairs:
+        unique.setdefault((run.name, task.name), (run, task))
+    return list(unique.values())
+
+
 def parse(experiment: Experiment, keys: tuple[Key, ...]) -> ParseReport:
     """Claim and check the inspect tool's keys of an experiment that uses it."""
     checker = _Checker(experiment)
     claimed = checker.keys(keys)
+    pairs = evaluated(experiment)
     checker.decoding()
+    checker.resources()
     checker.provider()
     checker.tasks()
+    checker.dataset_types(pairs)
+    checker.cell_data(pairs)
     checker.checkpoints()
     checker.matrix_epochs()
     if checker.inspect_installed():

@@ -1,10 +1,14 @@
 """The inspect-ai tool: evaluates checkpoints and base models, one job per matrix cell.
 
 - parse (:mod:`cruijff_inspect.parse`): claims ``evaluation.*``, ``evaluation.tasks[i].*`` and
-  the run parameters ``prompt``, ``system_prompt``, ``checkpoint_path``, and checks them;
+  the run parameters ``prompt``, ``system_prompt``, ``dataset_type``, ``checkpoint_path``,
+  ``eval_dataset_path``, ``dataset_path``, and checks them with cruijff_kit's meaning
+  (:mod:`cruijff_inspect.settings`);
 - select (:mod:`cruijff_inspect.matrix`): one unit per (run, task, epoch) cell, depending on
-  the training unit whose ``hf-model`` artifact it evaluates;
-- generate (:mod:`cruijff_inspect.generate`): the cell's ``eval_config.yaml`` and job;
+  the training unit whose ``hf-model`` (or ``lora-adapter``) artifact it evaluates, and on the
+  generation unit whose ``dataset`` it reads (:mod:`cruijff_inspect.data`);
+- generate (:mod:`cruijff_inspect.generate`): the cell's ``eval_config.yaml`` (cruijff_kit's
+  ``eval.yaml`` at its top) and job;
 - validate (:mod:`cruijff_inspect.results`): complete when the job read a ``success`` log;
 - retry (:mod:`cruijff_inspect.retry`): out of memory, half the batch.
 
@@ -23,7 +27,7 @@ TOOL = Tool(
     role=Role.EVALUATION,
     description="evaluates checkpoints and base models with inspect-ai",
     aliases=("inspect-ai",),
-    consumes=(ArtifactKind.HF_MODEL,),
+    consumes=(ArtifactKind.HF_MODEL, ArtifactKind.LORA_ADAPTER, ArtifactKind.DATASET),
     produces=(ArtifactKind.INSPECT_LOG,),
     requires=("inspect_ai", "transformers", "accelerate"),
 )

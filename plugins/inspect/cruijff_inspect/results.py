@@ -30,17 +30,21 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def model_fingerprint(folder: Path) -> str | None:
-    """A hash of a model folder's files (names, sizes, modification times); None when the
-    folder is gone (a deleted checkpoint does not make its evaluation stale)."""
+def model_fingerprint(folder: Path, *more: Path) -> str | None:
+    """A hash of a model folder's files (names, sizes, modification times), and of ``more``
+    folders' (a LoRA adapter over its base); None when one is gone (a deleted checkpoint does
+    not make its evaluation stale)."""
     entries = []
     try:
-        for path in sorted(folder.iterdir()):
-            if path.suffix in MODEL_FILES:
-                stat = path.stat()
-                entries.append((path.name, stat.st_size, stat.st_mtime_ns))
+        for index, each in enumerate((folder, *more)):
+            for path in sorted(each.iterdir()):
+                if path.suffix in MODEL_FILES:
+                    stat = path.stat()
+                    entries.append((index, path.name, stat.st_size, stat.st_mtime_ns))
     except OSError:
         return None
+    if not more:  # as before adapters: one folder's entries without its index
+        entries = [entry[1:] for entry in entries]
     return digest(json.dumps(entries))
 
 
@@ -56,7 +60,7 @@ def read_results(directory: Path) -> dict[str, Any] | None:
 def flat_metrics(results: dict[str, Any]) -> dict[str, Any]:
     """What a Validation reports: ``scorer/metric`` values plus the cell's description."""
     metrics = dict(results.get("metrics") or {})
-    for key in ("run", "task", "epoch", "model", "samples", "duration_s"):
+    for key in ("run", "task", "vis_label", "epoch", "model", "samples", "duration_s"):
         metrics[key] = results.get(key)
     return metrics
 
@@ -69,9 +73,13 @@ def stale(directory: Path, results: dict[str, Any]) -> str:
         return f"{CONFIG} is missing"
     if results.get("config_digest") != digest(config):
         return f"the evaluation settings ({CONFIG}) changed since it ran"
-    now = model_fingerprint(Path(results.get("model_path", "")))
+    folders = [Path(results.get("model_path", ""))]
+    if results.get("adapter_path"):
+        folders.append(Path(results["adapter_path"]))
+    now = model_fingerprint(*folders)
     if now is not None and results.get("model_fingerprint") not in (None, now):
-        return f"the model in {results.get('model_path')} changed since it was evaluated"
+        changed = results.get("adapter_path") or results.get("model_path")
+        return f"the model in {changed} changed since it was evaluated"
     return ""
 
 

@@ -3,8 +3,12 @@ final values are chosen.
 
 Three namespaces: the ``evaluation`` section's settings, each task's settings
 (``evaluation.tasks[i]``) and the run parameters it reads (``prompt``, ``system_prompt``,
-``checkpoint_path``). Prompts follow cruijff_kit's precedence: the task's own > the run's
-parameter > the ``evaluation`` section's > ``controls``.
+``dataset_type``, ``checkpoint_path``, ``eval_dataset_path``, ``dataset_path``). Values mean
+what cruijff_kit 0.3.4 means by them (``../shared/CRUIJFF_KIT.md``): prompts follow its
+precedence (the task's own > the run's parameter > the ``evaluation`` section's > ``controls``;
+the retired ``evaluation.system_prompt`` is not read), decoding is greedy unless
+``do_sample: true``, the evaluation seed defaults to 14, and a bare ``match`` or ``includes``
+scorer is exact and case-sensitive.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ PLUGIN = "inspect"
 """The name the tool's problems carry."""
 
 SAME = "same"
-"""``dataset: same``: the experiment's training data file (its ``test`` split by default)."""
+"""``dataset: same``: the experiment's training data file, read at the split the task itself
+defaults to (``test`` when it declares none)."""
 
 DEFAULT_PROVIDER = "hf"
 MOCK_PROVIDER = "cruijff-mock"
@@ -44,6 +49,28 @@ JOB_ENV = {
 DEFAULT_BATCH = 32
 """The most samples generated at once (inspect's ``max_connections``, the hf batch size),
 lowered to the number of samples of a small task."""
+DEFAULT_SEED = 14
+"""The evaluation's seed when ``evaluation.seed`` is not given (cruijff_kit's); it matters only
+when sampling."""
+DATASET_TYPES = ("chat_completion", "text_completion")
+"""``dataset_type``: how the model was trained, and so how it is asked. ``chat_completion``
+means a chat (a task that declares ``use_chat_template`` gets true); it is never guessed."""
+CHAT = "chat_completion"
+KIT_SCORERS: dict[str, dict[str, Any]] = {
+    "match": {"location": "exact", "ignore_case": False},
+    "includes": {"ignore_case": False},
+}
+"""What a bare ``match`` or ``includes`` (no ``params``) means in cruijff_kit: exact and
+case-sensitive. With ``params`` a scorer gets exactly those, inspect's defaults filling the rest
+(so ``{location: exact}`` alone is case-insensitive)."""
+RETIRED_SYSTEM_PROMPT = (
+    "evaluation.system_prompt is no longer read (as in cruijff_kit): controls.system_prompt "
+    "applies to training and evaluation"
+)
+LEGACY_SCORER = (
+    "evaluation.scorer is not read (cruijff_kit renamed it to scorers): the tasks score with "
+    "their own scorers"
+)
 
 
 def _is_int(value: Any) -> bool:
@@ -56,12 +83,13 @@ def _is_number(value: Any) -> bool:
 
 def integer(minimum: int | None = None) -> Check:
     """A whole number, at least ``minimum``."""
+    least = f" of at least {minimum}" if minimum is not None else ""
 
-    def check(value: Any) -> str:
+    def check(value: Any) -> str | tuple[str, str]:
         if not _is_int(value):
-            return f"expected a whole number, not {value!r}"
+            return f"expected a whole number, not {value!r}", f"write a whole number{least}"
         if minimum is not None and value < minimum:
-            return f"must be at least {minimum}, not {value}"
+            return f"must be at least {minimum}, not {value}", f"write a whole number{least}"
         return ""
 
     return check
@@ -70,26 +98,30 @@ def integer(minimum: int | None = None) -> Check:
 def number(*, above: float | None = None, minimum: float | None = None) -> Check:
     """A number, greater than ``above`` or at least ``minimum``."""
 
-    def check(value: Any) -> str:
+    def check(value: Any) -> str | tuple[str, str]:
         if not _is_number(value):
-            return f"expected a number, not {value!r}"
+            return f"expected a number, not {value!r}", "write a number such as 0.7, unquoted"
         if above is not None and value <= above:
-            return f"must be greater than {above:g}, not {value}"
+            return f"must be greater than {above:g}, not {value}", f"write a number above {above:g}"
         if minimum is not None and value < minimum:
-            return f"must be at least {minimum:g}, not {value}"
+            return f"must be at least {minimum:g}, not {value}", f"write {minimum:g} or more"
         return ""
 
     return check
 
 
-def text(value: Any) -> str:
+def text(value: Any) -> str | tuple[str, str]:
     """A string."""
-    return "" if isinstance(value, str) else f"expected a string, not {value!r}"
+    if isinstance(value, str):
+        return ""
+    return f"expected a string, not {value!r}", f"quote it: {str(value)!r}"
 
 
-def nonempty(value: Any) -> str:
+def nonempty(value: Any) -> str | tuple[str, str]:
     """A string that is not empty."""
-    return text(value) or ("" if value.strip() else "must not be empty")
+    if not isinstance(value, str):
+        return text(value)
+    return "" if value.strip() else ("must not be empty", "give a name or a path, or leave it out")
 
 
 PROMPT_HINT = 'write {input} where each example goes, e.g. "Capitalize: {input}"'
@@ -98,19 +130,41 @@ PROMPT_HINT = 'write {input} where each example goes, e.g. "Capitalize: {input}"
 def prompt(value: Any) -> str | tuple[str, str]:
     """A string with ``{input}`` where each example goes. The evaluation formats every prompt
     (the training tool reads them too): this check is made here only, so it is said once."""
-    if text(value) or "{input}" in value:
+    if not isinstance(value, str):
         return text(value)
+    if "{input}" in value:
+        return ""
     return "the prompt does not contain {input}", PROMPT_HINT
 
 
-def flag(value: Any) -> str:
+def flag(value: Any) -> str | tuple[str, str]:
     """true or false."""
-    return "" if isinstance(value, bool) else f"expected true or false, not {value!r}"
+    if isinstance(value, bool):
+        return ""
+    return f"expected true or false, not {value!r}", "write true or false, unquoted"
 
 
-def mapping(value: Any) -> str:
+def mapping(value: Any) -> str | tuple[str, str]:
     """A mapping of names to values."""
-    return "" if isinstance(value, Mapping) else f"expected a mapping (key: value), not {value!r}"
+    if isinstance(value, Mapping):
+        return ""
+    return f"expected a mapping (key: value), not {value!r}", "write it as {key: value}"
+
+
+def dataset_type(value: Any) -> str | tuple[str, str]:
+    """``chat_completion`` or ``text_completion``."""
+    if value in DATASET_TYPES:
+        return ""
+    return (
+        f"dataset_type must be one of {', '.join(DATASET_TYPES)}, not {value!r}",
+        "chat_completion for a model trained on chats (instruct models), text_completion for "
+        "plain text",
+    )
+
+
+def anything(value: Any) -> str:
+    """Any value (a key that is reported, not read)."""
+    return ""
 
 
 EVALUATION: dict[str, Check] = {
@@ -119,8 +173,11 @@ EVALUATION: dict[str, Check] = {
     "max_tokens": integer(1),
     "seed": integer(),
     "prompt": prompt,
-    "system_prompt": text,
+    "system_prompt": anything,  # retired: warned and not read
+    "scorer": anything,  # retired: warned and not read
+    "assistant_prefix": text,
     "batch_size": integer(1),
+    "max_connections": integer(1),
     "limit": integer(1),
     "provider": nonempty,
     "model_args": mapping,
@@ -129,47 +186,98 @@ EVALUATION: dict[str, Check] = {
     "mem_gb": number(above=0),
     "time_minutes": number(above=0),
 }
-"""``evaluation.<key>``: decoding (temperature 0 or absent = greedy, ``do_sample``,
-``max_tokens``, ``seed``), prompts, ``batch_size`` (cap), ``limit`` (first N samples),
+"""``evaluation.<key>``: decoding (greedy unless ``do_sample: true``, which needs a
+``temperature`` above 0; ``max_tokens``, default the task's own; ``seed``, default 14), the
+prompt, ``assistant_prefix`` (passed to tasks that take it), ``max_connections`` or its alias
+``batch_size`` (the most samples generated at once, default 32), ``limit`` (first N samples),
 ``provider`` (``hf``, or ``cruijff-mock`` to try a pipeline offline), ``model_args`` (passed to
-the provider) and resources (``gpus``, ``cpus``, ``mem_gb``, ``time_minutes``)."""
+the provider) and resources (``gpus``, ``cpus``, ``mem_gb``, ``time_minutes``; cruijff_kit's
+``evaluation.compute`` is read by the core). ``system_prompt`` and ``scorer`` are retired
+keys: each is reported and ignored, as cruijff_kit ignores it."""
 
 TASK: dict[str, Check] = {
+    "description": text,
     "function": nonempty,
     "task": nonempty,
     "dataset": nonempty,
+    "eval_condition": nonempty,
     "split": nonempty,
     "prompt": prompt,
     "system_prompt": text,
+    "assistant_prefix": text,
     "args": mapping,
     "limit": integer(1),
 }
-"""``evaluation.tasks[i].<key>``: ``function`` (the ``@task`` function of ``script``; default:
-the task's name), ``task`` (a task an installed package registers: ``package/name``),
-``dataset`` (``same`` or a data file), ``split``, prompts, ``args`` (more task arguments) and
-``limit``."""
+"""``evaluation.tasks[i].<key>``: ``description`` (informational: kept in the cell's settings),
+``function`` (the ``@task`` function of ``script``; default: the task's name), ``task`` (a task
+an installed package registers: ``package/name``), ``dataset`` (``same`` or a data file) or
+``eval_condition`` (a generated condition's ``{cond}_test_*.json`` beside the training data),
+``split``, prompts, ``assistant_prefix``, ``args`` (more task arguments) and ``limit``."""
 
 PARAMETERS: dict[str, Check] = {
     "prompt": prompt,
     "system_prompt": text,
+    "dataset_type": dataset_type,
     "checkpoint_path": nonempty,
+    "eval_dataset_path": nonempty,
+    "dataset_path": nonempty,
 }
-"""Run parameters (and ``controls``) the evaluation reads."""
+"""Run parameters (and ``controls``) the evaluation reads: ``eval_dataset_path`` and
+``dataset_path`` are cruijff_kit's literal evaluation and training files, in that order the
+evaluation's data after a task's own."""
 
 
 def chosen(experiment: Experiment, run: Run, task: EvalTask, key: str) -> tuple[Any, str] | None:
     """``key``'s value for a cell and where it comes from, by precedence: the task, the run's
-    parameters, the evaluation section, then controls; None when nobody sets it."""
+    parameters, the evaluation section (not for ``system_prompt``, retired there), then
+    controls; None when nobody sets it."""
     evaluation = experiment.evaluation.settings if experiment.evaluation else {}
-    for source, values in (
+    levels = [
         (f"evaluation.tasks.{task.name}", task.settings),
         (f"runs.{run.name}", run.parameters),
         ("evaluation", evaluation),
         ("controls", experiment.controls),
-    ):
+    ]
+    if key == "system_prompt":
+        del levels[2]
+    for source, values in levels:
         if values.get(key) is not None:
             return values[key], source
     return None
+
+
+def run_setting(experiment: Experiment, run: Run, key: str) -> tuple[Any, str] | None:
+    """A run parameter's value (the run's own, else ``controls``) and where it comes from."""
+    for source, values in ((f"runs.{run.name}", run.parameters), ("controls", experiment.controls)):
+        if values.get(key) is not None:
+            return values[key], source
+    return None
+
+
+def assistant_prefix(experiment: Experiment, task: EvalTask) -> tuple[Any, str] | None:
+    """The assistant prefill of a task's cells: the task's own, else the evaluation's."""
+    if task.settings.get("assistant_prefix") is not None:
+        return task.settings["assistant_prefix"], f"evaluation.tasks.{task.name}"
+    value = evaluation_setting(experiment, "assistant_prefix")
+    return (value, "evaluation") if value is not None else None
+
+
+def batch_size(experiment: Experiment) -> tuple[int, str]:
+    """The most samples generated at once: ``max_connections`` (cruijff_kit's name) or
+    ``batch_size``, else 32."""
+    for key in ("max_connections", "batch_size"):
+        value = evaluation_setting(experiment, key)
+        if value is not None:
+            return value, f"evaluation.{key}"
+    return DEFAULT_BATCH, "default"
+
+
+def scorer_params(name: str, params: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The arguments a scorer is made with, and whether they are cruijff_kit's reading of a
+    bare name (``match`` alone: exact, case-sensitive)."""
+    if not params and name in KIT_SCORERS:
+        return dict(KIT_SCORERS[name]), True
+    return dict(params), False
 
 
 def evaluation_setting(experiment: Experiment, key: str, default: Any = None) -> Any:
@@ -179,47 +287,75 @@ def evaluation_setting(experiment: Experiment, key: str, default: Any = None) ->
     return default if value is None else value
 
 
+def sampling(settings: Mapping[str, Any]) -> bool:
+    """Whether the evaluation samples: only with ``do_sample: true`` (a temperature alone does
+    not turn sampling on, as in cruijff_kit)."""
+    return settings.get("do_sample") is True
+
+
 def decoding(settings: Mapping[str, Any], provider: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The generate config and the provider arguments that decoding settings give.
 
-    Deterministic by default. With the hf provider, temperature 0 (or none) means greedy
-    decoding: ``do_sample=false`` and no temperature, which the hf provider would otherwise
-    reject; a positive temperature samples.
+    Greedy unless ``do_sample: true``: the hf provider gets ``do_sample=false`` and no
+    temperature (any temperature is dropped, as cruijff_kit drops it); another provider gets
+    temperature 0. Sampling passes the temperature (checked above 0 at parse time). The seed
+    is always set (default 14); ``max_tokens`` only when given (else the task's own).
     """
     generate: dict[str, Any] = {}
-    for key in ("max_tokens", "seed"):
-        if settings.get(key) is not None:
-            generate[key] = settings[key]
-    temperature, do_sample = settings.get("temperature"), settings.get("do_sample")
+    if settings.get("max_tokens") is not None:
+        generate["max_tokens"] = settings["max_tokens"]
+    seed = settings.get("seed")
+    generate["seed"] = DEFAULT_SEED if seed is None else seed
+    sample = sampling(settings)
+    if sample and settings.get("temperature") is not None:
+        generate["temperature"] = settings["temperature"]
     if provider != DEFAULT_PROVIDER:
-        if temperature is not None:
-            generate["temperature"] = temperature
+        if not sample:
+            generate["temperature"] = 0.0
         return generate, {}
-    sample = bool(do_sample) if do_sample is not None else bool(temperature)
-    if sample and temperature:
-        generate["temperature"] = temperature
     return generate, {"do_sample": sample}
 
 
-def decoding_problem(settings: Mapping[str, Any]) -> tuple[str, str, str] | None:
-    """(key, message, hint) when temperature and do_sample contradict each other."""
+def decoding_problems(settings: Mapping[str, Any]) -> list[tuple[str, str, str, bool]]:
+    """(key, message, hint, is_warning) for decoding settings cruijff_kit refuses or ignores:
+    sampling without a temperature above 0 is an error; a temperature without
+    ``do_sample: true`` is inert (a warning, where it is above 0)."""
     temperature, do_sample = settings.get("temperature"), settings.get("do_sample")
-    if not _is_number(temperature) or not isinstance(do_sample, bool):
-        return None
-    if do_sample and temperature == 0:
-        return (
-            "do_sample",
-            "sampling with temperature 0 is an error with the hf provider",
-            "for deterministic decoding leave do_sample out (or false); to sample, give a "
-            "temperature above 0",
-        )
-    if not do_sample and temperature > 0:
-        return (
-            "temperature",
-            f"temperature {temperature} has no effect with do_sample: false",
-            "leave the temperature out for greedy decoding, or set do_sample: true",
-        )
-    return None
+    if do_sample is True:
+        if temperature is None:
+            return [
+                (
+                    "do_sample",
+                    "do_sample: true needs a temperature (cruijff_kit refuses to sample without "
+                    "one)",
+                    "add temperature: 0.7 (any value above 0), or leave do_sample out for "
+                    "greedy decoding",
+                    False,
+                )
+            ]
+        if _is_number(temperature) and temperature <= 0:
+            return [
+                (
+                    "do_sample",
+                    f"sampling with temperature {temperature:g} is an error: do_sample: true "
+                    "needs a temperature above 0",
+                    "for greedy decoding leave do_sample out (or false); to sample, give a "
+                    "temperature above 0",
+                    False,
+                )
+            ]
+        return []
+    if _is_number(temperature) and temperature > 0 and not isinstance(do_sample, str):
+        return [
+            (
+                "temperature",
+                f"temperature {temperature:g} has no effect: decoding is greedy unless "
+                "do_sample: true (as in cruijff_kit)",
+                "set do_sample: true to sample at this temperature, or leave the temperature out",
+                True,
+            )
+        ]
+    return []
 
 
 def provenance(values: Mapping[str, tuple[Any, str]]) -> tuple[Setting, ...]:
