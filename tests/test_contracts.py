@@ -47,7 +47,11 @@ class TestTorchtune(ToolContract):
     @pytest.fixture
     def contract_experiment(self, make_experiment, tmp_path):
         path = make_experiment(
-            {"tools": {"preparation": "torchtune", "evaluation": None}, "evaluation": None}
+            {
+                "tools": {"preparation": "torchtune", "evaluation": None},
+                "evaluation": None,
+                "controls": {"dataset_type": "chat_completion"},
+            }
         )
         model = tmp_path / "models" / "tiny"
         (model / "config.json").write_text(json.dumps(LLAMA))

@@ -15,6 +15,7 @@ import yaml
 
 from cruijff.design import check, design
 from cruijff.records import JobSpec, JobState, JobStatus, Resources, Unit
+from cruijff.testing import merge
 from cruijff_torchtune import plugin as torchtune_plugin
 from cruijff_torchtune.config import build
 from cruijff_torchtune.models import ModelError, read_model, training_resources
@@ -39,6 +40,9 @@ LLAMA = {
 }
 
 
+CPU_LORA = "cruijff_torchtune/validating/lora_single_device.py"
+
+
 def model_folder(root: Path, config: dict, name: str = "m") -> Path:
     folder = root / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -55,8 +59,12 @@ def torchtune(plugin_manager, register_plugin):
 @pytest.fixture
 def experiment_file(make_experiment, tmp_path):
     def make(changes=None):
-        base = {"tools": {"preparation": "torchtune", "evaluation": None}, "evaluation": None}
-        path = make_experiment({**base, **(changes or {})})
+        base = {
+            "tools": {"preparation": "torchtune", "evaluation": None},
+            "evaluation": None,
+            "controls": {"dataset_type": "chat_completion"},  # required, as in cruijff_kit
+        }
+        path = make_experiment(merge(base, changes or {}))
         model_folder(tmp_path / "models", LLAMA, "tiny")  # a real config.json
         return path
 
@@ -105,7 +113,9 @@ def test_defaults_controls_run_precedence_with_sources(tmp_path):
     assert got["model.lora_alpha"] == (8, "derived: 2 × lora_rank")
     assert got["model.embed_dim"] == (64, "model")
     assert got["device"] == ("cpu", "experiment") and got["dtype"] == ("fp32", "experiment")
-    assert result.recipe == "lora_finetune_single_device"
+    # LoRA on the CPU: the plugin's recipe, whose checkpoints leave the live weights alone
+    assert result.recipe == CPU_LORA
+    assert build_config(tmp_path, gpus=1).recipe == "lora_finetune_single_device"
 
 
 def test_explicit_lora_alpha_is_kept(tmp_path):
@@ -122,8 +132,9 @@ def test_dicts_merge_and_scalars_replace(tmp_path):
     optimizer = result.config["optimizer"]
     assert optimizer == {
         "_component_": "torch.optim.AdamW",
-        "lr": 3e-4,
+        "lr": 1e-4,
         "weight_decay": 0.1,
+        "fused": False,  # cruijff_kit's fused AdamW, on the CPU
         "betas": [0.8, 0.9],
     }
     assert result.config["model"]["lora_attn_modules"] == ["q_proj"]
@@ -148,7 +159,7 @@ def test_recipe_values_are_the_base_layer(tmp_path):
 def test_a_qlora_recipe_keeps_its_quantized_base_under_the_models_builder(tmp_path):
     qlora = "llama3_2/1B_qlora_single_device"
     result = build_config(tmp_path, controls={"base_recipe": qlora})
-    assert result.recipe == "lora_finetune_single_device" and result.lora
+    assert result.recipe == CPU_LORA and result.lora
     assert result.config["model"]["_component_"].endswith("lora_llama3_2")
     assert sources(result)["model.quantize_base"] == (True, f"recipe {qlora} (QLoRA)")
     plain = build_config(tmp_path, controls={"base_recipe": "llama3_2/1B_lora_single_device"})
@@ -453,7 +464,7 @@ def test_generate_writes_a_config_that_runs_as_it_stands(
     config = yaml.safe_load(files["finetune.yaml"])
     assert config["output_dir"] == str(unit.directory)
     assert config["model"]["lora_rank"] == 8 and config["optimizer"]["lr"] == 1e-3
-    assert "tune run lora_finetune_single_device --config finetune.yaml" in files["finetune.yaml"]
+    assert f"tune run {CPU_LORA} --config finetune.yaml" in files["finetune.yaml"]
     assert json.loads(files["provenance.json"])["model.lora_rank"] == {"value": 8, "source": "run"}
     job = generated.job
     assert job.argv[1:4] == (
@@ -495,10 +506,15 @@ def test_the_job_is_told_lora_or_full_by_the_plan_not_by_the_recipe_name(
         assert argv[argv.index("--finetune") + 1] == finetune
     # a full fine-tune whose recipe name says lora still resumes as a full one
     seen = []
-    monkeypatch.setattr(launch, "resume_overrides", lambda out, lora: seen.append(lora) or [])
+    monkeypatch.setattr(
+        launch, "resume_overrides", lambda out, lora, *rest: seen.append(lora) or []
+    )
     monkeypatch.setattr(launch.subprocess, "call", lambda command: 1)
     config = tmp_path / "finetune.yaml"
-    config.write_text(f"output_dir: {tmp_path}\nepochs: 1\n")
+    (tmp_path / "rows.json").write_text('[{"input": "a", "output": "A"}]')
+    config.write_text(
+        f"output_dir: {tmp_path}\nepochs: 1\ndataset: {{source: {tmp_path / 'rows.json'}}}\n"
+    )
     assert launch.main([str(config), "--recipe", "my_lora_recipe", "--finetune", "full"]) == 1
     assert seen == [False]
 

@@ -57,13 +57,28 @@ def test_train_on_input_learns_the_prompt_too(tiny_model, data):
     assert sample["labels"] == sample["tokens"]
 
 
-def test_text_completion_and_braces_in_prompts(tiny_model, data):
+def test_text_completion_is_one_text_without_eos_and_braces_in_prompts(tiny_model, data):
+    # cruijff_kit's text completion: encode(prompt + output) with the tokenizer's special
+    # tokens (this one adds none), no system prompt, no EOS
     tokenizer = ChatTokenizer(str(tiny_model))
     sample = dataset(
         tokenizer, data, dataset_type="text_completion", prompt="{input} -> {not a field} "
     )[1]
     text = tokenizer.decode(sample["tokens"], skip_special_tokens=False)
-    assert text == "<|im_start|>fig -> {not a field} FIG<|im_end|>"
+    assert text == "fig -> {not a field} FIG"  # no field of that name: {input} replaced
+    assert sample["tokens"] == tokenizer.hf.encode(text, add_special_tokens=True)
+    learned = [t for t in sample["labels"] if t != CROSS_ENTROPY_IGNORE_IDX]
+    assert tokenizer.decode(learned).strip() == "FIG"
+    # a prompt that format(**row) reads, as cruijff_kit formats it: {{ is a brace
+    braces = dataset(tokenizer, data, dataset_type="text_completion", prompt="{{x}} {input}:")[0]
+    assert tokenizer.decode(braces["tokens"]) == "{x} apple:APPLE"
+
+
+def test_max_samples_keeps_the_first_rows_and_the_tokenizer_cuts_nothing(tiny_model, data):
+    tokenizer = ChatTokenizer(str(tiny_model), max_seq_len=3)  # cruijff_kit's: no effect
+    first = dataset(tokenizer, data, max_samples=1)
+    assert len(first) == 1 and first.rows[0]["input"] == "apple"
+    assert len(first[0]["tokens"]) > 3
 
 
 def test_max_seq_len_really_truncates(tiny_model, data):

@@ -33,6 +33,9 @@ def write_experiment(folder: Path, model: Path, changes: dict) -> Path:
             "max_seq_len": 64,
             "prompt": "Capitalize the word: {input}",
             "system_prompt": "You are a helpful assistant.",
+            "dataset_type": "chat_completion",
+            "log_every_n_steps": 1,  # the steps below count every step
+            "num_warmup_steps": 0,
         },
         "models": {"base": [{"name": "tiny", "path": str(model)}]},
         "data": {"training": {"path": "words.json"}},
@@ -102,6 +105,8 @@ def test_an_interrupted_run_resumes_after_its_last_epoch(tmp_path, tiny_model, f
                 "lr": 1e-3,
                 "finetune": finetune,
                 "prompt": "Capitalize the word: {input}",
+                "dataset_type": "chat_completion",
+                "log_every_n_steps": 1,
             }
         },
     )
@@ -144,6 +149,8 @@ def test_a_qlora_recipe_trains_over_an_nf4_base(tmp_path):
         "gradient_accumulation_steps": 1,
         "max_seq_len": 64,
         "prompt": "Capitalize the word: {input}",
+        "dataset_type": "chat_completion",
+        "log_every_n_steps": 1,
     }
     path = write_experiment(tmp_path, model, {"controls": controls})
     result = cruijff("run", str(path), timeout=600)

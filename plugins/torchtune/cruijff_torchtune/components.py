@@ -2,8 +2,12 @@
 folder's own tokenizer and chat template, and a dataset of cruijff_kit's ``{input, output}`` rows.
 
 They run inside training jobs (torch and transformers are there); nothing imports this module
-at planning time. Formatting goes through the same chat template that evaluation later applies,
-so what is trained is exactly what the evaluated model is sent.
+at planning time. Formatting follows cruijff_kit's: ``chat_completion`` goes through the folder's
+chat template (a system turn only when the system prompt is not empty), the same template that
+evaluation later applies, so what is trained is exactly what the evaluated model is sent;
+``text_completion`` tokenizes ``prompt + output`` as one text with the tokenizer's special
+tokens, no system prompt and no EOS. Rows are never cut to ``tokenizer.max_seq_len`` (cruijff_kit
+does not cut them either); ``dataset.max_seq_len`` cuts them where a config asks.
 """
 
 from __future__ import annotations
@@ -53,8 +57,17 @@ class ChatTokenizer:
     ) -> tuple[list[int], list[int]]:
         """The tokens of the prompt as evaluation sends it, and of the answer to learn."""
         if dataset_type == "text_completion":
-            prompt_ids = self.encode(prompt, add_bos=True)
-            return prompt_ids, self.encode(answer, add_eos=True)
+            # one text, as cruijff_kit encodes it: special tokens, no system prompt, no EOS
+            full = list(self.hf.encode(prompt + answer, add_special_tokens=True))
+            prompt_ids = list(self.hf.encode(prompt, add_special_tokens=True))
+            # the prompt's tokens are those it shares with the whole text (BPE may merge
+            # across the boundary); the templated tokens that follow are the answer
+            shared = 0
+            for mine, theirs in zip(prompt_ids, full, strict=False):
+                if mine != theirs:
+                    break
+                shared += 1
+            return full[:shared], full[shared:]
         messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
         messages.append({"role": "user", "content": prompt})
         prompt_ids = self.chat(messages, generation_prompt=True)
@@ -82,9 +95,20 @@ def read_rows(path: str | Path, split: str) -> list[dict[str, Any]]:
     return data[split]
 
 
+def format_prompt(prompt: str, row: Mapping[str, Any]) -> str:
+    """The user text of a row: ``prompt.format(**row)``, as cruijff_kit formats it; a prompt
+    that this cannot format (other braces, a field the row lacks) gets its ``{input}``
+    replaced instead."""
+    try:
+        return prompt.format(**row)
+    except (KeyError, IndexError, ValueError, AttributeError):
+        return prompt.replace("{input}", str(row["input"]))
+
+
 class PromptDataset:
-    """``{input, output}`` rows formatted with ``prompt`` (``{input}`` replaced) and tokenized;
-    the prompt's labels are masked unless ``train_on_input``; ``max_seq_len`` truncates."""
+    """``{input, output}`` rows formatted with ``prompt`` and tokenized; the prompt's labels
+    are masked unless ``train_on_input``. ``max_samples`` keeps the first rows only (cruijff_kit's
+    ``splits.train``); ``max_seq_len`` cuts each row (never the tokenizer's)."""
 
     def __init__(
         self,
@@ -97,21 +121,23 @@ class PromptDataset:
         system_prompt: str = "",
         train_on_input: bool = False,
         max_seq_len: int | None = None,
+        max_samples: int | None = None,
     ) -> None:
         if dataset_type not in DATASET_TYPES:
             raise ValueError(f"dataset_type must be one of {DATASET_TYPES}, not {dataset_type!r}")
         self.tokenizer, self.rows = tokenizer, read_rows(source, split)
+        if max_samples is not None:
+            self.rows = self.rows[:max_samples]
         self.dataset_type, self.prompt, self.system_prompt = dataset_type, prompt, system_prompt
         self.train_on_input = train_on_input
-        self.max_seq_len = max_seq_len or tokenizer.max_seq_len
+        self.max_seq_len = max_seq_len
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, index: int) -> dict[str, list[int]]:
         row = self.rows[index]
-        # replace, not format: prompts may hold other braces
-        prompt = self.prompt.replace("{input}", str(row["input"]))
+        prompt = format_prompt(self.prompt, row)
         prompt_ids, answer_ids = self.tokenizer.prompt_and_answer(
             prompt,
             str(row["output"]),

@@ -1,12 +1,16 @@
 """The ``finetune.yaml`` of one fine-tuning run, with where each of its values came from.
 
-:func:`build` adds layers in precedence order, one named step each: the recipe's config (or
-the plugin's defaults) < what the model folder and the experiment imply < ``controls`` < the
-run's parameters, then the values derived from the result.
+:func:`build` adds layers in precedence order, one named step each: the plugin's defaults
+(cruijff_kit's, :data:`DEFAULTS`) < the nine values a ``base_recipe`` gives (:data:`RECIPE_VALUES`,
+as cruijff_kit takes them) < what the model folder and the experiment imply < ``controls`` < the
+run's parameters, then the values derived from the result (``lora_alpha`` = 2 × ``lora_rank``,
+the validation dataset).
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,55 +21,103 @@ import yaml
 from cruijff.yamlfile import load_yaml
 from cruijff_torchtune import params, resolve
 from cruijff_torchtune.models import ModelSpec
-from cruijff_torchtune.recipes import distributed_variant, find_config
+from cruijff_torchtune.recipes import find_config
 
 COMPONENTS = "cruijff_torchtune.components"
 ADAMW = "torch.optim.AdamW"
 
 DEFAULTS: dict[str, Any] = {
-    "seed": 42,
+    "model": {"_component_": ""},  # the model folder's builder, first in its section
+    "seed": 14,
     "shuffle": True,
     "batch_size": 4,
     "epochs": 1,
     "max_steps_per_epoch": None,
     "gradient_accumulation_steps": 1,
     "clip_grad_norm": None,
-    "optimizer": {"_component_": ADAMW, "lr": 3e-4, "weight_decay": 0.01},
+    "optimizer": {"_component_": ADAMW, "lr": 1e-4, "weight_decay": 0.01, "fused": True},
     "lr_scheduler": {
-        "_component_": "torchtune.training.lr_schedulers.get_cosine_schedule_with_warmup",
-        "num_warmup_steps": 0,
+        "_component_": f"{params.LR_SCHEDULERS}get_cosine_schedule_with_warmup",
+        "num_warmup_steps": 100,
     },
     "loss": {"_component_": "torchtune.modules.loss.CEWithChunkedOutputLoss"},
-    "log_every_n_steps": 1,
+    "tokenizer": {"max_seq_len": 2048},  # read by nothing: rows are never cut to it
+    "log_every_n_steps": 5,
     "compile": False,
     "enable_activation_checkpointing": False,
     "enable_activation_offloading": False,
-    "save_adapter_weights_only": False,
+    "save_adapter_weights_only": False,  # cruijff_kit's is true; evaluation reads merged models
 }
-"""The plugin's own defaults, used when the experiment names no ``base_recipe``."""
+"""The defaults of every run: cruijff_kit's (``setup_finetune.py``), except
+``save_adapter_weights_only``."""
 
 LORA_DEFAULTS = {
     "lora_attn_modules": ["q_proj", "v_proj", "output_proj"],
     "apply_lora_to_mlp": True,
     "apply_lora_to_output": False,
-    "lora_rank": 8,
-    "lora_alpha": 16,
+    "lora_rank": 64,
     "lora_dropout": 0.0,
 }
-RECIPES = {"lora": "lora_finetune_single_device", "full": "full_finetune_single_device"}
-REPLACED = ("tokenizer", "checkpointer", "dataset", "metric_logger", "profiler")
-"""Sections the plugin writes whole: a recipe's version names files of another model."""
+"""cruijff_kit's LoRA: its targets, rank and dropout; ``lora_alpha`` is 2 × the rank."""
+
+VALIDATION_EVERY = 50
+"""Optimizer steps between validation passes where ``validation_during_training`` asks for
+them and ``run_val_every_n_steps`` does not say (cruijff_kit's number)."""
+
+RECIPE_VALUES = (
+    "model.lora_rank",
+    "model.lora_dropout",
+    "optimizer.lr",
+    "optimizer.weight_decay",
+    "batch_size",
+    "epochs",
+    "gradient_accumulation_steps",
+    "lr_scheduler.num_warmup_steps",
+    "tokenizer.max_seq_len",
+)
+"""The only values a ``base_recipe`` gives, as in cruijff_kit (each where the experiment does
+not set it); everything else stays the plugin's."""
+
+RECIPES = {
+    ("lora", False): "lora_finetune_single_device",
+    ("full", False): "full_finetune_single_device",
+    ("lora", True): "lora_finetune_distributed",
+    ("full", True): "full_finetune_distributed",
+}
+"""torchtune's recipes, by (fine-tune, distributed)."""
+
+VALIDATING = "cruijff_torchtune/validating/{finetune}_{where}.py"
+"""The plugin's own recipes (torchtune's, computing the validation loss where the config asks;
+:mod:`cruijff_torchtune.validating`), as ``tune run`` takes a recipe of one's own: a path it
+turns into the module to run."""
+
+
+def recipe_for(finetune: str, gpus: int, validating: bool) -> str:
+    """What ``tune run`` starts: torchtune's recipe, or the plugin's validating one where the
+    run asks for the validation loss, and for LoRA on the CPU (whose checkpoints torchtune's
+    recipe merges into the live model: :mod:`cruijff_torchtune.validating.lora_single_device`)."""
+    if validating or (finetune == "lora" and gpus == 0):
+        where = "distributed" if gpus > 1 else "single_device"
+        return VALIDATING.format(finetune=finetune, where=where)
+    return RECIPES[finetune, gpus > 1]
 
 
 @attrs.frozen(kw_only=True)
 class RunConfig:
     """A run's training config (plain data, to dump), the recipe ``tune run`` starts, whether it
-    trains LoRA, and every leaf's ``(path, value, source)``."""
+    trains LoRA, whether it computes the validation loss, and every leaf's
+    ``(path, value, source)``."""
 
     recipe: str
     config: dict[str, Any]
     settings: tuple[tuple[str, Any, str], ...]
     lora: bool
+    validating: bool = False
+
+    @property
+    def adapters_only(self) -> bool:
+        """Whether the run keeps only LoRA adapters (``save_adapter_weights_only``)."""
+        return self.lora and bool(self.config.get("save_adapter_weights_only"))
 
 
 # libyaml's emitter where PyYAML has it: the pure-Python one is most of a big scaffold's time
@@ -87,65 +139,129 @@ def build(
     run: Mapping[str, Any],
     gpus: int,
     wandb_project: str | None = None,
+    max_samples: int | None = None,
 ) -> RunConfig:
-    """The final config of a run: recipe (or defaults) < model and experiment < controls < run."""
+    """The final config of a run: defaults < base recipe's values < model and experiment <
+    controls < run < derived. ``max_samples`` keeps the first training rows only (cruijff_kit's
+    ``data.training.splits.train``)."""
     layered = params.Layered()
     recipe_name, _ = resolve.tool_value("base_recipe", controls, run, None)
-    lora = resolve.finetune(controls, run) == "lora"
+    finetune = resolve.finetune(controls, run)
+    lora = finetune == "lora"
     on_gpu = gpus > 0
-    recipe = _add_recipe_or_defaults(layered, recipe_name, lora)
+    _add_defaults(layered, lora)
+    _add_recipe_values(layered, recipe_name, lora)
     _add_model(layered, model, lora)
     _add_quantized_base(layered, recipe_name, controls, run)
+    dataset_type = resolve.tool_value("dataset_type", controls, run, "chat_completion")[0]
     _add_experiment(
         layered,
         run_name=run_name,
         output_dir=output_dir,
         model=model,
         data=data,
-        dataset_type=resolve.tool_value("dataset_type", controls, run, "chat_completion")[0],
+        dataset_type=dataset_type,
         wandb_project=wandb_project,
         on_gpu=on_gpu,
+        max_samples=max_samples,
     )
-    _add_prompts(layered, controls, run)
+    _add_prompts(layered, controls, run, dataset_type)
     _fit_to_device(layered, on_gpu)
+    validating = resolve.validates(controls, run)
+    if validating:
+        layered.apply(
+            {"run_val_every_n_steps": VALIDATION_EVERY}, "default (validation_during_training)"
+        )
     _add_parameters(layered, controls, run)
     if lora:
         _derive_lora_alpha(layered, controls, run)
-    _share_max_seq_len(layered)
+    if validating:
+        _add_validation_data(layered)
     return RunConfig(
-        recipe=recipe if gpus <= 1 else distributed_variant(recipe),
+        recipe=recipe_for(finetune, gpus, validating),
         config=layered.config,
         settings=tuple(layered.settings()),
         lora=lora,
+        validating=validating,
     )
 
 
-def _add_recipe_or_defaults(layered: params.Layered, recipe_name: str | None, lora: bool) -> str:
-    """The base layer: the ``base_recipe``'s config less the sections the plugin writes whole,
-    or the plugin's defaults. Returns the single-device recipe that runs it."""
-    if recipe_name:
-        found = find_config(recipe_name)
-        assert found is not None, "checked at validate time"
-        recipe, config = found
-        base = dict(load_yaml(config.path).data)  # reads 2e-5 as a float, like OmegaConf
-        for key in REPLACED:
-            base.pop(key, None)
-        layered.apply(base, f"recipe {recipe_name}")
-        return recipe.name
+def _add_defaults(layered: params.Layered, lora: bool) -> None:
+    """The base layer: cruijff_kit's defaults (and its LoRA), the full recipe's own key."""
     layered.apply(DEFAULTS, "default")
-    if not lora:
-        layered.apply({"optimizer_in_bwd": False}, "default")  # the full recipe reads it
-    return RECIPES["lora" if lora else "full"]
+    if lora:
+        layered.apply({"model": LORA_DEFAULTS}, "default")
+    else:
+        layered.apply({"optimizer_in_bwd": False}, "default")  # the full recipes read it
+
+
+def recipe_values(name: str, lora: bool = True) -> dict[str, Any]:
+    """The values config ``name`` gives a run, as nested config values: those of
+    :data:`RECIPE_VALUES` it sets (the model's only for LoRA)."""
+    return copy.deepcopy(_recipe_values(name, lora))
+
+
+@functools.cache
+def _recipe_values(name: str, lora: bool) -> dict[str, Any]:
+    found = find_config(name)
+    assert found is not None, "checked at validate time"
+    config = load_yaml(found[1].path).data  # reads 2e-5 as a float, like OmegaConf
+    values: dict[str, Any] = {}
+    for path in RECIPE_VALUES:
+        if path.startswith("model.") and not lora:
+            continue
+        *parents, last = path.split(".")
+        node: Any = config
+        for part in parents:
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if isinstance(node, Mapping) and last in node:
+            target = values
+            for part in parents:
+                target = target.setdefault(part, {})
+            target[last] = params.thaw(node[last])
+    return values
+
+
+def planned(path: str, controls: Mapping, run: Mapping) -> Any:
+    """Config value ``path`` as a run's config will have it, without building the config: the
+    experiment's, else its ``base_recipe``'s (one of :data:`RECIPE_VALUES`), else the
+    default; None where nothing sets it. For parse-time checks."""
+    value = resolve.given(path, controls, run)
+    if value is not resolve.MISSING:
+        return value
+    recipe, _ = resolve.tool_value("base_recipe", controls, run, None)
+    if isinstance(recipe, str) and path in RECIPE_VALUES and find_config(recipe) is not None:
+        value = _lookup(_recipe_values(recipe, True), path)
+        if value is not resolve.MISSING:
+            return value
+    if path == "run_val_every_n_steps":
+        return VALIDATION_EVERY
+    if path == "batch_size_val":
+        return planned("batch_size", controls, run)
+    value = _lookup(DEFAULTS, path)
+    if value is resolve.MISSING and path.startswith("model."):
+        value = LORA_DEFAULTS.get(path.removeprefix("model."), resolve.MISSING)
+    return None if value is resolve.MISSING else value
+
+
+def _lookup(tree: Mapping[str, Any], path: str) -> Any:
+    node: Any = tree
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return resolve.MISSING
+        node = node[part]
+    return node
+
+
+def _add_recipe_values(layered: params.Layered, recipe_name: str | None, lora: bool) -> None:
+    """The nine values of the ``base_recipe`` (:data:`RECIPE_VALUES`) over the defaults."""
+    if recipe_name:
+        layered.apply(recipe_values(recipe_name, lora), f"recipe {recipe_name}")
 
 
 def _add_model(layered: params.Layered, model: ModelSpec, lora: bool) -> None:
-    """The model folder's builder and dimensions, over the recipe's (which are another
-    model's), and the LoRA settings the recipe leaves unset."""
-    section: dict[str, Any] = {"_component_": model.component(lora), **model.args}
-    if lora:
-        given = layered.get("model") or {}
-        section.update({k: v for k, v in LORA_DEFAULTS.items() if k not in given})
-    layered.apply({"model": section}, "model")
+    """The model folder's builder and dimensions."""
+    layered.apply({"model": {"_component_": model.component(lora), **model.args}}, "model")
 
 
 def _add_quantized_base(
@@ -171,6 +287,7 @@ def _add_experiment(
     dataset_type: str,
     wandb_project: str | None,
     on_gpu: bool,
+    max_samples: int | None,
 ) -> None:
     """What the experiment implies: where the model, data and outputs are, and the device."""
     layered.apply(
@@ -179,7 +296,6 @@ def _add_experiment(
             "tokenizer": {
                 "_component_": f"{COMPONENTS}.chat_tokenizer",
                 "path": str(model.path),
-                "max_seq_len": None,
             },
             "checkpointer": {
                 "_component_": "torchtune.training.FullModelHFCheckpointer",
@@ -213,14 +329,20 @@ def _add_experiment(
         },
         "experiment",
     )
+    if max_samples is not None:
+        layered.apply({"dataset": {"max_samples": max_samples}}, "data.training.splits.train")
 
 
-def _add_prompts(layered: params.Layered, controls: Mapping, run: Mapping) -> None:
-    """The dataset's prompt and system prompt, each with its own source."""
-    prompt, prompt_source = resolve.tool_value("prompt", controls, run, "{input}")
-    system_prompt, system_source = resolve.tool_value("system_prompt", controls, run, "")
+def _add_prompts(
+    layered: params.Layered, controls: Mapping, run: Mapping, dataset_type: str
+) -> None:
+    """The dataset's prompt and system prompt, each with its own source. Text completion has
+    no system prompt (cruijff_kit drops it too)."""
+    prompt, prompt_source = resolve.tool_value("prompt", controls, run, resolve.TRAIN_PROMPT)
     layered.apply({"dataset": {"prompt": prompt}}, prompt_source)
-    layered.apply({"dataset": {"system_prompt": system_prompt}}, system_source)
+    if dataset_type != "text_completion":
+        system_prompt, system_source = resolve.tool_value("system_prompt", controls, run, "")
+        layered.apply({"dataset": {"system_prompt": system_prompt}}, system_source)
 
 
 def _fit_to_device(layered: params.Layered, on_gpu: bool) -> None:
@@ -244,18 +366,19 @@ def _add_parameters(layered: params.Layered, controls: Mapping, run: Mapping) ->
 
 
 def _derive_lora_alpha(layered: params.Layered, controls: Mapping, run: Mapping) -> None:
-    """``lora_alpha`` = 2 × a ``lora_rank`` the experiment chose, unless it sets the alpha too."""
+    """``lora_alpha`` = 2 × the run's ``lora_rank`` (cruijff_kit's rule), unless the
+    experiment sets the alpha itself."""
     if any("lora_alpha" in values or "model.lora_alpha" in values for values in (controls, run)):
         return
     rank = layered.get("model.lora_rank")
-    if rank is not None and layered.source.get("model.lora_rank") in ("controls", "run"):
+    if rank is not None:
         layered.apply({"model": {"lora_alpha": 2 * rank}}, "derived: 2 × lora_rank")
 
 
-def _share_max_seq_len(layered: params.Layered) -> None:
-    """The tokenizer's ``max_seq_len`` also cuts the dataset's rows."""
-    max_seq_len = layered.get("tokenizer.max_seq_len")
-    if max_seq_len:
-        layered.apply(
-            {"dataset": {"max_seq_len": max_seq_len}}, layered.source["tokenizer.max_seq_len"]
-        )
+def _add_validation_data(layered: params.Layered) -> None:
+    """The validation dataset: the training one (file, formatting, prompts) with split
+    ``validation`` and every row (cruijff_kit's ``dataset_val``)."""
+    section = dict(layered.get("dataset"))
+    section.pop("max_samples", None)
+    section["split"] = "validation"
+    layered.apply({"dataset_val": section}, "validation: the training dataset's, split validation")

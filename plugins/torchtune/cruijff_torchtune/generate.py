@@ -3,6 +3,8 @@
 
 The config runs as it stands (``tune run RECIPE --config finetune.yaml``); the job wraps that
 in :mod:`cruijff_torchtune.launch`, which resumes, checks the checkpoints and writes metrics.
+``provenance.json`` holds every setting with its source: the config's values, the job's
+``resources.*`` and what is known of the data (``data.file``, ``data.label``, ``data.size_kb``).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def generate(experiment: Experiment, unit: Unit) -> Generated:
         log=unit.directory / outputs.LOG,
         env=ENV,
         resources=plan.resources,
+        depends_on=unit.depends_on,  # the job that writes the training file, if one does
         produces=unit.produces,
     )
     header = (

@@ -2,9 +2,11 @@
 --finetune lora|full``.
 
 Runs ``tune run`` on the config as it stands, resuming from the last finished epoch when an
-earlier attempt was interrupted; then keeps LoRA adapters apart from the merged models, checks
-every epoch's weights, and writes the loss per step to ``metrics.csv``. Extra ``key=value``
-arguments are passed on to torchtune as config overrides (retries use them).
+earlier attempt was interrupted; then keeps LoRA adapters apart from the merged models (each
+adapter pointing at the local base model), checks every epoch's weights (the adapters' alone
+where the config keeps only adapters, ``save_adapter_weights_only``), and writes the loss per
+step (and the validation loss, where the recipe computes it) to ``metrics.csv``. Extra
+``key=value`` arguments are passed on to torchtune as config overrides (retries use them).
 """
 
 from __future__ import annotations
@@ -34,15 +36,18 @@ def saved_epoch(state: Path) -> int | None:
         return None
 
 
-def resume_overrides(output_dir: Path, lora: bool) -> list[str]:
+def resume_overrides(
+    output_dir: Path, lora: bool, adapters_only: bool = False, renumbered: bool | None = None
+) -> list[str]:
     """The overrides that continue an interrupted run after its last saved epoch: the epoch
-    comes from the recipe state itself, whose weights must be whole."""
+    comes from the recipe state itself, whose weights must be whole. ``renumbered`` says
+    whether the recipe numbers its steps from 1 again (noted for ``metrics.csv``)."""
     state = output_dir / "recipe_state" / "recipe_state.pt"
     epoch = saved_epoch(state)
-    if epoch is None or epoch < 0 or not outputs.complete_epoch(output_dir, epoch):
+    if epoch is None or epoch < 0 or not outputs.complete_epoch(output_dir, epoch, adapters_only):
         return []
     print(f"cruijff: resuming after epoch {epoch} (from {state})", flush=True)
-    outputs.record_resume(output_dir, epoch)
+    outputs.record_resume(output_dir, epoch, renumbered)
     overrides = ["resume_from_checkpoint=True"]
     folder = outputs.epoch_dir(output_dir, epoch)
     if lora:
@@ -54,6 +59,34 @@ def resume_overrides(output_dir: Path, lora: bool) -> list[str]:
         files = [f"epoch_{epoch}/{path.name}" for path in outputs.model_files(folder)]
         overrides.append(f"checkpointer.checkpoint_files=[{','.join(files)}]")
     return overrides
+
+
+def training_rows(config: dict) -> int:
+    """The rows an epoch of this config trains on (``max_samples`` keeps the first ones)."""
+    dataset = config["dataset"]
+    rows = len(read_rows(dataset["source"], dataset.get("split", "train")))
+    if dataset.get("max_samples") is not None:
+        rows = min(rows, int(dataset["max_samples"]))
+    return rows
+
+
+def training_steps(config: dict) -> int:
+    """Optimizer steps per epoch, as torchtune counts them for this config's data."""
+    return outputs.steps_per_epoch(
+        training_rows(config), *outputs.step_size(config), config.get("max_steps_per_epoch")
+    )
+
+
+def renumbers(recipe: str, nproc: int, config: dict, per_epoch: int) -> bool:
+    """Whether the recipe numbers its steps from 1 again when it resumes: torchtune 0.6.1's
+    LoRA single-device recipe (and the validating one built on it) does, unless
+    ``max_steps_per_epoch`` cuts its epochs; its other recipes continue the count."""
+    single_lora = nproc <= 1 and (
+        recipe == "lora_finetune_single_device" or recipe.endswith("lora_single_device.py")
+    )
+    cap = config.get("max_steps_per_epoch")
+    natural = outputs.steps_per_epoch(training_rows(config), *outputs.step_size(config), None)
+    return single_lora and not (cap and cap < natural)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,31 +101,34 @@ def main(argv: list[str] | None = None) -> int:
     config = dict(load_yaml(args.config).data)
     output_dir = Path(config["output_dir"])
     lora = args.finetune == "lora"
+    adapters_only = lora and bool(config.get("save_adapter_weights_only"))
     epochs = int(config["epochs"])
+    per_epoch = training_steps(config)
 
-    if epochs - 1 in outputs.finished_epochs(output_dir):
+    if epochs - 1 in outputs.finished_epochs(output_dir, adapters_only):
         print(f"cruijff: all {epochs} epochs are already trained", flush=True)
     else:
         command = [sys.executable, "-m", "torchtune._cli.tune", "run"]
         if args.nproc > 1:
             command += ["--nproc_per_node", str(args.nproc)]
         command += [args.recipe, "--config", str(args.config)]
-        command += resume_overrides(output_dir, lora) + args.overrides
+        renumbered = renumbers(args.recipe, args.nproc, config, per_epoch)
+        command += resume_overrides(output_dir, lora, adapters_only, renumbered) + args.overrides
         print("cruijff: " + " ".join(command), flush=True)
         code = subprocess.call(command)
         if code != 0:
             return code
 
-    outputs.separate_adapters(output_dir)
-    broken = [epoch for epoch in range(epochs) if not outputs.complete_epoch(output_dir, epoch)]
+    base = config.get("checkpointer", {}).get("checkpoint_dir")
+    outputs.separate_adapters(output_dir, Path(base) if base else None)
+    broken = [
+        epoch
+        for epoch in range(epochs)
+        if not outputs.complete_epoch(output_dir, epoch, adapters_only)
+    ]
     if broken:
         print(f"cruijff: epochs {broken} have no whole checkpoint in {output_dir}", flush=True)
         return 1
-    dataset = config["dataset"]
-    rows = len(read_rows(dataset["source"], dataset.get("split", "train")))
-    per_epoch = outputs.steps_per_epoch(
-        rows, *outputs.step_size(config), config.get("max_steps_per_epoch")
-    )
     path = outputs.write_metrics(output_dir, per_epoch)
     print(f"cruijff: training complete; loss per step in {path}", flush=True)
     return 0

@@ -1,5 +1,14 @@
 """What a training run leaves in its directory, read without torch: finished epochs, the
-integrity of their weights, the adapters kept apart from merged models, and the loss per step."""
+integrity of their weights, the adapters kept apart from merged models (each a PEFT folder
+that names the local base model), and the loss per step.
+
+``metrics.csv`` has a row per logged step: ``step`` (1-based, counted from the start of
+training), ``epoch`` (0-based), then torchtune's values in name order (``loss``, ``lr``,
+``tokens_per_second_per_gpu``...) and ``val_loss`` where the run computes the validation loss
+(:mod:`cruijff_torchtune.validating`): the loss on the validation split after that step, at
+steps N, 2N, ... and at each epoch's last step. A step that has one of them only leaves the
+other cell empty.
+"""
 
 from __future__ import annotations
 
@@ -49,25 +58,34 @@ def model_files(folder: Path) -> list[Path]:
     return sorted(folder.glob("model*.safetensors"))
 
 
-def complete_epoch(output_dir: Path, epoch: int) -> bool:
-    """The epoch's model folder holds a config and whole weights."""
+def complete_epoch(output_dir: Path, epoch: int, adapters_only: bool = False) -> bool:
+    """The epoch's model folder holds a config and whole weights; with ``adapters_only``,
+    the epoch's adapter is whole instead (in the model folder, or moved beside it)."""
+    if adapters_only:
+        return any(
+            (folder / "adapter_config.json").exists()
+            and weights_ok(folder / "adapter_model.safetensors")
+            for folder in (epoch_dir(output_dir, epoch), adapter_dir(output_dir, epoch))
+        )
     folder = epoch_dir(output_dir, epoch)
     files = model_files(folder) if folder.is_dir() else []
     return (folder / "config.json").exists() and bool(files) and all(map(weights_ok, files))
 
 
-def finished_epochs(output_dir: Path) -> list[int]:
+def finished_epochs(output_dir: Path, adapters_only: bool = False) -> list[int]:
     found = []
     for folder in output_dir.glob("epoch_*"):
         suffix = folder.name.removeprefix("epoch_")
-        if suffix.isdigit() and complete_epoch(output_dir, int(suffix)):
+        if suffix.isdigit() and complete_epoch(output_dir, int(suffix), adapters_only):
             found.append(int(suffix))
     return sorted(found)
 
 
-def separate_adapters(output_dir: Path) -> None:
-    """Move LoRA adapter files out of the merged model folders: with peft installed,
-    transformers would apply adapter_config.json on top of the already merged weights."""
+def separate_adapters(output_dir: Path, base_model: Path | None = None) -> None:
+    """Move LoRA adapter files out of the merged model folders (with peft installed,
+    transformers would apply adapter_config.json on top of the already merged weights), and
+    point each adapter's ``base_model_name_or_path`` at the local base model (and name its
+    ``task_type``), so that PEFT (or transformers) loads the folder over it."""
     for folder in output_dir.glob("epoch_*"):
         suffix = folder.name.removeprefix("epoch_")
         if not suffix.isdigit():
@@ -78,18 +96,31 @@ def separate_adapters(output_dir: Path) -> None:
                 target = adapter_dir(output_dir, int(suffix)) / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(source, target)
+        config = adapter_dir(output_dir, int(suffix)) / "adapter_config.json"
+        if base_model is not None and config.exists():
+            settings = json.loads(config.read_text(encoding="utf-8"))
+            wanted = {"base_model_name_or_path": str(base_model), "task_type": "CAUSAL_LM"}
+            if any(settings.get(key) != value for key, value in wanted.items()):
+                settings.update(wanted)
+                tmp = config.with_suffix(".tmp")
+                tmp.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+                tmp.replace(config)
 
 
 RESUMES = "cruijff_resumes.jsonl"
 
 
-def record_resume(output_dir: Path, after_epoch: int) -> None:
-    """Note that the next torchtune log continues after ``after_epoch``: a resumed run of
-    torchtune 0.6.1 numbers its steps from 1 again."""
+def record_resume(output_dir: Path, after_epoch: int, renumbered: bool | None = None) -> None:
+    """Note that the next torchtune log continues after ``after_epoch``, and whether it
+    numbers its steps from 1 again (torchtune 0.6.1's LoRA single-device recipe does, its
+    other recipes do not; None: unknown, the log's first step tells)."""
     path = output_dir / "logs" / RESUMES
     path.parent.mkdir(parents=True, exist_ok=True)
+    record: dict[str, Any] = {"time": time.time(), "after_epoch": after_epoch}
+    if renumbered is not None:
+        record["renumbered"] = renumbered
     with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps({"time": time.time(), "after_epoch": after_epoch}) + "\n")
+        handle.write(json.dumps(record) + "\n")
 
 
 def _log_time(path: Path) -> float:
@@ -99,7 +130,8 @@ def _log_time(path: Path) -> float:
 
 def read_steps(log_dir: Path, steps_per_epoch: int | None = None) -> list[dict[str, Any]]:
     """Every ``Step N | name:value ...`` line of torchtune's disk logs, numbered from the
-    start of training; a step logged again after a resume keeps its latest values."""
+    start of training: the lines of one step in one log (the training loss, the validation
+    loss) make one row; a step logged again after a resume keeps its latest values."""
     resumes = []
     if (log_dir / RESUMES).exists():
         lines = (log_dir / RESUMES).read_text(encoding="utf-8").splitlines()
@@ -111,25 +143,26 @@ def read_steps(log_dir: Path, steps_per_epoch: int | None = None) -> list[dict[s
         # the resume recorded between the previous log and this one, if any
         resumed = [r for r in resumes if previous - 1 < r["time"] <= started + 1]
         previous = started
+        renumbered = resumed[-1].get("renumbered") if resumed else None
         offset = 0
-        if resumed and steps_per_epoch:
+        if resumed and steps_per_epoch and renumbered is not False:
             offset = (resumed[-1]["after_epoch"] + 1) * steps_per_epoch
-        rows = []
+        rows: dict[int, dict[str, Any]] = {}
         for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
             match = STEP_LINE.match(line.strip())
             if not match:
                 continue
-            row: dict[str, Any] = {"step": int(match.group(1))}
+            step = int(match.group(1))
+            row = rows.setdefault(step, {"step": step})
             for item in match.group(2).split():
                 name, _, value = item.partition(":")
                 try:
                     row[name] = float(value)
                 except ValueError:
                     continue
-            rows.append(row)
-        if rows and rows[0]["step"] != 1:
+        if renumbered is None and rows and min(rows) > offset:
             offset = 0  # numbered from the start of training already
-        for row in rows:
+        for row in rows.values():
             row["step"] += offset
             steps[row["step"]] = row
     return [steps[step] for step in sorted(steps)]

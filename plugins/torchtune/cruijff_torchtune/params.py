@@ -1,9 +1,12 @@
 """The parameters an experiment gives the torchtune tool, and how they become config values.
 
-Friendly names map to config paths (``lr`` -> ``optimizer.lr``); dotted config paths are taken
-as they are. The final config is built in layers, each value remembering the layer it came
-from: the recipe's config (or the plugin's defaults) < what the model folder and the experiment
-imply (paths, model dimensions, device) < ``controls`` < the run's own parameters. Dicts merge
+Every parameter is a row of the tables here: FRIENDLY maps a name to its config path (``lr`` ->
+``optimizer.lr``; dotted config paths are taken as they are), TOOL lists the plugin's own
+parameters (not config values), TYPES and TOOL give the types a value may have, and POSITIVE,
+AT_LEAST_0, CHOICES, READERS and PREFIX the rest of what is checked or converted. The final
+config is built in layers, each value remembering the layer it came from: the plugin's
+defaults (and a ``base_recipe``'s values) < what the model folder and the experiment imply
+(paths, model dimensions, device) < ``controls`` < the run's own parameters. Dicts merge
 recursively; scalars and lists replace.
 """
 
@@ -13,6 +16,7 @@ import copy
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from cruijff import quantities
 from cruijff.yamlfile import yaml_text
 from cruijff_torchtune.components import DATASET_TYPES
 
@@ -25,8 +29,11 @@ FRIENDLY: dict[str, str] = {
     "apply_lora_to_output": "model.apply_lora_to_output",
     "lr": "optimizer.lr",
     "weight_decay": "optimizer.weight_decay",
+    "lr_scheduler": "lr_scheduler._component_",
     "num_warmup_steps": "lr_scheduler.num_warmup_steps",
     "batch_size": "batch_size",
+    "batch_size_val": "batch_size_val",
+    "run_val_every_n_steps": "run_val_every_n_steps",
     "epochs": "epochs",
     "gradient_accumulation_steps": "gradient_accumulation_steps",
     "max_steps_per_epoch": "max_steps_per_epoch",
@@ -35,6 +42,7 @@ FRIENDLY: dict[str, str] = {
     "shuffle": "shuffle",
     "clip_grad_norm": "clip_grad_norm",
     "train_on_input": "dataset.train_on_input",
+    "save_adapter_weights_only": "save_adapter_weights_only",
     "compile": "compile",
     "dtype": "dtype",
     "device": "device",
@@ -49,15 +57,19 @@ TYPES: dict[str, tuple[type, ...]] = {
     "lora_dropout": (int, float),
     "lr": (int, float),
     "weight_decay": (int, float),
+    "lr_scheduler": (str,),
     "num_warmup_steps": (int,),
     "batch_size": (int,),
+    "batch_size_val": (int,),
+    "run_val_every_n_steps": (int,),
     "epochs": (int,),
     "gradient_accumulation_steps": (int,),
     "max_steps_per_epoch": (int, type(None)),
-    "max_seq_len": (int,),
+    "max_seq_len": (int, type(None)),
     "seed": (int,),
     "shuffle": (bool,),
     "train_on_input": (bool,),
+    "save_adapter_weights_only": (bool,),
     "compile": (bool,),
     "clip_grad_norm": (int, float, type(None)),
     "lora_attn_modules": (list, tuple),
@@ -68,14 +80,6 @@ TYPES: dict[str, tuple[type, ...]] = {
     "dtype": (str,),
     "device": (str,),
 }
-POSITIVE = {
-    "lora_rank",
-    "batch_size",
-    "epochs",
-    "gradient_accumulation_steps",
-    "max_seq_len",
-    "log_every_n_steps",
-}
 
 TOOL: dict[str, tuple[type, ...]] = {
     "base_recipe": (str,),
@@ -83,14 +87,60 @@ TOOL: dict[str, tuple[type, ...]] = {
     "dataset_type": (str,),
     "prompt": (str,),
     "system_prompt": (str,),
+    "validation_during_training": (bool,),
+    "dataset_path": (str,),  # cruijff_kit's retired literal training file
+    "packed": (bool,),
+    "custom_recipe": (str,),
+    # what the training job asks of the machine (cruijff's names, then cruijff_kit's)
     "gpus": (int,),
     "cpus": (int,),
     "mem_gb": (int, float),
     "time_minutes": (int,),
+    "time": (int, str),
+    "mem": (int, str),
+    "cpus_per_task": (int,),
+    "partition": (str,),
+    "constraint": (str,),
+    "account": (str,),
 }
 """Parameters the plugin itself uses (not config paths)."""
 
+POSITIVE = {
+    "lora_rank",
+    "batch_size",
+    "batch_size_val",
+    "epochs",
+    "gradient_accumulation_steps",
+    "max_seq_len",
+    "log_every_n_steps",
+    "max_steps_per_epoch",
+    "cpus",
+    "cpus_per_task",
+}
+AT_LEAST_0 = {"num_warmup_steps", "run_val_every_n_steps", "gpus", "seed"}
+
+LR_SCHEDULERS = "torchtune.training.lr_schedulers."
 FINETUNE = ("lora", "full")
+CHOICES: dict[str, tuple[Any, ...]] = {
+    "finetune": FINETUNE,
+    "dataset_type": DATASET_TYPES,
+    # cruijff_kit's names; torchtune must have the one chosen (parse checks it)
+    "lr_scheduler": (
+        "get_cosine_schedule_with_warmup",
+        "get_linear_schedule_with_warmup",
+        "get_constant_schedule_with_warmup",
+        "get_exponential_schedule_with_warmup",
+    ),
+    "packed": (False,),  # cruijff_kit's is fixed too; the rows are never packed
+}
+"""The values a parameter may take, where they are few."""
+
+READERS = {"time": quantities.seconds, "mem": quantities.megabytes}
+"""Parameters written as a cluster writes them (``"1:00:00"``, ``"80G"``): seconds, MB."""
+
+PREFIX = {"lr_scheduler": LR_SCHEDULERS}
+"""Parameters whose config value is their value after a prefix (a scheduler's module)."""
+
 KNOWN = tuple(sorted({*FRIENDLY, *TOOL}))
 
 
@@ -108,12 +158,20 @@ def check_value(name: str, value: Any) -> str | None:
         return f"{name} must be {_kinds(kinds)}, not {yaml_text(value)}"
     if not isinstance(value, kinds):
         return f"{name} must be {_kinds(kinds)}, not {yaml_text(value)}"
-    if name in POSITIVE and value < 1:
+    if value is None or isinstance(value, (bool, str, list, tuple)):
+        pass
+    elif name in POSITIVE and value < 1:
         return f"{name} must be at least 1, not {yaml_text(value)}"
-    if name == "finetune" and value not in FINETUNE:
-        return f"finetune must be one of {', '.join(FINETUNE)}, not {yaml_text(value)}"
-    if name == "dataset_type" and value not in DATASET_TYPES:
-        return f"dataset_type must be one of {', '.join(DATASET_TYPES)}, not {yaml_text(value)}"
+    elif name in AT_LEAST_0 and value < 0:
+        return f"{name} must be at least 0, not {yaml_text(value)}"
+    if name in CHOICES and value not in CHOICES[name]:
+        choices = ", ".join(yaml_text(choice, quote=False) for choice in CHOICES[name])
+        return f"{name} must be one of {choices}, not {yaml_text(value)}"
+    if name in READERS:
+        try:
+            READERS[name](value)
+        except ValueError as error:
+            return f"{name} {error}"
     return None
 
 
@@ -134,6 +192,8 @@ def expand(name: str, value: Any) -> dict[str, Any]:
     """A parameter as nested config values (``lr: 1e-4`` -> ``{optimizer: {lr: 1e-4}}``)."""
     path = FRIENDLY.get(name, name)
     tree: Any = copy.deepcopy(thaw(value))
+    if name in PREFIX:
+        tree = f"{PREFIX[name]}{tree}"
     for part in reversed(path.split(".")):
         tree = {part: tree}
     return tree
@@ -175,6 +235,16 @@ class Layered:
     def _forget(self, path: str) -> None:
         for leaf in [p for p in self.source if p == path or p.startswith(f"{path}.")]:
             del self.source[leaf]
+
+    def remove(self, path: str) -> None:
+        """Drop ``path`` (a leaf or a section) and its sources."""
+        *parents, last = path.split(".")
+        node: Any = self.config
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and last in node:
+            del node[last]
+            self._forget(path)
 
     def get(self, path: str, default: Any = None) -> Any:
         node: Any = self.config

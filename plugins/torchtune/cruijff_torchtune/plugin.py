@@ -1,18 +1,22 @@
 """The torchtune tool: fine-tunes base models with torchtune recipes, one job per run.
 
 - parse (:mod:`cruijff_torchtune.parse`): claims the training parameters (``lr``,
-  ``lora_rank``, dotted config paths...) and ``output.wandb_project``, and checks them, the
-  base recipe, the models and the data;
+  ``lora_rank``, dotted config paths, cruijff_kit's keys...) and ``output.wandb_project``, and
+  checks them, the base recipe, the models and the data; warns where cruijff's meaning of a
+  file differs from cruijff_kit's;
 - select (:mod:`cruijff_torchtune.units`): one unit per fine-tuned run, carrying its built
-  config as a :class:`~cruijff_torchtune.units.TrainingPlan`;
+  config as a :class:`~cruijff_torchtune.units.TrainingPlan`; a run whose training file a
+  generation job writes depends on that job;
 - generate (:mod:`cruijff_torchtune.generate`): the run's ``finetune.yaml`` and job;
 - validate (:mod:`cruijff_torchtune.validate`): complete when every epoch left a whole model
-  and the loss per step was written;
+  (or adapter) and the loss per step was written;
 - retry (:mod:`cruijff_torchtune.retry`): out of memory, half the batch and twice the
   accumulation.
 
 Nothing imported here imports torch or torchtune: configs come from torchtune's files, models
-from their ``config.json``; the job (:mod:`cruijff_torchtune.launch`) does the heavy work. The
+from their ``config.json``; the job (:mod:`cruijff_torchtune.launch`) does the heavy work, with
+torchtune's recipes or, where the validation loss is asked for, the plugin's own
+(:mod:`cruijff_torchtune.validating`). The
 stages' modules are imported when a hook first needs them, so loading the plugin costs next to
 nothing.
 """
@@ -37,6 +41,7 @@ TOOL = Tool(
         "seed": "seed",
     },
     produces=("hf-model", "lora-adapter", "train-metrics"),
+    consumes=("dataset",),
     requires=("torch", "torchtune", "torchao"),
 )
 
@@ -61,7 +66,7 @@ def cruijff_select(experiment, tool, upstream):
         return None
     from cruijff_torchtune import units
 
-    return units.select(experiment)
+    return units.select(experiment, tuple(upstream))
 
 
 @hookimpl

@@ -104,9 +104,3 @@ def recipe_quantizes_base(name: str) -> bool:
 def config_names() -> list[str]:
     """Every config name, for "did you mean"."""
     return [config.name for recipe in recipes() for config in recipe.configs]
-
-
-def distributed_variant(recipe: str) -> str:
-    """The multi-GPU recipe for a single-device one (``lora_finetune_single_device`` ->
-    ``lora_finetune_distributed``)."""
-    return recipe.replace("_single_device", "_distributed")

@@ -1,5 +1,6 @@
 """The run's choices that shape its whole config, decided in one place from ``controls`` and the
-run's parameters: which recipe, LoRA or full, and whether the base model is quantized to NF4.
+run's parameters: LoRA or full, whether the base model is quantized to NF4, whether the
+validation loss is computed during training, and the training prompt.
 
 Parsing reads them to check a run (QLoRA needs weights NF4 can split), the config builder to
 write it: both ask the same functions, so what is checked is what is trained.
@@ -15,6 +16,9 @@ from cruijff_torchtune.recipes import find_config, recipe_quantizes_base
 
 MISSING = object()
 """What :func:`given` returns for a config path neither ``controls`` nor the run sets."""
+
+TRAIN_PROMPT = "{input}\n"
+"""The training prompt where the experiment gives none (cruijff_kit's)."""
 
 
 def tool_value(name: str, controls: Mapping, run: Mapping, default: Any) -> tuple[Any, str]:
@@ -81,3 +85,11 @@ def quantizes_base(controls: Mapping, run: Mapping) -> bool:
         return bool(value)
     recipe, _ = tool_value("base_recipe", controls, run, None)
     return isinstance(recipe, str) and recipe_quantizes_base(recipe)
+
+
+def validates(controls: Mapping, run: Mapping) -> bool:
+    """Whether the run asks for the validation loss during training
+    (``validation_during_training: true``); ``run_val_every_n_steps: 0`` turns it off again."""
+    asked, _ = tool_value("validation_during_training", controls, run, False)
+    every = given("run_val_every_n_steps", controls, run)
+    return bool(asked) and (every is MISSING or bool(every))

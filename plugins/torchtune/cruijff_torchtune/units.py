@@ -2,21 +2,30 @@
 
 The run's config is built here, once, so that a run that cannot train (too few rows for one
 optimizer step) is an error before anything is written, and what the unit will produce (a
-merged model and an adapter per epoch, the loss per step) is known in advance.
+merged model and an adapter per epoch, or adapters only; the loss per step) is known in
+advance. A training file that a generation job writes makes the unit depend on that job and
+count its rows from the splits the job declares.
+
+What the job asks of the machine comes in layers too, each recorded as a ``resources.*``
+setting with its source: the model's size (and whether the scheduler has GPUs) < ``controls``
+< the run's parameters < the run's ``compute`` block (cruijff_kit's ``runs[].compute``).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from cruijff import quantities
 from cruijff.errors import UserError
 from cruijff.records import (
     Artifact,
+    ArtifactKind,
+    Compute,
     Experiment,
     Resources,
     Run,
@@ -27,21 +36,38 @@ from cruijff.records import (
 )
 from cruijff_torchtune import NAME, outputs
 from cruijff_torchtune.config import RunConfig, build
+from cruijff_torchtune.data import DataError, TrainingFile, training_file
 from cruijff_torchtune.models import ModelSpec, read_model, training_resources
 from cruijff_torchtune.resolve import tool_value
+
+RESOURCES: dict[str, tuple[str, Callable[[Any], int]]] = {
+    # parameter: (Resources field, its value from the parameter's)
+    "cpus": ("cpus", int),
+    "cpus_per_task": ("cpus", int),
+    "mem_gb": ("mem_mb", lambda gb: int(gb * 1024)),
+    "mem": ("mem_mb", quantities.megabytes),
+    "time_minutes": ("time_s", lambda minutes: int(minutes * 60)),
+    "time": ("time_s", quantities.seconds),
+}
+"""The parameters that set what a training job asks for (cruijff's names, cruijff_kit's)."""
+
+EXTRAS = ("partition", "constraint", "account")
+"""Parameters a scheduler reads from ``Resources.extras`` (cruijff_kit's SLURM keys)."""
 
 
 @attrs.frozen(kw_only=True)
 class TrainingPlan:
     """What generating a training unit needs, resolved at select time: the recipe ``tune run``
-    starts, whether it trains LoRA, the final ``finetune.yaml`` (read-only: mappings and
-    tuples), where each of its values came from, and what the job asks of the machine."""
+    starts, whether it trains LoRA (and keeps adapters only), the final ``finetune.yaml``
+    (read-only: mappings and tuples), where each of its values and resources came from, and
+    what the job asks of the machine."""
 
     recipe: str
     lora: bool
     config: Mapping[str, Any] = attrs.field(converter=freeze)
     settings: tuple[Setting, ...] = attrs.field(converter=tuple)
     resources: Resources
+    adapters_only: bool = False
 
     @property
     def nproc(self) -> int:
@@ -49,30 +75,47 @@ class TrainingPlan:
         return max(1, self.resources.gpus)
 
 
-def select(experiment: Experiment) -> tuple[Unit, ...]:
+def select(experiment: Experiment, upstream: tuple[Unit, ...] = ()) -> tuple[Unit, ...]:
     """A training unit for every fine-tuned run, in the experiment's run order."""
     return tuple(
-        training_unit(experiment, run) for run in experiment.runs if run.type is RunType.FINE_TUNED
+        training_unit(experiment, run, upstream)
+        for run in experiment.runs
+        if run.type is RunType.FINE_TUNED
     )
 
 
-def training_unit(experiment: Experiment, run: Run) -> Unit:
+def training_unit(experiment: Experiment, run: Run, upstream: tuple[Unit, ...] = ()) -> Unit:
     """The unit that trains ``run``; UserError when it would make no optimizer step."""
     assert experiment.data is not None, "checked at parse time"
     controls, mine = dict(experiment.controls), dict(run.parameters)
     model = _model(experiment.model(run.model).path)
-    gpus = _gpus(experiment, controls, mine)
+    try:
+        data = training_file(experiment, run, upstream)
+    except DataError as error:  # parse reports it; a plan of a file with errors gets here
+        raise UserError(f"run {run.name!r}: {error.message}", hint=error.hint) from None
+    gpus, gpus_source = _gpus(experiment, run, controls, mine)
     built = build(
         run_name=run.name,
         output_dir=run.directory,
         model=model,
-        data=experiment.data.path,
+        data=data.path,
         controls=controls,
         run=mine,
         gpus=gpus,
         wandb_project=experiment.output.get("wandb_project"),
+        max_samples=data.max_samples,
     )
-    _check_steps(run.name, built.config)
+    _check_steps(run.name, built.config, data)
+    compute = run.compute
+    if not experiment.scheduler.gpus:  # its jobs get none, whatever the block asks (parse warns)
+        compute = attrs.evolve(compute, gpus=None)
+    resources, sources = _resources(model, (gpus, gpus_source), compute, controls, mine)
+    settings = [Setting(path=p, value=v, source=s) for p, v, s in built.settings]
+    settings += [
+        Setting(path=f"resources.{field}", value=value, source=sources[field])
+        for field, value in _resource_values(resources)
+    ]
+    settings += _data_settings(experiment, data)
     return Unit(
         id=f"{run.name}.train",
         tool=NAME,
@@ -80,13 +123,16 @@ def training_unit(experiment: Experiment, run: Run) -> Unit:
         run=run.name,
         directory=run.directory,
         params=run.parameters,
+        depends_on=(data.maker.id,) if data.maker is not None else (),
         produces=_produces(run, built),
+        consumes=(data.artifact,) if data.artifact is not None else (),
         payload=TrainingPlan(
             recipe=built.recipe,
             lora=built.lora,
             config=built.config,
-            settings=(Setting(path=p, value=v, source=s) for p, v, s in built.settings),
-            resources=_resources(model, gpus, controls, mine),
+            settings=settings,
+            resources=resources,
+            adapters_only=built.adapters_only,
         ),
     )
 
@@ -96,42 +142,96 @@ def _model(path: Path) -> ModelSpec:
     return read_model(path)
 
 
-def _gpus(experiment: Experiment, controls: Mapping, run: Mapping) -> int:
-    value, _ = tool_value("gpus", controls, run, None)
+def _gpus(experiment: Experiment, run: Run, controls: Mapping, mine: Mapping) -> tuple[int, str]:
+    """GPUs for the run's job and where that came from: none where the scheduler's jobs get
+    none (parse warns when the experiment asks for some), else the run's ``compute``, its
+    ``gpus`` parameter, the controls', else one."""
+    if not experiment.scheduler.gpus:
+        return 0, f"scheduler {experiment.scheduler.name or 'local'} (no GPUs)"
+    if run.compute.gpus is not None:
+        return run.compute.gpus, run.compute.yaml_path
+    value, source = tool_value("gpus", controls, mine, None)
     if value is not None:
-        return int(value)
-    # where the scheduler's jobs get GPUs, one; else the CPU
-    return 1 if experiment.scheduler.gpus else 0
+        return int(value), source
+    return 1, f"scheduler {experiment.scheduler.name or 'local'} (GPUs)"
 
 
-def _resources(model: ModelSpec, gpus: int, controls: Mapping, run: Mapping) -> Resources:
-    """The model's size decides memory and time; ``cpus``, ``mem_gb`` and ``time_minutes``
-    override them."""
-    sized = training_resources(model.parameters, on_gpu=gpus > 0)
-    sized["gpus"] = gpus
-    sized["cpus"] = 4 * gpus if gpus else 2
-    for name, key, scale in (
-        ("cpus", "cpus", 1),
-        ("mem_gb", "mem_mb", 1024),
-        ("time_minutes", "time_s", 60),
-    ):
-        value, _ = tool_value(name, controls, run, None)
+def _resources(
+    model: ModelSpec, gpus: tuple[int, str], compute: Compute, controls: Mapping, mine: Mapping
+) -> tuple[Resources, dict[str, str]]:
+    """What the job asks for, and where each came from: the model's size decides memory and
+    time, the GPUs the CPUs; then the parameters of :data:`RESOURCES` and :data:`EXTRAS`,
+    then the run's ``compute`` block."""
+    count, gpus_source = gpus
+    sized: dict[str, Any] = training_resources(model.parameters, on_gpu=count > 0)
+    sized["gpus"], sized["cpus"] = count, 4 * count if count else 2
+    sources = {"gpus": gpus_source, "cpus": "default", "mem_mb": "model size"}
+    sources["time_s"] = "model size"
+    for name, (field, convert) in RESOURCES.items():
+        value, source = tool_value(name, controls, mine, None)
         if value is not None:
-            sized[key] = int(value * scale)
-    return Resources(**sized)
+            sized[field], sources[field] = convert(value), source
+    extras = {}
+    for name in EXTRAS:
+        value, source = tool_value(name, controls, mine, None)
+        if value is not None:
+            extras[name], sources[name] = value, source
+    resources = compute.over(Resources(**sized, extras=extras))
+    for field in ("time_s", "mem_mb", "cpus"):
+        if getattr(compute, field) is not None:
+            sources[field] = compute.yaml_path
+    return resources, sources
+
+
+def _resource_values(resources: Resources) -> list[tuple[str, Any]]:
+    values: list[tuple[str, Any]] = [
+        ("gpus", resources.gpus),
+        ("cpus", resources.cpus),
+        ("mem_mb", resources.mem_mb),
+        ("time_s", resources.time_s),
+    ]
+    return values + sorted(resources.extras.items())
+
+
+def _data_settings(experiment: Experiment, data: TrainingFile) -> list[Setting]:
+    """What is known of the training data, for ``plan --explain`` and ``provenance.json``."""
+    assert experiment.data is not None
+    where = experiment.data.yaml_path
+    settings = [Setting(path="data.file", value=str(data.path), source=data.source)]
+    if experiment.data.label:
+        settings.append(
+            Setting(path="data.label", value=experiment.data.label, source=f"{where}.dataset_label")
+        )
+    if experiment.data.size_kb is not None:
+        settings.append(
+            Setting(path="data.size_kb", value=experiment.data.size_kb, source=f"{where}.size_kb")
+        )
+    if data.maker is not None:
+        settings.append(
+            Setting(path="data.made_by", value=data.maker.id, source="the generation tool")
+        )
+    return settings
 
 
 def _produces(run: Run, built: RunConfig) -> list[Artifact]:
-    """A merged model per epoch, an adapter per epoch for LoRA, and the loss per step."""
+    """A merged model per epoch (none when only adapters are kept), an adapter per epoch for
+    LoRA, and the loss per step."""
     epochs = range(int(built.config["epochs"]))
-    produces = [
-        Artifact(kind="hf-model", run=run.name, epoch=e, path=outputs.epoch_dir(run.directory, e))
-        for e in epochs
-    ]
+    produces = []
+    if not built.adapters_only:
+        produces += [
+            Artifact(
+                kind=ArtifactKind.HF_MODEL,
+                run=run.name,
+                epoch=e,
+                path=outputs.epoch_dir(run.directory, e),
+            )
+            for e in epochs
+        ]
     if built.lora:
         produces += [
             Artifact(
-                kind="lora-adapter",
+                kind=ArtifactKind.LORA_ADAPTER,
                 run=run.name,
                 epoch=e,
                 path=outputs.adapter_dir(run.directory, e),
@@ -139,18 +239,19 @@ def _produces(run: Run, built: RunConfig) -> list[Artifact]:
             for e in epochs
         ]
     produces.append(
-        Artifact(kind="train-metrics", run=run.name, path=run.directory / outputs.METRICS)
+        Artifact(
+            kind=ArtifactKind.TRAIN_METRICS, run=run.name, path=run.directory / outputs.METRICS
+        )
     )
     return produces
 
 
-def _check_steps(run: str, config: Mapping[str, Any]) -> None:
+def _check_steps(run: str, config: Mapping[str, Any], data: TrainingFile) -> None:
     """A run whose epochs hold too few rows for one optimizer step trains nothing: say so now,
     not after the job "succeeded" without a step."""
-    dataset = config["dataset"]
-    rows = _rows(Path(dataset["source"]), dataset.get("split", "train"))
+    rows = data.rows("train")
     if rows is None:
-        return  # unreadable data: the job reports it with its cause
+        return  # unreadable data: parse said so, or the job reports it with its cause
     batch, accumulation = outputs.step_size(config)
     if outputs.steps_per_epoch(rows, batch, accumulation, None) == 0:
         raise UserError(
@@ -160,13 +261,3 @@ def _check_steps(run: str, config: Mapping[str, Any]) -> None:
             hint="lower batch_size or gradient_accumulation_steps (recipes often set 8), "
             "or add training data",
         )
-
-
-@functools.cache
-def _rows(path: Path, split: str) -> int | None:
-    from cruijff_torchtune.components import read_rows
-
-    try:
-        return len(read_rows(path, split))
-    except (OSError, ValueError, TypeError):
-        return None

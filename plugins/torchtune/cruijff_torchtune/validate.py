@@ -1,12 +1,13 @@
 """Validate: a training unit is complete when every epoch left a whole merged model (with no
-adapter config beside it) and the job wrote its loss per step; else the cause, from its log."""
+adapter config beside it), or a whole adapter where the run keeps adapters only, and the job
+wrote its loss per step; else the cause, from its log."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from cruijff.records import JobState, JobStatus, Unit, Validation
+from cruijff.records import ArtifactKind, JobState, JobStatus, Unit, Validation
 from cruijff_torchtune import outputs
 
 OOM = re.compile(r"CUDA out of memory|OutOfMemoryError|out of memory|Killed", re.IGNORECASE)
@@ -35,7 +36,14 @@ def validate(unit: Unit, status: JobStatus | None) -> Validation:
             ok=False,
             cause=failure_cause(unit.directory / outputs.LOG, status.exit_code),
         )
-    models = [a for a in unit.produces if a.kind == "hf-model"]
+    models = [a for a in unit.produces if a.kind == ArtifactKind.HF_MODEL]
+    adapters = [a for a in unit.produces if a.kind == ArtifactKind.LORA_ADAPTER]
+    if not models:  # adapters only
+        for artifact in adapters:
+            if not outputs.complete_epoch(unit.directory, artifact.epoch, adapters_only=True):
+                return Validation(
+                    unit_id=unit.id, ok=False, cause=f"no whole adapter in {artifact.path}"
+                )
     for artifact in models:
         if not outputs.complete_epoch(unit.directory, artifact.epoch):
             return Validation(
@@ -46,9 +54,17 @@ def validate(unit: Unit, status: JobStatus | None) -> Validation:
                 unit_id=unit.id, ok=False, cause=f"{artifact.path} still holds adapter_config.json"
             )
     rows = outputs.read_metrics(unit.directory)
-    if not rows:
+    losses = [row for row in rows if row.get("loss")]
+    if not losses:
         return Validation(unit_id=unit.id, ok=False, cause="no training metrics")
-    metrics = {"steps": len(rows), "final_loss": float(rows[-1]["loss"]), "epochs": len(models)}
+    metrics = {
+        "steps": len(losses),  # logged steps
+        "final_loss": float(losses[-1]["loss"]),
+        "epochs": len(models or adapters),
+    }
+    validated = [row for row in rows if row.get("val_loss")]
+    if validated:
+        metrics["final_val_loss"] = float(validated[-1]["val_loss"])
     return Validation(
         unit_id=unit.id, ok=True, metrics=metrics, artifacts=unit.produces, summary=("final_loss",)
     )
