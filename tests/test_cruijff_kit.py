@@ -292,9 +292,7 @@ def test_the_generation_job_writes_the_dataset_and_is_validated(
     assert states["data.generate"] == "SUCCEEDED"
 
 
-def test_scorers_as_a_plain_string_is_one_scorer_of_that_name(
-    plugin_manager, fake_tools, tmp_path
-):
+def test_scorers_as_a_plain_string_is_one_scorer_of_that_name(plugin_manager, fake_tools, tmp_path):
     path = write(tmp_path, kit_experiment(tmp_path, **{"evaluation.scorers": "includes"}))
     assert problems(plugin_manager, path) == []
     (scorer,) = check(plugin_manager, path).experiment.evaluation.scorers
