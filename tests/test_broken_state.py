@@ -194,7 +194,9 @@ class Stubborn(LocalScheduler):
 class StubbornPlugin:
     @hookimpl
     def cruijff_schedulers(self):
-        yield SchedulerInfo(name="stubborn", factory=Stubborn, available=lambda: False)
+        yield SchedulerInfo(
+            name="stubborn", factory=lambda e, o: Stubborn(o, e.state_dir), available=lambda: False
+        )
 
 
 def test_cancel_reports_only_what_it_changed(

@@ -297,3 +297,213 @@ def test_scorers_as_a_plain_string_is_one_scorer_of_that_name(plugin_manager, fa
     assert problems(plugin_manager, path) == []
     (scorer,) = check(plugin_manager, path).experiment.evaluation.scorers
     assert scorer.name == "includes" and dict(scorer.params) == {}
+
+
+# --- conformance: every template key, with the real plugins --------------------------------
+
+RANK4 = "rank4"
+
+
+def _finetune(root: Path) -> dict:
+    return yaml.safe_load((root / RANK4 / "finetune.yaml").read_text())
+
+
+def _cell(root: Path) -> dict:
+    return yaml.safe_load(
+        (root / RANK4 / "eval" / "ck_style" / "epoch_0" / "eval_config.yaml").read_text()
+    )
+
+
+def _dig(document: dict, dotted: str):
+    node = document
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def finetune(dotted: str):
+    """Where a training key lands: a path in rank4's finetune.yaml."""
+    return lambda root, plan: _dig(_finetune(root), dotted)
+
+
+def cell(dotted: str):
+    """Where an evaluation key lands: a path in rank4's epoch-0 cell's eval_config.yaml."""
+    return lambda root, plan: _dig(_cell(root), dotted)
+
+
+def job(unit: str, field: str):
+    """What a job asks of the machine."""
+    return lambda root, plan: getattr(plan.generated[unit].job.resources, field)
+
+
+def kept(root, plan):
+    """An informational key: accepted and kept (the same files, nothing translated)."""
+    return True
+
+
+EVAL_CELL = "rank4.eval.ck_style.epoch_0"
+CONFORMANCE = [
+    # (template key, value written, where it must land, what it must be there)
+    ("experiment.question", "Other?", kept, True),
+    ("experiment.hypothesis", "Rank helps.", kept, True),
+    ("experiment.purpose", "A test.", kept, True),
+    ("experiment.date", "2026-12-01", kept, True),
+    ("models.base.0.size_gb", 9.5, kept, True),
+    ("data.training.size_kb", 99, kept, True),
+    ("evaluation.tasks.0.description", "Something else", kept, True),
+    ("controls.epochs", 3, finetune("epochs"), 3),
+    ("controls.batch_size", 1, finetune("batch_size"), 1),
+    ("controls.gradient_accumulation_steps", 2, finetune("gradient_accumulation_steps"), 2),
+    ("controls.weight_decay", 0.05, finetune("optimizer.weight_decay"), 0.05),
+    ("controls.lora_dropout", 0.1, finetune("model.lora_dropout"), 0.1),
+    ("controls.seed", 7, finetune("seed"), 7),
+    ("controls.seed", 7, cell("generate.seed"), 14),  # the evaluation's seed is its own
+    ("evaluation.seed", 0, cell("generate.seed"), 0),
+    ("evaluation.seed", 0, finetune("seed"), 14),
+    ("controls.system_prompt", "Be brief.", finetune("dataset.system_prompt"), "Be brief."),
+    ("controls.system_prompt", "Be brief.", cell("system_prompt"), "Be brief."),
+    ("controls.prompt", "Say {input}", finetune("dataset.prompt"), "Say {input}"),
+    ("controls.prompt", "Say {input}", cell("prompt"), "Say {input}"),
+    ("controls.dataset_type", "text_completion", cell("use_chat_template"), False),
+    (
+        "controls.dataset_type",
+        "text_completion",
+        finetune("dataset.dataset_type"),
+        "text_completion",
+    ),
+    ("controls.validation_during_training", True, finetune("run_val_every_n_steps"), 50),
+    ("controls.validation_during_training", True, finetune("dataset_val.split"), "validation"),
+    ("controls.batch_size_val", 1, finetune("batch_size_val"), 1),
+    ("runs.0.parameters.lora_rank", 16, finetune("model.lora_rank"), 16),
+    ("runs.0.parameters.lora_rank", 16, finetune("model.lora_alpha"), 32),  # 2 × rank
+    ("controls.lr", 3e-4, finetune("optimizer.lr"), 3e-4),
+    ("controls.num_warmup_steps", 10, finetune("lr_scheduler.num_warmup_steps"), 10),
+    ("controls.max_seq_len", 512, finetune("tokenizer.max_seq_len"), 512),
+    ("controls.log_every_n_steps", 1, finetune("log_every_n_steps"), 1),
+    ("controls.save_adapter_weights_only", True, finetune("save_adapter_weights_only"), True),
+    ("controls.base_recipe", "llama3_2/1B_lora_single_device", finetune("optimizer.lr"), 3e-4),
+    ("data.training.splits.train", 3, finetune("dataset.max_samples"), 3),
+    ("output.wandb_project", "other", finetune("metric_logger.wandb_project"), "other"),
+    ("runs.0.parameters.prompt", "Run {input}", finetune("dataset.prompt"), "Run {input}"),
+    ("runs.0.parameters.prompt", "Run {input}", cell("prompt"), "Run {input}"),
+    ("evaluation.tasks.0.prompt", "Task {input}", cell("prompt"), "Task {input}"),
+    (
+        "evaluation.tasks.0.prompt",
+        "Task {input}",
+        finetune("dataset.prompt"),
+        "Capitalize: {input}",
+    ),
+    ("evaluation.tasks.0.system_prompt", "Judge.", cell("system_prompt"), "Judge."),
+    ("evaluation.system_prompt", "Retired.", cell("system_prompt"), ""),  # warned, ignored
+    ("evaluation.temperature", 0.7, cell("model.args.do_sample"), False),  # inert
+    ("evaluation.do_sample", True, cell("model.args.do_sample"), True),  # with a temperature
+    ("evaluation.do_sample", True, cell("task_args.temperature"), 0.7),
+    ("evaluation.max_tokens", 7, cell("task_args.max_tokens"), 7),
+    ("evaluation.max_connections", 1, cell("batch_size"), 1),
+    (
+        "evaluation.scorers",
+        [{"name": "match"}],
+        cell("scorers"),
+        [{"name": "match", "params": {"location": "exact", "ignore_case": False}}],
+    ),
+    (
+        "evaluation.scorers",
+        [{"name": "match", "params": {"location": "exact"}}],
+        cell("scorers"),
+        [{"name": "match", "params": {"location": "exact"}}],
+    ),
+    ("evaluation.matrix.0.vis_label", "four", cell("task_args.vis_label"), "four"),
+    ("runs.0.compute", {"time": "1:00:00"}, job("rank4.train", "time_s"), 3600),
+    ("runs.0.compute", {"mem": "8G"}, job("rank4.train", "mem_mb"), 8192),
+    ("runs.0.compute", {"cpus_per_task": 3}, job("rank4.train", "cpus"), 3),
+    ("evaluation.compute", {"time": "0:05:00"}, job(EVAL_CELL, "time_s"), 300),
+]
+
+
+@pytest.fixture
+def kit_plugins(plugin_manager, register_plugin):
+    pytest.importorskip("torchtune")
+    from cruijff_inspect import plugin as inspect_plugin
+    from cruijff_torchtune import plugin as torchtune_plugin
+
+    register_plugin(torchtune_plugin, name="torchtune")
+    register_plugin(inspect_plugin, name="inspect")
+    return plugin_manager
+
+
+def real_kit_experiment(root: Path, **changes) -> dict:
+    """The kit experiment for torchtune and inspect-ai: a Llama config (scaffolding reads no
+    weights) and a task written in cruijff_kit's style."""
+    from test_torchtune_config import LLAMA
+
+    document = kit_experiment(root, **changes)
+    document["tools"] = {"preparation": "torchtune", "evaluation": "inspect-ai"}
+    model = Path(document["models"]["base"][0]["path"])
+    (model / "config.json").write_text(json.dumps(LLAMA))
+    (model / "model.safetensors").write_bytes(b"")
+    task = Path(__file__).parent / "inspect_tasks" / "ck_style_task.py"
+    (root / "inspect_task.py").write_text(task.read_text())
+    for what in [document["evaluation"]["tasks"][0], *document["evaluation"]["matrix"]]:
+        if "tasks" in what:
+            what["tasks"] = ["ck_style"]
+        else:
+            what["name"] = "ck_style"
+    return document
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "where", "expected"),
+    CONFORMANCE,
+    ids=[f"{row[0]}={row[1]!r}"[:60] for row in CONFORMANCE],
+)
+def test_every_template_key_is_accepted_translated_and_honoured(
+    kit_plugins, tmp_path, key, value, where, expected
+):
+    from cruijff.orchestrator import scaffold_experiment
+
+    changes = {key: value}
+    if key == "evaluation.do_sample":  # sampling needs a temperature, as in cruijff_kit
+        changes["evaluation.temperature"] = 0.7
+    path = write(tmp_path, real_kit_experiment(tmp_path, **changes))
+    assert problems(kit_plugins, path) == []
+    plan, _ = scaffold_experiment(kit_plugins, path)
+    root = plan.experiment.directory
+    assert where(root, plan) == expected
+    if where is kept:  # informational: every config is that of the file without the key
+        baseline = tmp_path / "baseline"
+        baseline.mkdir()
+        plain, _ = scaffold_experiment(kit_plugins, write(baseline, real_kit_experiment(baseline)))
+        assert _configs(root, tmp_path) == _configs(plain.experiment.directory, baseline)
+
+
+def _configs(root: Path, folder: Path) -> dict[str, str]:
+    """The configs scaffolding wrote under ``root``, with ``folder`` written as <root>."""
+    return {
+        str(path.relative_to(root)): path.read_text().replace(str(folder), "<root>")
+        for pattern in ("*/finetune.yaml", "*/eval/*/*/eval_config.yaml")
+        for path in sorted(root.glob(pattern))
+    }
+
+
+def test_generated_data_flows_generate_then_train_then_evaluate(
+    kit_plugins, organism, tmp_path, cli
+):
+    document = real_kit_experiment(tmp_path)
+    directory = Path(document["experiment"]["dir"])
+    document["data"]["data_generation"] = dict(MEMORIZE)
+    document["data"]["training"].update(
+        path=str(directory / "data" / "parity.json"),
+        dataset_label="parity",
+        splits={"train": 40, "validation": 40},
+    )
+    path = write(tmp_path, document)
+    assert problems(kit_plugins, path) == []
+    planned = json.loads(cli("plan", path, "--json").output)
+    jobs = {job["unit"]: job for job in planned["jobs"]}
+    assert "data.generate" in jobs
+    assert "data.generate" in jobs["rank4.train"]["depends_on"]
+    assert "data.generate" in jobs["rank4.eval.ck_style.epoch_0"]["depends_on"]
+    # the generated file has no test split: an evaluation of it is refused before any job
+    document["evaluation"]["tasks"][0]["split"] = "test"
+    result = cli("validate", write(tmp_path, document))
+    assert result.exit_code == 1 and "parity.json has no split 'test'" in result.output

@@ -20,7 +20,7 @@ class Cluster:
     def cruijff_schedulers(self):
         yield SchedulerInfo(
             name="cluster",
-            factory=lambda options, state_dir: None,
+            factory=lambda experiment, options: None,
             available=lambda: self.available,
         )
 

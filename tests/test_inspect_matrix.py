@@ -400,7 +400,7 @@ def test_resources_come_from_the_model_size_and_can_be_set(
         @hookimpl
         def cruijff_schedulers(self):
             yield SchedulerInfo(
-                name="cluster", factory=lambda options, state_dir: None, gpus=lambda o: True
+                name="cluster", factory=lambda experiment, options: None, gpus=lambda e: True
             )
 
     plugin_manager.register(Cluster(), name="cluster")

@@ -61,7 +61,7 @@ class Limited(LocalScheduler):
 class LimitedPlugin:
     @hookimpl
     def cruijff_schedulers(self):
-        yield SchedulerInfo(name="limited", factory=Limited)
+        yield SchedulerInfo(name="limited", factory=lambda e, o: Limited(o, e.state_dir))
 
 
 def test_a_full_queue_gets_the_rest_as_room_frees_up(plugin_manager, fake_tools, make_experiment):
