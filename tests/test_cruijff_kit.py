@@ -507,3 +507,25 @@ def test_generated_data_flows_generate_then_train_then_evaluate(
     document["evaluation"]["tasks"][0]["split"] = "test"
     result = cli("validate", write(tmp_path, document))
     assert result.exit_code == 1 and "parity.json has no split 'test'" in result.output
+
+
+def test_cruijff_kits_schema_fixture_shape_validates_with_warnings_only(kit_plugins, tmp_path):
+    # what cruijff_kit's own schema fixture carries (CRUIJFF_KIT.md §6.6): a retired
+    # evaluation.system_prompt, temperature 0.0, a bare match, validation during training
+    changes = {
+        "evaluation.system_prompt": "You are terse.",
+        "evaluation.temperature": 0.0,
+        "evaluation.scorers": [{"name": "match"}],
+        "controls.validation_during_training": True,
+    }
+    path = write(tmp_path, real_kit_experiment(tmp_path, **changes))
+    assert problems(kit_plugins, path) == []
+    warned = problems(kit_plugins, path, Severity.WARNING)
+    assert any(line.startswith("evaluation.system_prompt:") for line in warned), warned
+    from cruijff.orchestrator import scaffold_experiment
+
+    plan, _ = scaffold_experiment(kit_plugins, path)
+    config = _cell(plan.experiment.directory)
+    assert config["system_prompt"] == ""  # controls.system_prompt, not the retired key
+    assert config["model"]["args"]["do_sample"] is False
+    assert "temperature" not in config["task_args"]  # greedy: the temperature is dropped
