@@ -146,7 +146,7 @@ def test_a_kit_file_with_every_required_key_validates_and_its_keys_are_read(
     ("dotted", "value", "severity", "expected"),
     [
         ("experiment.directory", "/x", Severity.ERROR, "experiment.directory was renamed to dir"),
-        ("experiment.type", "sweep", Severity.ERROR, "experiment.type was removed"),
+        ("experiment.type", "sweep", Severity.WARNING, "experiment.type is not read"),
         ("experiment.seed", 3, Severity.WARNING, "experiment.seed is not read"),
         ("output.base_directory", "/x", Severity.WARNING, "output.base_directory is not read"),
         ("output.checkpoint_pattern", "x", Severity.WARNING, "checkpoint_pattern is not read"),
@@ -158,7 +158,8 @@ def test_a_kit_file_with_every_required_key_validates_and_its_keys_are_read(
         ("runs.0.compute", {"gpus": -1}, Severity.ERROR, "gpus must be a whole number"),
         ("runs.0.compute", {"memory": "8G"}, Severity.ERROR, "runs[0].compute.memory: unknown"),
         ("evaluation.compute", {"mem": "lots"}, Severity.ERROR, "mem must be MB or a size"),
-        ("runs.2.training_condition", "c1", Severity.ERROR, "a control run trains nothing"),
+        ("runs.2.training_condition", "c1", Severity.WARNING, "a control run trains nothing"),
+        ("runs.0.training_condition", "../x", Severity.ERROR, "is not a condition name"),
         ("runs.0.slurm_overrides", {"qos": "x"}, Severity.ERROR, "slurm_overrides.qos: unknown"),
     ],
 )
@@ -529,3 +530,20 @@ def test_cruijff_kits_schema_fixture_shape_validates_with_warnings_only(kit_plug
     assert config["system_prompt"] == ""  # controls.system_prompt, not the retired key
     assert config["model"]["args"]["do_sample"] is False
     assert "temperature" not in config["task_args"]  # greedy: the temperature is dropped
+
+
+def test_null_values_mean_what_absent_keys_mean(kit_plugins, tmp_path):
+    # cruijff_kit skips a null (seed: null is seed 14): so do the plugins, which never see it
+    document = real_kit_experiment(tmp_path)
+    document["controls"].update(seed=None, system_prompt=None, lr=None)
+    document["evaluation"].update(temperature=None, seed=None)
+    document["runs"][0]["parameters"]["prompt"] = None
+    path = write(tmp_path, document)
+    assert problems(kit_plugins, path) == []
+    from cruijff.orchestrator import scaffold_experiment
+
+    plan, _ = scaffold_experiment(kit_plugins, path)
+    config = _finetune(plan.experiment.directory)
+    assert config["seed"] == 14 and config["optimizer"]["lr"] == 1e-4
+    assert config["dataset"]["prompt"] == "Capitalize: {input}"  # the controls' prompt
+    assert _cell(plan.experiment.directory)["generate"]["seed"] == 14

@@ -7,7 +7,7 @@ from typing import Any
 
 from cruijff.experiment.compute import compute
 from cruijff.experiment.context import Context
-from cruijff.experiment.reader import ListOf, is_count, kind
+from cruijff.experiment.reader import ListOf, is_count, kind, present
 from cruijff.records import NAME_PATTERN, EvalTask, Evaluation, MatrixEntry, RunType, Scorer
 from cruijff.suggest import did_you_mean, one_of
 from cruijff.yamlfile import yaml_text
@@ -46,7 +46,7 @@ def evaluation(ctx: Context, value: Any) -> dict[str, Any]:
     if value is None:
         return {}
     section = ctx.mapping(value, "evaluation")
-    settings = {key: item for key, item in section.items() if key not in OWN_KEYS}
+    settings = present({key: item for key, item in section.items() if key not in OWN_KEYS})
     for key, item in settings.items():
         ctx.offer("evaluation", f"evaluation.{key}", key, item)
     scorers = _scorers(ctx, section.get("scorers"))
@@ -93,7 +93,7 @@ def _tasks(ctx: Context, value: Any) -> list[EvalTask]:
         script = None
         if item.get("script") is not None:
             script = ctx.file_path(item, "script", path, required=False, what="task script")
-        settings = {key: setting for key, setting in item.items() if key not in TASK_KEYS}
+        settings = present({key: s for key, s in item.items() if key not in TASK_KEYS})
         for key, setting in settings.items():
             ctx.offer("task", f"{path}.{key}", key, setting)
         if name and NAME_PATTERN.fullmatch(name):

@@ -51,6 +51,13 @@ def join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
+def present(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` without the keys set to null: cruijff_kit reads ``seed: null`` as no seed (its
+    default), so plugins never see such a key. A dotted config path (``model.quantize_base``)
+    keeps its null, which is a value there."""
+    return {key: value for key, value in values.items() if value is not None or "." in key}
+
+
 def is_count(value: Any) -> bool:
     """A non-negative int that is not a bool (YAML's ``true`` is an int to Python)."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0

@@ -17,8 +17,9 @@ RETIRED: dict[tuple[str, str], tuple[Severity, str, str]] = {
         "write dir: instead",
     ),
     ("experiment", "type"): (
-        Severity.ERROR,
-        "experiment.type was removed from the format (cruijff_kit's schema forbids it)",
+        Severity.WARNING,
+        "experiment.type is not read (removed from the format; cruijff_kit's schema test "
+        "forbids it)",
         "delete it: each run's type says what it is",
     ),
     ("experiment", "seed"): (

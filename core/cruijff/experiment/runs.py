@@ -10,7 +10,7 @@ import attrs
 from cruijff.experiment.compute import compute
 from cruijff.experiment.context import Context
 from cruijff.experiment.grid import canonical, grid_runs, grid_size, run_directory
-from cruijff.experiment.reader import ListOf, kind
+from cruijff.experiment.reader import ListOf, kind, present
 from cruijff.records import NAME_PATTERN, Axis, Run, RunType, ZipGroup
 from cruijff.suggest import did_you_mean, one_of
 from cruijff.yamlfile import yaml_text
@@ -179,7 +179,7 @@ def _written(ctx: Context, value: Any) -> list[Run]:
                 f"{yaml_text(model)} is not a base model",
                 did_you_mean(model, ctx.model_names) or one_of(ctx.model_names),
             )
-        parameters = ctx.mapping(item.get("parameters"), f"{path}.parameters")
+        parameters = present(ctx.mapping(item.get("parameters"), f"{path}.parameters"))
         for key, setting in parameters.items():
             ctx.offer("parameters", f"{path}.parameters.{key}", key, setting)
         if "dataset_path" in item:  # cruijff_kit reads it as parameters.dataset_path
@@ -202,12 +202,20 @@ def _written(ctx: Context, value: Any) -> list[Run]:
         if extras:
             asks = attrs.evolve(asks, extras=extras)
         condition = ctx.string(item, "training_condition", path)
-        if condition is not None and run_type is not RunType.FINE_TUNED:
+        if condition is not None and not NAME_PATTERN.fullmatch(condition):
             ctx.error(
                 f"{path}.training_condition",
-                f"a {run_type.value} run trains nothing",
-                "leave training_condition out, or make the run fine-tuned",
+                f"{yaml_text(condition)} is not a condition name",
+                "a condition is named by letters, digits, '.', '_' and '-'",
             )
+            condition = None
+        if condition is not None and run_type is not RunType.FINE_TUNED:
+            ctx.warning(  # cruijff_kit scaffolds no training for it: the key has no effect
+                f"{path}.training_condition",
+                f"a {run_type.value} run trains nothing: training_condition is not read",
+                "leave it out",
+            )
+            condition = None
         if name and NAME_PATTERN.fullmatch(name) and model is not None:
             found.append(
                 Run(

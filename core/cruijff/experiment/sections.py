@@ -15,7 +15,7 @@ from typing import Any
 
 from cruijff.experiment.context import Context
 from cruijff.experiment.evaluation import evaluation
-from cruijff.experiment.reader import ListOf, is_count, kind
+from cruijff.experiment.reader import ListOf, is_count, kind, present
 from cruijff.experiment.retired import retire
 from cruijff.experiment.runs import runs, variables
 from cruijff.records import (
@@ -91,7 +91,7 @@ def offered(section: str, namespace: str) -> Parser:
     ``namespace`` (but retired ones); the section becomes the Experiment field of its name."""
 
     def parse(ctx: Context, value: Any) -> dict[str, Any]:
-        values = retire(ctx, ctx.mapping(value, section), section)
+        values = present(retire(ctx, ctx.mapping(value, section), section))
         for key, item in values.items():
             ctx.offer(namespace, f"{section}.{key}", key, item)
         return {section: values}
