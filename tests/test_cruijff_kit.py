@@ -395,8 +395,18 @@ CONFORMANCE = [
         "Capitalize: {input}",
     ),
     ("evaluation.tasks.0.system_prompt", "Judge.", cell("system_prompt"), "Judge."),
+    # a run's system prompt trains it; its evaluation uses the task's or the controls' (warned)
+    ("runs.0.parameters.system_prompt", "Run.", finetune("dataset.system_prompt"), "Run."),
+    ("runs.0.parameters.system_prompt", "Run.", cell("system_prompt"), ""),
     ("evaluation.system_prompt", "Retired.", cell("system_prompt"), ""),  # warned, ignored
     ("evaluation.temperature", 0.7, cell("model.args.do_sample"), False),  # inert
+    ("evaluation.temperature", -1, cell("generate"), {"seed": 14}),  # greedy: dropped, no error
+    (
+        "evaluation.temperature",
+        -1,
+        lambda root, plan: "temperature" in _cell(root)["task_args"],
+        False,
+    ),
     ("evaluation.do_sample", True, cell("model.args.do_sample"), True),  # with a temperature
     ("evaluation.do_sample", True, cell("task_args.temperature"), 0.7),
     ("evaluation.max_tokens", 7, cell("task_args.max_tokens"), 7),

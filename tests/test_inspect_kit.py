@@ -258,6 +258,47 @@ def test_eval_condition_names_exactly_one_test_file_beside_the_training_data(
     assert "2 files match narrative_test_*.json" in found.message
 
 
+@pytest.mark.parametrize("condition", ["../elsewhere/narrative", "/tmp/narrative", "nar*", "a b"])
+def test_an_eval_condition_is_a_plain_name_and_reads_nothing_outside_the_data_folder(
+    plugin_manager, inspect_tools, make_experiment, tmp_path, condition
+):
+    # a file the name would reach as a path or a pattern: never read
+    for folder in (tmp_path / "elsewhere", tmp_path / "data"):
+        folder.mkdir(exist_ok=True)
+        rows = [{"input": "pear", "output": "PEAR"}]
+        (folder / "narrative_test_1a2b3c4d.json").write_text(json.dumps({"test": rows}))
+    changes = inspect_changes()
+    changes["evaluation"]["tasks"][0]["eval_condition"] = condition
+    found = problems(plugin_manager, make_experiment(changes))["evaluation.tasks[0].eval_condition"]
+    assert found.message == f"{condition!r} is not a condition name"
+    assert found.where.line is not None
+
+
+def test_condition_files_are_matched_by_name_in_their_folder(tmp_path):
+    from cruijff.upstream import condition_file
+
+    for name in (
+        "c1_test_00000002.json",
+        "c1_test_00000001.json",
+        "c1_train_00000001.json",
+        "c1_test_x.txt",
+        "c10_test_00000001.json",
+        "xc1_test_00000001.json",
+    ):
+        (tmp_path / name).write_text("{}")
+    (tmp_path / "c1_test_folder.json").mkdir()
+    assert [p.name for p in condition_file(tmp_path, "c1", "test")] == [
+        "c1_test_00000001.json",
+        "c1_test_00000002.json",
+    ]
+    assert [p.name for p in condition_file(tmp_path, "c1", "train")] == ["c1_train_00000001.json"]
+    assert condition_file(tmp_path, "c*", "test") == []  # a name, never a pattern
+    assert condition_file(tmp_path, "../" + tmp_path.name + "/c1", "test") == []
+    assert condition_file(tmp_path / "missing", "c1", "test") == []
+    with pytest.raises(ValueError, match="kind must be one of train, test"):
+        condition_file(tmp_path, "c1", "validation")
+
+
 def test_a_runs_eval_dataset_path_comes_after_the_tasks_dataset(
     plugin_manager, inspect_tools, make_experiment, tmp_path
 ):
@@ -369,7 +410,7 @@ def test_retired_system_prompt_and_scorer_are_ignored_with_a_warning(
     plan, _ = planned(plugin_manager, path)
     config = config_of(plan, "base.eval.capitalization.base")
     assert config["system_prompt"] == "Kept." and config["task_args"]["system_prompt"] == "Kept."
-    assert "scorers" not in config and config["replace_scorers"] is False  # the task's own
+    assert "scorers" not in config and "replace_scorers" not in config  # the task's own
 
 
 def test_a_clean_kit_file_gives_no_warning(plugin_manager, inspect_tools, make_experiment):
@@ -380,7 +421,7 @@ def test_a_clean_kit_file_gives_no_warning(plugin_manager, inspect_tools, make_e
     plan, _ = planned(plugin_manager, path)
     config = config_of(plan, "base.eval.organism.base")
     assert config["generate"] == {"seed": 0}  # 0 is a seed
-    assert config["replace_scorers"] is False  # the task builds its own from the config
+    assert "replace_scorers" not in config  # the task builds its own from the config
     assert config["scorers"] == [
         {"name": "match", "params": {"location": "exact", "ignore_case": False}}
     ]
@@ -389,16 +430,14 @@ def test_a_clean_kit_file_gives_no_warning(plugin_manager, inspect_tools, make_e
 
 
 def test_scorer_params_are_passed_as_written(plugin_manager, inspect_tools, make_experiment):
-    changes = inspect_changes(
-        scorers=[{"name": "match", "params": {"location": "exact"}}, "includes"]
-    )
+    changes = ck_changes(scorers=[{"name": "match", "params": {"location": "exact"}}, "includes"])
     plan, _ = planned(plugin_manager, make_experiment(changes))
-    config = config_of(plan, "base.eval.capitalization.base")
+    config = config_of(plan, "base.eval.organism.base")
     assert config["scorers"] == [
         {"name": "match", "params": {"location": "exact"}},  # inspect's default: ignore_case
         {"name": "includes", "params": {"ignore_case": False}},
     ]
-    settings = settings_of(plan, "base.eval.capitalization.base")
+    settings = settings_of(plan, "base.eval.organism.base")
     assert settings["scorers[1]"].value == "includes(ignore_case=False)"
     assert "exact and case-sensitive, as in cruijff_kit" in settings["scorers[1]"].source
 
@@ -409,8 +448,13 @@ def test_a_scorer_only_kit_tasks_know_is_a_warning_for_them(
     path = make_experiment(ck_changes(scorers=[{"name": "risk_scorer"}]))
     warned = problems(plugin_manager, path, Severity.WARNING)["evaluation.scorers[0].name"]
     assert "must know it" in warned.message
+    assert check(plugin_manager, path).ok
+    # a task without config_path never gets them: nothing to know, it scores with its own
     path = make_experiment(inspect_changes(scorers=[{"name": "risk_scorer"}]))
-    assert "evaluation.scorers[0].name" in problems(plugin_manager, path)
+    assert check(plugin_manager, path).ok
+    warned = problems(plugin_manager, path, Severity.WARNING)
+    assert "evaluation.scorers[0].name" not in warned
+    assert "not read by the task capitalization" in warned["evaluation.scorers"].message
 
 
 def test_a_missing_dataset_type_is_an_error_when_the_experiment_evaluates(

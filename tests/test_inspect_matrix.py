@@ -229,12 +229,12 @@ def precedence_experiment(make_experiment, *, task=None, run=None, evaluation=No
             "controls",
             "evaluation",
         ),
-        (
+        (  # a run's system prompt is for its training: evaluated with the controls'
             {},
             {"prompt": "R: {input}", "system_prompt": "run"},
             {"prompt": "E: {input}", "system_prompt": "eval"},
             "R: {input}",
-            "run",
+            "controls",
             "runs.tuned",
         ),
         (
@@ -263,6 +263,47 @@ def test_prompt_precedence_task_then_run_then_evaluation_then_controls(
     assert base["prompt"] == (task or {}).get(
         "prompt", (evaluation or {}).get("prompt", "C: {input}")
     )
+
+
+def test_a_runs_system_prompt_is_for_its_training_and_warned_where_evaluation_differs(
+    plugin_manager, inspect_tools, make_experiment
+):
+    from cruijff.design import check
+    from cruijff.records import Severity
+
+    def warned(path):
+        checked = check(plugin_manager, path)
+        assert checked.ok
+        return {p.where.path: p for p in checked.problems if p.severity is Severity.WARNING}
+
+    path = precedence_experiment(make_experiment, run={"system_prompt": "run"})
+    found = warned(path)["runs[0].parameters.system_prompt"]
+    assert found.message == (
+        "trained with, not evaluated with: the evaluation of tuned uses "
+        "controls.system_prompt ('controls'), as in cruijff_kit"
+    )
+    assert found.where.line is not None
+    plan, _ = planned(plugin_manager, path)
+    config = config_of(plan, "tuned.eval.capitalization.epoch_0")
+    assert config["system_prompt"] == "controls" == config["task_args"]["system_prompt"]
+    settings = {s.path: s for s in plan.generated["tuned.eval.capitalization.epoch_0"].settings}
+    assert settings["system_prompt"].source == "controls"
+    # the task's own is what the evaluation uses, and is said so
+    path = precedence_experiment(
+        make_experiment, task={"system_prompt": "task"}, run={"system_prompt": "run"}
+    )
+    assert "the task capitalization's system_prompt ('task')" in (
+        warned(path)["runs[0].parameters.system_prompt"].message
+    )
+    # the same as what the evaluation uses: nothing to say
+    path = precedence_experiment(make_experiment, run={"system_prompt": "controls"})
+    assert "runs[0].parameters.system_prompt" not in warned(path)
+    # a swept system prompt: said once, at the variable
+    changes = inspect_changes()
+    changes["variables"] = {"system_prompt": ["A.", "B."]}
+    changes["controls"] |= {"system_prompt": "A."}
+    found = warned(make_experiment(changes))
+    assert "trained with, not evaluated with" in found["variables.system_prompt"].message
 
 
 def test_decoding_is_greedy_unless_do_sample_and_the_seed_defaults_to_14(
@@ -334,14 +375,18 @@ def test_task_arguments_are_those_the_function_takes(
         "max_tokens": 9,
         "level": 2,
     }
-    assert kit["replace_scorers"] is False  # it declares config_path: it builds its own
-    caps = config_of(plan, "base.eval.capitalization.base")
-    assert set(caps["task_args"]) == {"data_path", "split", "prompt", "system_prompt"}
-    # a bare match means cruijff_kit's: exact and case-sensitive
-    assert caps["scorers"] == [
+    # it declares config_path: it builds its scorers from the config, where a bare match
+    # means cruijff_kit's (exact and case-sensitive)
+    assert kit["scorers"] == [
         {"name": "match", "params": {"location": "exact", "ignore_case": False}}
     ]
-    assert caps["replace_scorers"] is True
+    caps = config_of(plan, "base.eval.capitalization.base")
+    assert set(caps["task_args"]) == {"data_path", "split", "prompt", "system_prompt"}
+    # scorers are never replaced: capitalization takes no config_path and scores with its own
+    assert "replace_scorers" not in caps and "replace_scorers" not in kit
+    settings = {s.path: s for s in plan.generated["base.eval.capitalization.base"].settings}
+    assert settings["scorers"].value == "the task's own"
+    assert "evaluation.scorers is not read" in settings["scorers"].source
 
 
 def test_job_spec_runs_the_job_module_offline_inside_the_cell(
@@ -410,6 +455,23 @@ def test_resources_come_from_the_model_size_and_can_be_set(
     job = plan.generated["base.eval.capitalization.base"].job
     assert (job.resources.gpus, job.resources.mem_mb, job.resources.time_s) == (1, 8192, 3600)
     assert "device" not in config_of(plan, "base.eval.capitalization.base")["model"]["args"]
+    # a 70B model (140 GB in bf16): four GPUs, as cruijff_kit's MODEL_CONFIGS ask, the model
+    # spread over them
+    changes["models"] = {"base": [{"name": "tiny", "path": "models/tiny", "size_gb": 140}]}
+    plan, _ = planned(
+        plugin_manager, make_experiment({**changes, "scheduler": {"name": "cluster"}})
+    )
+    job = plan.generated["base.eval.capitalization.base"].job
+    assert job.resources.gpus == 4
+    assert config_of(plan, "base.eval.capitalization.base")["model"]["args"]["device"] == "auto"
+    settings = {s.path: s for s in plan.generated["base.eval.capitalization.base"].settings}
+    assert settings["resources.gpus"].source == "default (from the model's size)"
+    # an 8B one (16 GB): one
+    changes["models"] = {"base": [{"name": "tiny", "path": "models/tiny", "size_gb": 16}]}
+    plan, _ = planned(
+        plugin_manager, make_experiment({**changes, "scheduler": {"name": "cluster"}})
+    )
+    assert plan.generated["base.eval.capitalization.base"].job.resources.gpus == 1
 
     changes = inspect_changes(gpus=2, cpus=8, mem_gb=20, time_minutes=15)
     plan, _ = planned(plugin_manager, make_experiment(changes))

@@ -22,15 +22,34 @@ def problems(manager, path, severity=Severity.ERROR):
     return {p.where.path: p for p in checked.problems if p.severity is severity}
 
 
-def test_a_valid_experiment_has_no_problem(plugin_manager, inspect_tools, make_experiment):
-    changes = inspect_changes(
-        temperature=0,
-        max_tokens=16,
-        seed=14,
-        batch_size=8,
-        limit=4,
-        scorers=["match", {"name": "includes", "params": {"ignore_case": False}}, "shouted"],
-    )
+READER = """from inspect_ai import task
+from inspect_ai.scorer import accuracy, scorer
+
+
+@scorer(metrics=[accuracy()])
+def shouted():
+    raise RuntimeError("never imported at design time")
+
+
+@task
+def kit(data_path, config_path="", split="test"):
+    raise RuntimeError("never imported at design time")
+"""
+"""A task file in cruijff_kit's style: its task builds its scorers from ``config_path``, and it
+defines a scorer of its own."""
+
+
+def reader_task(folder) -> dict:
+    """A task entry whose task reads ``evaluation.scorers`` (it declares ``config_path``)."""
+    script = folder / "kit_task.py"
+    script.write_text(READER)
+    return {"name": "kit", "script": str(script)}
+
+
+def test_a_valid_experiment_has_no_problem(
+    plugin_manager, inspect_tools, make_experiment, tmp_path
+):
+    changes = inspect_changes(temperature=0, max_tokens=16, seed=14, batch_size=8, limit=4)
     changes["evaluation"]["tasks"][0].update(
         dataset="same",
         split="test",
@@ -39,8 +58,15 @@ def test_a_valid_experiment_has_no_problem(plugin_manager, inspect_tools, make_e
         description="Capitalizes words",
         args={"split": "train"},
     )
-    checked = check(plugin_manager, make_experiment(changes))
-    assert checked.problems == ()
+    assert check(plugin_manager, make_experiment(changes)).problems == ()
+    # scorers, for a task that reads them (inspect's, with their parameters, and its own)
+    changes["evaluation"]["scorers"] = [
+        "match",
+        {"name": "includes", "params": {"ignore_case": False}},
+        "shouted",
+    ]
+    changes["evaluation"]["tasks"] = [{**reader_task(tmp_path), "dataset": "same"}]
+    assert check(plugin_manager, make_experiment(changes)).problems == ()
 
 
 def test_unknown_keys_get_a_did_you_mean_from_the_vocabulary(
@@ -124,7 +150,9 @@ def test_registered_tasks_need_an_installed_package(plugin_manager, inspect_tool
     assert "has no script" in found["evaluation.tasks[2].function"].message
 
 
-def test_scorer_names_and_parameters_are_inspects(plugin_manager, inspect_tools, make_experiment):
+def test_scorer_names_and_parameters_are_inspects(
+    plugin_manager, inspect_tools, make_experiment, tmp_path
+):
     changes = inspect_changes(
         scorers=[
             "mach",
@@ -133,14 +161,48 @@ def test_scorer_names_and_parameters_are_inspects(plugin_manager, inspect_tools,
             "shouted",  # a @scorer of the task file
         ]
     )
-    found = problems(plugin_manager, make_experiment(changes))
-    assert found["evaluation.scorers[0]"].message == "inspect has no scorer 'mach'"
-    assert found["evaluation.scorers[0]"].hint == "did you mean match?"
+    changes["evaluation"]["tasks"] = [reader_task(tmp_path)]
+    path = make_experiment(changes)
+    found = problems(plugin_manager, path)
+    warned = problems(plugin_manager, path, Severity.WARNING)
+    # the task builds its scorers itself: a name inspect does not know is its business
+    assert list(found) == ["evaluation.scorers[1].params.ignore_cas"]
     assert found["evaluation.scorers[1].params.ignore_cas"].hint == "did you mean ignore_case?"
-    assert "no installed package registers inspect scorers as nope/" in (
-        found["evaluation.scorers[2].name"].message
+    assert warned["evaluation.scorers[0]"].message == (
+        "inspect has no scorer 'mach': the task kit builds its scorers from eval_config.yaml "
+        "(config_path) and must know it"
     )
-    assert not [path for path in found if path.startswith("evaluation.scorers[3]")]
+    assert warned["evaluation.scorers[0]"].hint == "did you mean match?"
+    assert "no installed package registers inspect scorers as nope/" in (
+        warned["evaluation.scorers[2].name"].message
+    )
+    assert not [path for path in warned if path.startswith("evaluation.scorers[3]")]
+    assert "evaluation.scorers" not in warned  # the task reads them
+
+
+def test_scorers_are_not_read_by_a_task_without_config_path(
+    plugin_manager, inspect_tools, make_experiment, tmp_path
+):
+    # cruijff_kit's capitalization task scores with its own scorers: evaluation.scorers, even
+    # a name nobody knows, changes nothing for it
+    changes = inspect_changes(scorers=["mach", {"name": "nope/scorer"}])
+    path = make_experiment(changes)
+    assert problems(plugin_manager, path) == {}
+    warned = problems(plugin_manager, path, Severity.WARNING)
+    assert list(warned) == ["evaluation.scorers"]
+    assert warned["evaluation.scorers"].message == (
+        "not read by the task capitalization: it takes no config_path, so it scores with its "
+        "own scorers (as in cruijff_kit)"
+    )
+    assert warned["evaluation.scorers"].where.line is not None
+    # a task that reads them and one that does not: said of the one that does not
+    changes["evaluation"]["tasks"].append(reader_task(tmp_path))
+    checked = check(plugin_manager, make_experiment(changes))
+    said = [p for p in checked.problems if p.where.path == "evaluation.scorers"]
+    assert [p.message.split(":")[0] for p in said] == ["not read by the task capitalization"]
+    assert checked.ok  # 'mach' reaches only kit, which must know it: a warning
+    unknown = [p for p in checked.problems if p.where.path == "evaluation.scorers[0]"]
+    assert "the task kit builds its scorers" in unknown[0].message
 
 
 def test_inspects_scorers_and_providers_are_read_from_its_source():
@@ -155,7 +217,6 @@ def test_inspects_scorers_and_providers_are_read_from_its_source():
 @pytest.mark.parametrize(
     ("settings", "path", "message"),
     [
-        ({"temperature": -1}, "evaluation.temperature", "must be at least 0"),
         ({"temperature": "hot"}, "evaluation.temperature", "expected a number"),
         ({"max_tokens": 0}, "evaluation.max_tokens", "must be at least 1"),
         ({"do_sample": "yes"}, "evaluation.do_sample", "expected true or false"),
@@ -192,6 +253,24 @@ def test_evaluation_settings_are_checked(
     found = problems(plugin_manager, make_experiment(inspect_changes(**settings)))
     assert message in found[path].message
     assert found[path].where.line is not None
+
+
+@pytest.mark.parametrize("temperature", [-1, 0, 0.0, -0.5])
+def test_any_temperature_is_dropped_without_error_under_greedy_decoding(
+    plugin_manager, inspect_tools, make_experiment, temperature
+):
+    # cruijff_kit removes the temperature unless do_sample: true, even <= 0, without error
+    for do_sample in (None, False):
+        settings = {"temperature": temperature}
+        if do_sample is not None:
+            settings["do_sample"] = do_sample
+        path = make_experiment(inspect_changes(**settings))
+        checked = check(plugin_manager, path)
+        assert checked.problems == (), (settings, checked.problems)
+    found = problems(
+        plugin_manager, make_experiment(inspect_changes(temperature=temperature, do_sample=True))
+    )
+    assert "needs a temperature above 0" in found["evaluation.do_sample"].message
 
 
 def test_provider_suggestion_and_other_providers_warn(
@@ -286,14 +365,12 @@ def test_an_evaluation_without_tasks_is_an_error(plugin_manager, inspect_tools, 
 def test_the_cli_prints_problems_with_file_and_line(
     plugin_manager, inspect_tools, make_experiment, cli
 ):
-    changes = inspect_changes(scorers=["mach"])
+    changes = inspect_changes(max_tokens=0)
     path = make_experiment(changes)
     result = cli("validate", path)
     assert result.exit_code == 1
     assert f"{path}:" in result.output
-    assert "evaluation.scorers[0]: inspect has no scorer 'mach' (did you mean match?)" in (
-        result.output
-    )
+    assert "evaluation.max_tokens: must be at least 1, not 0" in result.output
     assert "Traceback" not in result.output
 
 

@@ -172,3 +172,19 @@ def test_logs_of_other_settings_move_aside(tmp_path):
     moved = sorted((tmp_path / "superseded").iterdir())
     assert len(moved) == 2 and all((folder / "a.eval").exists() for folder in moved)
     assert identity({**config, "batch_size": 1}, "w") == identity({**config, "batch_size": 8}, "w")
+
+
+def test_the_identity_marker_is_replaced_whole_never_rewritten_in_place(tmp_path):
+    from cruijff_inspect.job import IDENTITY, identity, supersede
+
+    marker = tmp_path / IDENTITY
+    marker.write_text("an older identity\n")
+    kept = tmp_path / "kept"
+    os.link(marker, kept)  # the old file, seen through another name
+    current = identity({"prompt": "A {input}"}, "weights-1")
+    supersede(tmp_path, tmp_path / "logs", current)
+    assert marker.read_text() == current + "\n"
+    # written beside it and renamed over it (a crash leaves the old or the new one whole):
+    # the old file is untouched, and nothing temporary is left
+    assert kept.read_text() == "an older identity\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([IDENTITY, "kept"])

@@ -246,3 +246,44 @@ def test_an_edited_script_that_no_longer_says_its_tasks_submits_nothing(tmp_path
         warnings.simplefilter("ignore")
         scheduler.submit(jobs, {})
     assert fake.named("sbatch") == []
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda entry: entry.pop("file"),
+        lambda entry: entry.pop("text"),
+        lambda entry: entry.pop("job"),
+        lambda entry: entry.pop("index"),
+        lambda entry: entry.pop("time"),
+        lambda entry: entry.update(index="0"),
+        lambda entry: entry.update(file=None),
+        lambda entry: entry.clear(),
+    ],
+    ids=["no file", "no text", "no job", "no index", "no time", "index text", "file null", "{}"],
+)
+def test_a_damaged_scripts_record_means_no_scaffolded_script(tmp_path, damage):
+    fake = FakeSlurm()
+    jobs = [job(tmp_path, "a"), job(tmp_path, "b")]
+    scheduler = scaffolded(tmp_path, jobs, fake)
+    layout = tmp_path / ".cruijff" / "slurm" / "scripts.json"
+    data = json.loads(layout.read_text())
+    damage(data["units"]["a"])
+    layout.write_text(json.dumps(data))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing edited: nothing to say
+        scheduler.submit(jobs, {})
+    submitted = sbatch_paths(fake)
+    assert (tmp_path / "slurm" / "a+1.slurm").resolve() in submitted  # b, from its script
+    assert any(path.name == "job.sh" for path in submitted)  # a, rendered anew
+    assert len(fake.scripts) == 2
+
+
+def test_a_scripts_record_without_units_renders_every_script(tmp_path):
+    fake = FakeSlurm()
+    jobs = [job(tmp_path, "a")]
+    scheduler = scaffolded(tmp_path, jobs, fake)
+    (tmp_path / ".cruijff" / "slurm" / "scripts.json").write_text('{"units": ["a"]}')
+    scheduler.submit(jobs, {})
+    (submitted,) = sbatch_paths(fake)
+    assert submitted.name == "job.sh"

@@ -66,7 +66,7 @@ def build_config(tmp_path, controls=None, run=None, gpus=0, **more):
         output_dir=tmp_path / "out",
         model=model,
         data=tmp_path / "data.json",
-        controls=controls or {},
+        controls={"dataset_type": "chat_completion", **(controls or {})},
         run=run or {},
         gpus=gpus,
         **more,
@@ -621,3 +621,151 @@ def test_a_resumed_run_that_logs_every_5_steps_is_numbered_from_the_start(tmp_pa
     resumed.write_text("Step 5 | loss:1.0 \n")
     steps = [row["step"] for row in outputs.read_steps(logs, steps_per_epoch=10)]
     assert steps == [5, 10, 15]
+
+
+# --- the GPUs a job gets, and what each of them trains on ---------------------------------
+
+LLAMA_70B = {
+    **LLAMA,
+    "vocab_size": 128256,
+    "hidden_size": 8192,
+    "intermediate_size": 28672,
+    "num_hidden_layers": 80,
+    "num_attention_heads": 64,
+    "num_key_value_heads": 8,
+    "tie_word_embeddings": False,
+}
+"""Llama-3.3-70B's shape (its config.json's sizes; no weights: planning reads none)."""
+
+
+def test_a_70b_model_gets_four_gpus_as_in_cruijff_kit(
+    plugin_manager, torchtune, gpu_scheduler, experiment_file, tmp_path
+):
+    # cruijff_kit's MODEL_CONFIGS: 1 GPU up to 8B, 4 for Llama-3.3-70B-Instruct
+    changes = {"variables": None, "scheduler": {"name": "gpus"}}
+    changes["runs"] = [{"name": "big", "model": "tiny", "parameters": {"lr": 1e-4}}]
+    changes["controls"] = {"batch_size": 1}  # 8 rows over 4 GPUs: 2 steps on each
+    path = experiment_file(changes)
+    model_folder(tmp_path / "models", LLAMA_70B, "tiny")
+    plan = design(plugin_manager, path)
+    job = plan.generated["big.train"].job
+    assert job.resources.gpus == 4
+    assert job.argv[job.argv.index("--nproc") + 1] == "4"
+    assert job.argv[job.argv.index("--recipe") + 1] == "lora_finetune_distributed"
+    explained = {s.path: s.source for s in plan.generated["big.train"].settings}
+    assert explained["resources.gpus"] == "model size"
+    # asked for: what is asked wins; a scheduler without GPUs gives none
+    asked = experiment_file({**changes, "controls": {"batch_size": 1, "gpus": 2}})
+    model_folder(tmp_path / "models", LLAMA_70B, "tiny")
+    assert design(plugin_manager, asked).generated["big.train"].job.resources.gpus == 2
+    local = experiment_file({**changes, "scheduler": None})
+    model_folder(tmp_path / "models", LLAMA_70B, "tiny")
+    assert design(plugin_manager, local).generated["big.train"].job.resources.gpus == 0
+    # the small model: one GPU
+    small = experiment_file(changes)
+    assert design(plugin_manager, small).generated["big.train"].job.resources.gpus == 1
+
+
+def test_each_gpu_trains_on_its_share_of_the_rows(
+    plugin_manager, torchtune, gpu_scheduler, experiment_file
+):
+    # torchtune's DistributedSampler gives each of N processes ceil(rows / N) rows
+    runs = [{"name": "a", "model": "tiny", "parameters": {"lr": 1e-4}}]
+    changes = {"variables": None, "runs": runs, "scheduler": {"name": "gpus"}}
+    # 8 rows, batch 4: two steps on one GPU, one on each of two, none on three (3 rows each)
+    assert design(plugin_manager, experiment_file({**changes, "controls": {"gpus": 2}}))
+    with pytest.raises(Exception, match=r"its 8 training rows \(3 on each of 3 GPUs\) make no"):
+        design(plugin_manager, experiment_file({**changes, "controls": {"gpus": 3}}))
+    # the warmup warning counts the steps each GPU makes: 2 epochs of 8 on one GPU, of 4 on
+    # each of two
+    controls = {"batch_size": 1, "num_warmup_steps": 10}
+    one = check(plugin_manager, experiment_file({**changes, "controls": controls}))
+    assert "controls.num_warmup_steps" not in problems_at(one)
+    two = check(plugin_manager, experiment_file({**changes, "controls": {**controls, "gpus": 2}}))
+    warned = problems_at(two)["controls.num_warmup_steps"]
+    assert warned.message.startswith("8 optimizer steps, fewer than num_warmup_steps 10")
+
+
+# --- dataset_type: never guessed, said once -------------------------------------------------
+
+
+@pytest.fixture
+def with_inspect(plugin_manager, register_plugin, torchtune):
+    from cruijff_inspect import plugin as inspect_plugin
+
+    register_plugin(inspect_plugin, name="inspect")
+    return plugin_manager
+
+
+def evaluated(runs, matrix, controls=None):
+    """Changes for torchtune and inspect-ai, evaluating ``matrix`` of ``runs``."""
+    from inspect_helpers import TASKS
+
+    return {
+        "tools": {"preparation": "torchtune", "evaluation": "inspect-ai"},
+        "variables": None,
+        "runs": runs,
+        "controls": {"num_warmup_steps": 0, "dataset_type": None, **(controls or {})},
+        "evaluation": {
+            "tasks": [{"name": "capitalization", "script": str(TASKS)}],
+            "matrix": matrix,
+        },
+    }
+
+
+TUNED = {"name": "tuned", "model": "tiny", "parameters": {"lr": 1e-4}}
+BASE = {"name": "base", "type": "control", "model": "tiny", "parameters": {}}
+
+
+def dataset_type_errors(manager, path):
+    return [
+        p
+        for p in check(manager, path).errors
+        if "dataset_type" in p.message or "dataset_type" in p.where.path
+    ]
+
+
+def test_a_fine_tuned_run_the_evaluation_leaves_out_still_needs_a_dataset_type(
+    with_inspect, experiment_file
+):
+    # the control has its own; the fine-tuned run, which no matrix entry evaluates, has none:
+    # it must not train with a guessed format
+    base = {**BASE, "parameters": {"dataset_type": "chat_completion"}}
+    path = experiment_file(evaluated([TUNED, base], [{"run": "base", "epochs": None}]))
+    (problem,) = dataset_type_errors(with_inspect, path)
+    assert problem.plugin == "torchtune" and problem.where.path == "controls.dataset_type"
+    assert "dataset_type is missing" in problem.message
+
+
+def test_a_missing_dataset_type_is_one_error_whoever_reports_it(with_inspect, experiment_file):
+    # fine-tuned and control runs, all evaluated: torchtune's error alone
+    matrix = [{"run": "tuned"}, {"run": "base", "epochs": None}]
+    path = experiment_file(evaluated([TUNED, BASE], matrix))
+    (problem,) = dataset_type_errors(with_inspect, path)
+    assert problem.plugin == "torchtune"
+    # nothing fine-tuned: the evaluator's
+    path = experiment_file(evaluated([BASE], [{"run": "base", "epochs": None}]))
+    (problem,) = dataset_type_errors(with_inspect, path)
+    assert problem.plugin == "inspect" and problem.where.path == "controls.dataset_type"
+    assert problem.message.startswith("dataset_type is required to evaluate")
+    # the fine-tuned run has one, the control none: the evaluator says it of the control
+    tuned = {**TUNED, "parameters": {"lr": 1e-4, "dataset_type": "chat_completion"}}
+    path = experiment_file(evaluated([tuned, BASE], matrix))
+    (problem,) = dataset_type_errors(with_inspect, path)
+    assert problem.plugin == "inspect" and "(runs without one: base)" in problem.message
+
+
+def test_the_config_builder_never_guesses_a_dataset_type(tmp_path):
+    from cruijff.errors import UserError
+
+    model = read_model(model_folder(tmp_path, LLAMA))
+    with pytest.raises(UserError, match="run 'r' has no dataset_type"):
+        build(
+            run_name="r",
+            output_dir=tmp_path / "out",
+            model=model,
+            data=tmp_path / "data.json",
+            controls={},
+            run={},
+            gpus=0,
+        )

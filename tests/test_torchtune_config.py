@@ -88,7 +88,7 @@ def build_config(tmp_path, controls=None, run=None, gpus=0):
         output_dir=tmp_path / "out",
         model=model,
         data=tmp_path / "data.json",
-        controls=controls or {},
+        controls={"dataset_type": "chat_completion", **(controls or {})},
         run=run or {},
         gpus=gpus,
     )
@@ -206,6 +206,7 @@ def test_parse_time_quantization_is_what_the_built_config_does(tmp_path, recipe)
         (ABSENT, "lora", "full"), values, values
     ):
         controls = {"base_recipe": recipe} if recipe else {}
+        controls["dataset_type"] = "chat_completion"
         if finetune is not ABSENT:
             controls["finetune"] = finetune
         if in_controls is not ABSENT:
@@ -437,6 +438,24 @@ def test_steps_per_epoch_counts_as_torchtune_does():
     assert steps_per_epoch(24, 4, 4, None) == 1  # and the last partial accumulation
     assert steps_per_epoch(24, 4, 8, None) == 0
     assert steps_per_epoch(160, 8, 1, 5) == 5
+    # over N GPUs each process reads ceil(rows / N) rows (torchtune's DistributedSampler pads
+    # the rows to equal shares), then drops its last partial batch
+    assert steps_per_epoch(160, 8, 1, None, 4) == 5
+    assert steps_per_epoch(23, 4, 1, None, 2) == 3  # 12 rows each
+    assert steps_per_epoch(25, 4, 1, None, 3) == 2  # 9 rows each
+    assert steps_per_epoch(8, 4, 1, None, 3) == 0  # 3 rows each
+    assert steps_per_epoch(160, 8, 1, 3, 4) == 3
+    assert steps_per_epoch(160, 8, 1, None, 0) == 20  # the CPU: one process
+
+
+def test_the_job_counts_the_steps_of_one_process_of_several(tmp_path):
+    from cruijff_torchtune.launch import training_steps
+
+    data = tmp_path / "rows.json"
+    data.write_text(json.dumps({"train": [{"input": "a", "output": "A"}] * 23}))
+    config = {"dataset": {"source": str(data), "split": "train"}, "batch_size": 4}
+    assert training_steps(config) == 5
+    assert training_steps(config, 2) == 3
 
 
 def test_a_run_that_would_make_no_optimizer_step_is_an_error_before_anything_runs(

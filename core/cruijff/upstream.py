@@ -8,10 +8,11 @@ declared splits, since the file does not exist until that job has run.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from cruijff.records import Artifact, ArtifactKind, Unit
+from cruijff.records import NAME_PATTERN, Artifact, ArtifactKind, Unit
 
 
 def dataset_maker(upstream: Iterable[Unit], path: Path) -> tuple[Unit, Artifact] | None:
@@ -23,3 +24,28 @@ def dataset_maker(upstream: Iterable[Unit], path: Path) -> tuple[Unit, Artifact]
             if artifact.kind == ArtifactKind.DATASET and Path(artifact.path).absolute() == target:
                 return unit, artifact
     return None
+
+
+CONDITION_KINDS = ("train", "test")
+
+
+def condition_file(folder: Path, condition: str, kind: str) -> list[Path]:
+    """The files of a generated condition in ``folder``, sorted: ``{condition}_{kind}_*.json``
+    (cruijff_kit's convert-tabular-to-text skill adds a hash of its settings), ``kind``
+    ``train`` or ``test``. Matched on the folder's listing by prefix and suffix, never as a
+    glob pattern, so no condition name reaches outside ``folder``; a name that is not a plain
+    name (the core's rule for condition names) matches nothing."""
+    if kind not in CONDITION_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(CONDITION_KINDS)}, not {kind!r}")
+    if not NAME_PATTERN.fullmatch(condition):
+        return []
+    prefix = f"{condition}_{kind}_"
+    try:
+        names = [entry.name for entry in os.scandir(folder) if entry.is_file()]
+    except OSError:
+        return []
+    return sorted(
+        Path(folder) / name
+        for name in names
+        if name.startswith(prefix) and name.endswith(".json") and len(name) > len(prefix) + 4
+    )

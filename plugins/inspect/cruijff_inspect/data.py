@@ -23,7 +23,8 @@ from typing import Any
 
 import attrs
 
-from cruijff.records import EvalTask, Experiment, Run
+from cruijff.records import NAME_PATTERN, EvalTask, Experiment, Run
+from cruijff.upstream import condition_file
 from cruijff_inspect import introspect
 from cruijff_inspect.settings import DEFAULT_SPLIT, SAME, run_setting
 
@@ -59,11 +60,7 @@ def condition_files(folder: Path, condition: str) -> list[Path]:
 @functools.lru_cache(maxsize=256)
 def _condition_files(folder: str, mtime_ns: int, condition: str) -> tuple[Path, ...]:
     # once per folder state: a grid of many runs asks for the same files many times
-    return tuple(sorted(Path(folder).glob(f"{glob_escape(condition)}_test_*.json")))
-
-
-def glob_escape(text: str) -> str:
-    return re.sub(r"([*?\[])", r"[\1]", text)
+    return tuple(condition_file(Path(folder), condition, "test"))
 
 
 def _file(experiment: Experiment, run: Run, task: EvalTask) -> EvalData:
@@ -71,6 +68,14 @@ def _file(experiment: Experiment, run: Run, task: EvalTask) -> EvalData:
     condition = task.settings.get("eval_condition")
     if isinstance(condition, str) and condition:
         where = f"{base}.eval_condition"
+        if not NAME_PATTERN.fullmatch(condition):
+            return EvalData(
+                where=where,
+                problem=(
+                    f"{condition!r} is not a condition name",
+                    "a condition is named by letters, digits, '.', '_' and '-'",
+                ),
+            )
         if experiment.data is None:
             return EvalData(
                 where=where,

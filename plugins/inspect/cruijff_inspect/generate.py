@@ -6,9 +6,10 @@ cell can also be run by hand. Its top is cruijff_kit's ``eval.yaml``: ``prompt``
 ``system_prompt``, ``scorers`` (``{name, params}``), ``dataset_type`` and ``use_chat_template``,
 so a cruijff_kit task runs unchanged: it gets ``config_path`` (this file), ``use_chat_template``,
 ``vis_label``, ``data_path``, ``split`` and, where set, ``max_tokens``, ``assistant_prefix`` and
-(when sampling) ``temperature``, each only if it declares it. A task that declares
-``config_path`` builds its scorers from the file and keeps them; another task's scorers are
-replaced by the experiment's, if it names any.
+(when sampling) ``temperature``, each only if it declares it. A task's scorers are never
+replaced: a task that declares ``config_path`` builds them from the file (the experiment's
+``scorers``, or its own defaults); another task scores with its own and does not read
+``evaluation.scorers`` (as in cruijff_kit; parse says so).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from cruijff.records import (
     JobSpec,
     Resources,
     Unit,
+    thaw,
 )
 from cruijff_inspect import introspect
 from cruijff_inspect.data import eval_data
@@ -54,10 +56,19 @@ WEIGHTS = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 TOY_GB = 0.1
 """Models lighter than this are evaluated on the CPU by default (test and toy models)."""
 
-# Host memory (GB) and hours an evaluation asks for on a GPU, by model size on disk (GB):
-# weights once (no gradients, no optimizer) plus a batch of activations; training asks for
-# several times more.
-GPU_SIZES = ((3, 8, 1), (8, 16, 1), (18, 32, 2), (40, 64, 3), (math.inf, 128, 4))
+# GPUs, host memory (GB) and hours an evaluation asks for on a GPU, by model size on disk
+# (GB): weights once (no gradients, no optimizer) plus a batch of activations; training asks
+# for several times more. One GPU up to an 8B model in bf16 (and while the weights fit one
+# GPU's memory with room to spare), four for a 70B one, as cruijff_kit's MODEL_CONFIGS ask;
+# the model is spread over them with device="auto".
+GPU_SIZES = (
+    (3, 1, 8, 1),
+    (8, 1, 16, 1),
+    (18, 1, 32, 2),
+    (40, 1, 64, 3),
+    (80, 2, 128, 4),
+    (math.inf, 4, 128, 4),
+)
 
 
 def weights_gb(folder: Path) -> float:
@@ -81,13 +92,15 @@ def evaluation_resources(experiment: Experiment, size_gb: float) -> Resources:
     """Resources sized from the model on their own (evaluation needs less than training),
     each overridable with ``evaluation.gpus|cpus|mem_gb|time_minutes`` or cruijff_kit's
     ``evaluation.compute``."""
-    # the CPU unless asked where the scheduler's jobs get no GPU; else by size
-    with_gpus = experiment.scheduler.gpus
-    gpus = evaluation_setting(experiment, "gpus", 1 if with_gpus and size_gb >= TOY_GB else 0)
+    # the CPU unless asked where the scheduler's jobs get no GPU (and for toy models); else
+    # as many GPUs as the model's size needs
+    sized = next((g, m, h) for limit, g, m, h in GPU_SIZES if size_gb <= limit)
+    on_gpu = experiment.scheduler.gpus and size_gb >= TOY_GB
+    gpus = evaluation_setting(experiment, "gpus", sized[0] if on_gpu else 0)
     if gpus == 0:
         mem_gb, hours = max(4, math.ceil(size_gb * 3) + 2), 2
     else:
-        mem_gb, hours = next((m, h) for limit, m, h in GPU_SIZES if size_gb <= limit)
+        mem_gb, hours = sized[1:]
     mem_gb = evaluation_setting(experiment, "mem_gb", mem_gb)
     minutes = evaluation_setting(experiment, "time_minutes", hours * 60)
     resources = Resources(
@@ -259,7 +272,7 @@ def configure(
             "temperature": settings.get("temperature") if sampling(settings) else None,
         },
     )
-    builds_own = function is not None and function.declares("config_path")
+    builds_own = function is not None and function.declares("config_path")  # reads scorers
     limit = task.settings.get("limit") or settings.get("limit")
     batch, batch_source = batch_size(experiment)
     metadata: dict[str, Any] = {
@@ -280,7 +293,6 @@ def configure(
         model=model,
         task_source=source,
         task_args=task_args,
-        replace_scorers=bool(scorers) and not builds_own,
         generate=generate,
         metadata=metadata,
         limit=limit,
@@ -301,10 +313,18 @@ def configure(
         sources["vis_label"] = (unit.params["vis_label"], _label_source(unit))
     if prefix is not None:
         sources["assistant_prefix"] = prefix
-    if scorers and builds_own:
-        sources["scorers"] = ("built by the task from eval_config.yaml", f"{here} (config_path)")
+    if builds_own:
+        if scorers:
+            sources["scorers"] = (
+                "built by the task from eval_config.yaml",
+                f"{here} (config_path)",
+            )
+            sources.update(scorer_sources)
+        else:
+            sources["scorers"] = ("the task's own defaults", f"{here} (no evaluation.scorers)")
     else:
-        sources.update(scorer_sources)
+        unread = ": evaluation.scorers is not read" if scorers else ""
+        sources["scorers"] = ("the task's own", f"{here} (it takes no config_path{unread})")
     for key, value in generate.items():
         sources[key] = (value, "evaluation" if settings.get(key) is not None else "default")
     if "max_tokens" not in generate:
@@ -354,7 +374,7 @@ def generate(experiment: Experiment, unit: Unit) -> Generated:
         f"# Evaluation {unit.id} of experiment {experiment.name}, written by cruijff.\n"
         f"# Run it as it stands: python -m {JOB_MODULE} {CONFIG}\n"
     )
-    text = header + yaml.safe_dump(_plain(config), sort_keys=False, width=100)
+    text = header + yaml.safe_dump(thaw(config), sort_keys=False, width=100)
     job = JobSpec(
         unit_id=unit.id,
         name=f"{experiment.name}.{unit.id}",
@@ -369,14 +389,5 @@ def generate(experiment: Experiment, unit: Unit) -> Generated:
     return Generated(
         files=(FileSpec(path=path, content=text),),
         job=job,
-        settings=provenance({key: (_plain(v), s) for key, (v, s) in sources.items()}),
+        settings=provenance({key: (thaw(v), s) for key, (v, s) in sources.items()}),
     )
-
-
-def _plain(value: Any) -> Any:
-    """Records' read-only mappings and tuples as plain dicts and lists, for YAML."""
-    if isinstance(value, dict) or hasattr(value, "items"):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value

@@ -7,10 +7,11 @@ the cell's own log folder reuses the samples an interrupted run finished, and SI
 as ``cancelled`` with every finished sample in it. Offline (no Hub calls), greedy by default,
 the batch (``max_connections``) matched to the sample count, the model folder's own chat
 template. A LoRA adapter is merged into a copy of its base model's weights in the cell's
-``merged/`` folder, evaluated, then removed (:mod:`cruijff_inspect.adapter`). The experiment's
-scorers replace the task's unless the task builds its own from the config (``replace_scorers``).
-Exit code 0 only when the log's status is ``success`` (inspect itself exits 0 on an errored
-evaluation); 1 on an error, 130 when interrupted, 2 for an unreadable config.
+``merged/`` folder, evaluated, then removed (:mod:`cruijff_inspect.adapter`). The task scores
+with the scorers it makes (a cruijff_kit task builds them from the config's ``scorers``,
+through ``config_path``): they are never replaced. Exit code 0 only when the log's status is
+``success`` (inspect itself exits 0 on an errored evaluation); 1 on an error, 130 when
+interrupted, 2 for an unreadable config.
 ``--batch-size N`` lowers the batch (a retry after running out of memory).
 """
 
@@ -30,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from cruijff.fsutil import write_json
+from cruijff.fsutil import write_atomic, write_json
 from cruijff_inspect.collect import cause, collect, location
 from cruijff_inspect.results import SUCCESS, digest, model_fingerprint
 from cruijff_inspect.settings import DEFAULT_BATCH, JOB_ENV
@@ -57,7 +58,7 @@ def identity(config: dict[str, Any], fingerprint: str | None) -> str:
     prompts count although inspect does not see them when a task reads them from its
     ``config_path``."""
     keys = ("prompt", "system_prompt", "task_source", "task_args", "scorers", "generate")
-    keys += ("limit", "model", "replace_scorers")
+    keys += ("limit", "model")
     return digest(json.dumps([{k: config.get(k) for k in keys}, fingerprint], sort_keys=True))
 
 
@@ -74,7 +75,7 @@ def supersede(directory: Path, log_dir: Path, current: str) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(log_dir), str(target))
         say(f"settings or model changed: earlier logs moved to {target}")
-    marker.write_text(current + "\n")
+    write_atomic(marker, current + "\n")
 
 
 def load_task(source: dict[str, Any], args: dict[str, Any]) -> tuple[Any, Any]:
@@ -99,19 +100,6 @@ def load_task(source: dict[str, Any], args: dict[str, Any]) -> tuple[Any, Any]:
     return task_create(source["registered"], **args), None
 
 
-def make_scorer(name: str, params: dict[str, Any], module: Any) -> Any:
-    """A scorer by name: the task file's own, inspect's, or an installed package's."""
-    import inspect_ai.scorer
-
-    for owner in (module, inspect_ai.scorer):
-        factory = getattr(owner, name, None) if owner is not None and "/" not in name else None
-        if callable(factory):
-            return factory(**params)
-    from inspect_ai.scorer._scorer import scorer_create  # registered by installed packages
-
-    return scorer_create(name, **params)
-
-
 def chat_template_note(model: dict[str, Any]) -> None:
     if model.get("provider") != "hf" or model.get("args", {}).get("chat_template"):
         return
@@ -126,16 +114,11 @@ def chat_template_note(model: dict[str, Any]) -> None:
 
 def evaluate(config: dict[str, Any], log_dir: Path, directory: Path) -> Any:
     """Run the cell through ``eval_set`` and return its log (header)."""
-    from inspect_ai import eval_set, task_with
+    from inspect_ai import eval_set
 
     from cruijff_inspect import mock  # noqa: F401 -- registers the offline provider
 
-    task, module = load_task(config["task_source"], dict(config.get("task_args") or {}))
-    if config.get("scorers") and config.get("replace_scorers", True):
-        scorers = [
-            make_scorer(s["name"], dict(s.get("params") or {}), module) for s in config["scorers"]
-        ]
-        task = task_with(task, scorer=scorers)
+    task, _ = load_task(config["task_source"], dict(config.get("task_args") or {}))
     samples = len(task.dataset)
     limit = config.get("limit")
     if limit:

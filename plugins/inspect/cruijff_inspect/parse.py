@@ -2,13 +2,17 @@
 
 Beyond each value's type: every prompt has ``{input}``, the task functions named exist in their
 scripts (read with ``ast``; a task file runs only inside a job), registered tasks and scorers
-come from installed packages, scorer names and parameters are inspect's, datasets and
+come from installed packages, scorer names and parameters are inspect's (a name it does not know
+is a warning: only tasks that build their scorers read them), datasets and
 checkpoints (model folders, or LoRA adapters whose recorded base exists) exist, each cell's data
 file has the split it reads, decoding settings agree with each other as cruijff_kit requires,
-every evaluated run has a ``dataset_type``, and a matrix entry's epochs are below its run's
-``epochs`` where the file gives them. Keys cruijff_kit retired or ignores are warnings that say
-so. Each problem points at its key (file:line, through the records' ``yaml_path``), with a
-"did you mean" where a name is close.
+every evaluated run has a ``dataset_type`` (the training tool says it of the runs it
+fine-tunes, once), and a matrix entry's epochs are below its run's ``epochs`` where the file
+gives them. Keys cruijff_kit retired or ignores are warnings that say so, as are
+``evaluation.scorers`` where a task does not read them (it takes no ``config_path``) and a
+run's ``system_prompt`` where its evaluation uses another (the task's or the controls'). Each
+problem points at its key (file:line, through the records' ``yaml_path``), with a "did you
+mean" where a name is close.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from cruijff_inspect.settings import (
     SAME,
     TASK,
     assistant_prefix,
+    chosen,
     decoding_problems,
     evaluation_setting,
     run_setting,
@@ -69,6 +74,9 @@ RETIRED = {
     "scorer": (LEGACY_SCORER, "rename it to scorers to score with it"),
 }
 """``evaluation.<key>`` that cruijff_kit 0.3.4 ignores with a warning: ignored here too."""
+CHECKING_TRAINERS = ("torchtune",)
+"""Preparation tools that report a missing ``dataset_type`` of every run they fine-tune
+(cruijff_torchtune): for those runs the error is theirs, said once."""
 COMPUTE = {
     # evaluation.<key>: (the evaluation.compute key, its Compute field, what it sets)
     "gpus": ("gpus", "gpus", "GPUs"),
@@ -152,15 +160,22 @@ class _Checker:
 
     def dataset_types(self, pairs: list[tuple[Run, EvalTask]]) -> None:
         """Every evaluated run has a ``dataset_type`` (cruijff_kit never guesses it), and a
-        system prompt is said to be unused where it is ``text_completion``."""
-        runs = list({run.name: run for run, _ in pairs}.values())
-        missing = [
-            run.name for run in runs if run_setting(self.experiment, run, "dataset_type") is None
-        ]
+        system prompt is said to be unused where it is ``text_completion``. A run that a
+        training tool of :data:`CHECKING_TRAINERS` fine-tunes is that tool's to check (it
+        checks every such run, evaluated or not): one error either way."""
+        experiment = self.experiment
+        evaluated_runs = list({run.name: run for run, _ in pairs}.values())
+        runs = evaluated_runs
+        if any(name in CHECKING_TRAINERS for name in experiment.tools.values()):
+            trained = [run for run in experiment.runs if run.type is RunType.FINE_TUNED]
+            if any(run_setting(experiment, run, "dataset_type") is None for run in trained):
+                runs = []  # the trainer reports controls.dataset_type, which covers these too
+            runs = [run for run in runs if run.type is not RunType.FINE_TUNED]
+        missing = [run.name for run in runs if run_setting(experiment, run, "dataset_type") is None]
         if missing:
             some = (
                 ""
-                if len(missing) == len(runs)
+                if len(missing) == len(evaluated_runs)
                 else f" (runs without one: {', '.join(missing[:5])})"
             )
             self.add(
@@ -172,10 +187,10 @@ class _Checker:
             )
         said = set()
         for run, task in pairs:
-            found = run_setting(self.experiment, run, "dataset_type")
+            found = run_setting(experiment, run, "dataset_type")
             if found is None or found[0] == CHAT or found[0] not in DATASET_TYPES:
                 continue
-            for path, value in self.system_prompts(run, task):
+            for path, value in self.system_prompts(task):
                 if value and path not in said:
                     said.add(path)
                     self.add(
@@ -186,21 +201,54 @@ class _Checker:
                         warning=True,
                     )
 
-    def system_prompts(self, run: Run, task: EvalTask) -> list[tuple[str, object]]:
-        """Where the system prompt of a cell is written, and its value."""
-        found = []
+    def system_prompts(self, task: EvalTask) -> list[tuple[str, object]]:
+        """Where the system prompt a task's cells are asked with is written, and its value:
+        the task's, else the controls' (a run's is for its training)."""
         if task.settings.get("system_prompt") is not None:
-            found.append((f"{task.yaml_path}.system_prompt", task.settings["system_prompt"]))
-        elif run.parameters.get("system_prompt") is not None:
+            return [(f"{task.yaml_path}.system_prompt", task.settings["system_prompt"])]
+        if self.experiment.controls.get("system_prompt") is not None:
+            return [("controls.system_prompt", self.experiment.controls["system_prompt"])]
+        return []
+
+    def run_system_prompts(self, pairs: list[tuple[Run, EvalTask]]) -> None:
+        """A run's ``parameters.system_prompt`` is for its training: cruijff_kit evaluates
+        with the task's, else the controls'. Said where the two differ (a text_completion
+        model is asked without one anyway)."""
+        said: set[str] = set()
+        for run, task in pairs:
+            value = run.parameters.get("system_prompt")
+            if value is None:
+                continue
             where = (
                 f"{run.yaml_path}.parameters.system_prompt"
                 if run.yaml_path
                 else "variables.system_prompt"  # a run of the grid
             )
-            found.append((where, run.parameters["system_prompt"]))
-        elif self.experiment.controls.get("system_prompt") is not None:
-            found.append(("controls.system_prompt", self.experiment.controls["system_prompt"]))
-        return found
+            found_type = run_setting(self.experiment, run, "dataset_type")
+            if where in said or (found_type is not None and found_type[0] != CHAT):
+                continue
+            used, source = chosen(self.experiment, run, task, "system_prompt") or ("", "")
+            if value == used:
+                continue
+            said.add(where)
+            evaluated_with = (
+                f"the task {task.name}'s system_prompt ({used!r})"
+                if source.startswith("evaluation.tasks")
+                else f"controls.system_prompt ({used!r})"
+                if source
+                else "no system prompt (neither the task nor controls sets one)"
+            )
+            trains = (
+                "trained with, not evaluated with"
+                if run.type is RunType.FINE_TUNED
+                else f"not read (a {run.type.value} run trains nothing)"
+            )
+            self.add(
+                where,
+                f"{trains}: the evaluation of {run.name} uses {evaluated_with}, as in cruijff_kit",
+                "set the task's system_prompt (or controls.system_prompt) to evaluate with it",
+                warning=True,
+            )
 
     def provider(self) -> None:
         name = evaluation_setting(self.experiment, "provider")
@@ -231,25 +279,41 @@ class _Checker:
 
     # --- scorers ------------------------------------------------------------------------
 
-    def scorers(self) -> None:
+    def scorers(self, pairs: list[tuple[Run, EvalTask]], *, installed: bool = True) -> None:
+        """``evaluation.scorers`` reach only the tasks that build their scorers from the cell's
+        config (they declare ``config_path``, as cruijff_kit's do); any other task scores with
+        its own and does not read them (a warning says so, as cruijff_kit ignores them there).
+        A name inspect does not know is a warning: the tasks that read it make their scorers
+        themselves, and must know it."""
         evaluation = self.experiment.evaluation
         if evaluation is None or not evaluation.scorers:
             return
+        names = {task.name for _, task in pairs}
+        tasks = [task for task in evaluation.tasks if task.name in names]
+        readers = [task for task in tasks if builds_own_scorers(task)]
+        for task in tasks:
+            if task not in readers:
+                self.add(
+                    "evaluation.scorers",
+                    f"not read by the task {task.name}: it takes no config_path, so it scores "
+                    "with its own scorers (as in cruijff_kit)",
+                    "give the task a config_path parameter that builds its scorers from "
+                    "eval_config.yaml, or leave scorers out",
+                    warning=True,
+                )
+        if not readers or not installed:
+            return
         builtin = introspect.scorers()
         local: dict[str, introspect.Function] = {}
-        for task in self.experiment.evaluation.tasks if self.experiment.evaluation else ():
+        for task in readers:
             if task.script is not None and task.script.exists():
                 try:
                     found = introspect.functions(task.script, "scorer")
                 except introspect.SourceError:
                     continue  # reported with the task
                 local.update({f.name: f for f in found if f.decorated})
-        # tasks that build their scorers from the cell's config (cruijff_kit's, which take
-        # config_path) may know names inspect does not (cruijff_kit's risk_scorer...)
-        own = [builds_own_scorers(task) for task in evaluation.tasks]
-        tasks_know = bool(own) and all(own)
         for scorer in evaluation.scorers:
-            self.scorer(scorer, builtin, local, tasks_know=tasks_know)
+            self.scorer(scorer, builtin, local, readers=[task.name for task in readers])
 
     def scorer(
         self,
@@ -257,28 +321,23 @@ class _Checker:
         builtin: Mapping[str, introspect.Function],
         local: Mapping[str, introspect.Function],
         *,
-        tasks_know: bool = False,
+        readers: list[str],
     ) -> None:
+        """One scorer, as the tasks ``readers`` get it."""
         name = scorer.name
+        they = (
+            f"the task {readers[0]} builds" if len(readers) == 1 else "the tasks build"
+        ) + " its scorers from eval_config.yaml (config_path) and must know it"
         if "/" in name:
-            self.package(name, scorer.name_path, "scorer")
+            self.package(name, scorer.name_path, "scorer", warning=f": {they}")
             return
         function = local.get(name) or builtin.get(name)
         if function is None:
-            names = {*builtin, *local}
-            if tasks_know:
-                self.add(
-                    scorer.name_path,
-                    f"inspect has no scorer {name!r}: the tasks build their scorers from "
-                    "eval_config.yaml (config_path) and must know it",
-                    did_you_mean(name, names),
-                    warning=True,
-                )
-                return
             self.add(
                 scorer.name_path,
-                f"inspect has no scorer {name!r}",
-                did_you_mean(name, names) or one_of(names),
+                f"inspect has no scorer {name!r}: {they}",
+                did_you_mean(name, {*builtin, *local}),
+                warning=True,
             )
             return
         for key in scorer.params:
@@ -291,17 +350,19 @@ class _Checker:
                     or f"{name} takes no parameters",
                 )
 
-    def package(self, name: str, path: str, what: str) -> None:
-        """``package/name``: the package must be an installed inspect extension."""
+    def package(self, name: str, path: str, what: str, *, warning: str = "") -> None:
+        """``package/name``: the package must be an installed inspect extension (a warning,
+        saying ``warning`` after the message, where it is one)."""
         package = name.split("/", 1)[0]
         installed = introspect.extension_packages()
         if package not in installed:
             self.add(
                 path,
-                f"no installed package registers inspect {what}s as {package}/...",
+                f"no installed package registers inspect {what}s as {package}/...{warning}",
                 did_you_mean(package, installed)
                 or f"install the package that provides {name} (installed extensions: "
                 f"{', '.join(installed) or 'none'})",
+                warning=bool(warning),
             )
 
     # --- tasks --------------------------------------------------------------------------
@@ -569,7 +630,8 @@ def describe(data: EvalData) -> str:
 
 def builds_own_scorers(task: EvalTask) -> bool:
     """Whether a task builds its scorers from the cell's config (it declares
-    ``config_path``, as cruijff_kit's tasks do): then its scorers are not replaced."""
+    ``config_path``, as cruijff_kit's tasks do): the only tasks ``evaluation.scorers``
+    reach. A registered task gets no ``config_path``."""
     function = task_function(task)
     return function is not None and function.declares("config_path")
 
@@ -606,9 +668,9 @@ def parse(experiment: Experiment, keys: tuple[Key, ...]) -> ParseReport:
     checker.provider()
     checker.tasks()
     checker.dataset_types(pairs)
+    checker.run_system_prompts(pairs)
     checker.cell_data(pairs)
     checker.checkpoints()
     checker.matrix_epochs()
-    if checker.inspect_installed():
-        checker.scorers()
+    checker.scorers(pairs, installed=checker.inspect_installed())
     return ParseReport(claimed=claimed, vocabulary=VOCABULARY, problems=checker.problems)

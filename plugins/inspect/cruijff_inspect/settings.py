@@ -5,8 +5,10 @@ Three namespaces: the ``evaluation`` section's settings, each task's settings
 (``evaluation.tasks[i]``) and the run parameters it reads (``prompt``, ``system_prompt``,
 ``dataset_type``, ``checkpoint_path``, ``eval_dataset_path``, ``dataset_path``). Values mean
 what cruijff_kit 0.3.4 means by them (``../shared/CRUIJFF_KIT.md``): prompts follow its
-precedence (the task's own > the run's parameter > the ``evaluation`` section's > ``controls``;
-the retired ``evaluation.system_prompt`` is not read), decoding is greedy unless
+precedence (the prompt: the task's own > the run's parameter > the ``evaluation`` section's >
+``controls``; the system prompt: the task's own > ``controls`` only, as cruijff_kit evaluates
+it, a run's ``system_prompt`` being for its training; the retired ``evaluation.system_prompt``
+is not read), decoding is greedy unless
 ``do_sample: true``, the evaluation seed defaults to 14, and a bare ``match`` or ``includes``
 scorer is exact and case-sensitive.
 """
@@ -168,7 +170,7 @@ def anything(value: Any) -> str:
 
 
 EVALUATION: dict[str, Check] = {
-    "temperature": number(minimum=0),
+    "temperature": number(),  # above 0 only when sampling (decoding_problems)
     "do_sample": flag,
     "max_tokens": integer(1),
     "seed": integer(),
@@ -187,7 +189,8 @@ EVALUATION: dict[str, Check] = {
     "time_minutes": number(above=0),
 }
 """``evaluation.<key>``: decoding (greedy unless ``do_sample: true``, which needs a
-``temperature`` above 0; ``max_tokens``, default the task's own; ``seed``, default 14), the
+``temperature`` above 0; under greedy decoding any temperature, even 0 or below, is dropped
+without error, as in cruijff_kit; ``max_tokens``, default the task's own; ``seed``, default 14), the
 prompt, ``assistant_prefix`` (passed to tasks that take it), ``max_connections`` or its alias
 ``batch_size`` (the most samples generated at once, default 32), ``limit`` (first N samples),
 ``provider`` (``hf``, or ``cruijff-mock`` to try a pipeline offline), ``model_args`` (passed to
@@ -229,8 +232,9 @@ evaluation's data after a task's own."""
 
 def chosen(experiment: Experiment, run: Run, task: EvalTask, key: str) -> tuple[Any, str] | None:
     """``key``'s value for a cell and where it comes from, by precedence: the task, the run's
-    parameters, the evaluation section (not for ``system_prompt``, retired there), then
-    controls; None when nobody sets it."""
+    parameters, the evaluation section, then controls; for ``system_prompt`` the task, then
+    controls (cruijff_kit's: a run's system prompt is for its training, and the evaluation
+    section's is retired); None when nobody sets it."""
     evaluation = experiment.evaluation.settings if experiment.evaluation else {}
     levels = [
         (f"evaluation.tasks.{task.name}", task.settings),
@@ -239,7 +243,7 @@ def chosen(experiment: Experiment, run: Run, task: EvalTask, key: str) -> tuple[
         ("controls", experiment.controls),
     ]
     if key == "system_prompt":
-        del levels[2]
+        levels = [levels[0], levels[3]]
     for source, values in levels:
         if values.get(key) is not None:
             return values[key], source

@@ -179,15 +179,17 @@ def choose(jobs: Sequence[JobSpec], profile: Profile, directory: Path, state: Pa
     experiment makes it: submitting it could run another unit's command under this one's name.
     """
     data = read_json(state / FOLDER / LAYOUT, fix="run `cruijff scaffold` to write it again")
-    layout: Mapping[str, Any] = data.get("units", {}) if isinstance(data, dict) else {}
+    layout = data.get("units") if isinstance(data, dict) else None
+    if not isinstance(layout, Mapping):
+        layout = {}  # no scaffold, or a damaged record of it: every script rendered anew
     sources: dict[str, Source] = {}
     edited: dict[Path, list[str]] = {}
     passed_over: dict[str, Path] = {}
     texts: dict[Path, str] = {}  # an array's file is read once, not once per task
     for job in jobs:
         entry = layout.get(job.unit_id)
-        if not isinstance(entry, dict):
-            continue
+        if not well_formed(entry):
+            continue  # no scaffolded script (or a damaged record of one): rendered anew
         own = directory / entry["file"]
         try:
             path = own.resolve(strict=True)
@@ -207,6 +209,24 @@ def choose(jobs: Sequence[JobSpec], profile: Profile, directory: Path, state: Pa
             edited.setdefault(path, []).append(job.unit_id)
         sources[job.unit_id] = Source(path=path, index=entry["index"], options=options)
     return Choice(sources=sources, edited=edited, passed_over=passed_over)
+
+
+ENTRY = {"file": (str,), "text": (str,), "job": (str,), "index": (int, type(None))}
+ENTRY |= {"time": (str, type(None)), "mem": (str, type(None))}
+"""What a unit's entry in ``scripts.json`` holds, and the types of each."""
+
+
+def well_formed(entry: Any) -> bool:
+    """Whether a unit's entry in ``scripts.json`` is one :func:`scaffold_files` writes: a
+    file edited by hand or cut short counts as no scaffolded script, never a KeyError."""
+    return (
+        isinstance(entry, dict)
+        and all(
+            key in entry and isinstance(entry[key], kinds) and not isinstance(entry[key], bool)
+            for key, kinds in ENTRY.items()
+        )
+        and bool(entry["file"])
+    )
 
 
 def _raised(entry: Mapping[str, Any], job: JobSpec, profile: Profile) -> tuple[str, ...] | None:

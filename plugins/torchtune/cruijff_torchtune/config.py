@@ -18,6 +18,8 @@ from typing import Any
 import attrs
 import yaml
 
+from cruijff.errors import UserError
+from cruijff.records import thaw
 from cruijff.yamlfile import load_yaml
 from cruijff_torchtune import params, resolve
 from cruijff_torchtune.models import ModelSpec
@@ -153,7 +155,12 @@ def build(
     _add_recipe_values(layered, recipe_name, lora)
     _add_model(layered, model, lora)
     _add_quantized_base(layered, recipe_name, controls, run)
-    dataset_type = resolve.tool_value("dataset_type", controls, run, "chat_completion")[0]
+    dataset_type = resolve.tool_value("dataset_type", controls, run, None)[0]
+    if dataset_type is None:  # parse says so; never guessed (cruijff_kit's rule)
+        raise UserError(
+            f"run {run_name!r} has no dataset_type: how its rows are formatted is never guessed",
+            hint="add dataset_type: chat_completion or text_completion to controls",
+        )
     _add_experiment(
         layered,
         run_name=run_name,
@@ -218,7 +225,7 @@ def _recipe_values(name: str, lora: bool) -> dict[str, Any]:
             target = values
             for part in parents:
                 target = target.setdefault(part, {})
-            target[last] = params.thaw(node[last])
+            target[last] = thaw(node[last])
     return values
 
 

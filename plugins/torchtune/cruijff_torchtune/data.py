@@ -21,6 +21,7 @@ from pathlib import Path
 import attrs
 
 from cruijff.records import Artifact, Experiment, Run, Unit
+from cruijff.upstream import condition_file as condition_files
 from cruijff.upstream import dataset_maker
 from cruijff_torchtune import resolve
 
@@ -92,7 +93,7 @@ def _made(file: TrainingFile, made: tuple[Unit, Artifact] | None) -> TrainingFil
 def condition_file(folder: Path, condition: str, run: Run) -> Path:
     """The one ``{condition}_train_*.json`` in ``folder``; DataError for none or several."""
     pattern = CONDITION.format(condition=condition)
-    found = sorted(folder.glob(pattern)) if folder.is_dir() else []
+    found = condition_files(folder, condition, "train")
     where = f"{run.yaml_path}.training_condition"
     if not found:
         raise DataError(

@@ -12,10 +12,9 @@ from __future__ import annotations
 import json
 import sys
 
-from cruijff.records import Experiment, FileSpec, Generated, JobSpec, Unit
+from cruijff.records import Experiment, FileSpec, Generated, JobSpec, Unit, thaw
 from cruijff_torchtune import outputs
 from cruijff_torchtune.config import dump_yaml
-from cruijff_torchtune.params import thaw
 from cruijff_torchtune.units import TrainingPlan
 
 LAUNCH = "cruijff_torchtune.launch"

@@ -70,10 +70,14 @@ def training_rows(config: dict) -> int:
     return rows
 
 
-def training_steps(config: dict) -> int:
-    """Optimizer steps per epoch, as torchtune counts them for this config's data."""
+def training_steps(config: dict, nproc: int = 1) -> int:
+    """Optimizer steps per epoch, as torchtune counts them for this config's data over
+    ``nproc`` processes."""
     return outputs.steps_per_epoch(
-        training_rows(config), *outputs.step_size(config), config.get("max_steps_per_epoch")
+        training_rows(config),
+        *outputs.step_size(config),
+        config.get("max_steps_per_epoch"),
+        nproc,
     )
 
 
@@ -85,7 +89,9 @@ def renumbers(recipe: str, nproc: int, config: dict, per_epoch: int) -> bool:
         recipe == "lora_finetune_single_device" or recipe.endswith("lora_single_device.py")
     )
     cap = config.get("max_steps_per_epoch")
-    natural = outputs.steps_per_epoch(training_rows(config), *outputs.step_size(config), None)
+    natural = outputs.steps_per_epoch(
+        training_rows(config), *outputs.step_size(config), None, nproc
+    )
     return single_lora and not (cap and cap < natural)
 
 
@@ -103,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     lora = args.finetune == "lora"
     adapters_only = lora and bool(config.get("save_adapter_weights_only"))
     epochs = int(config["epochs"])
-    per_epoch = training_steps(config)
+    per_epoch = training_steps(config, args.nproc)
 
     if epochs - 1 in outputs.finished_epochs(output_dir, adapters_only):
         print(f"cruijff: all {epochs} epochs are already trained", flush=True)

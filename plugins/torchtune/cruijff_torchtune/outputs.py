@@ -200,9 +200,13 @@ def step_size(config: dict[str, Any]) -> tuple[int, int]:
     return int(config.get("batch_size") or 1), int(config.get("gradient_accumulation_steps") or 1)
 
 
-def steps_per_epoch(rows: int, batch_size: int, accumulation: int, cap: int | None) -> int:
-    """Optimizer steps in one epoch, as torchtune counts them: its data loader drops the last
-    partial batch, and the last partial accumulation makes no step. 0 when an epoch has
-    fewer rows than one step takes."""
-    steps = rows // batch_size // accumulation
+def steps_per_epoch(
+    rows: int, batch_size: int, accumulation: int, cap: int | None, ranks: int = 1
+) -> int:
+    """Optimizer steps in one epoch, as torchtune counts them: with ``ranks`` processes (one
+    per GPU) each reads ⌈rows / ranks⌉ rows (its DistributedSampler pads the rows to equal
+    shares, repeating some), its data loader drops the last partial batch, and the last
+    partial accumulation makes no step. 0 when an epoch has fewer rows than one step takes."""
+    share = -(-rows // max(1, ranks))
+    steps = share // batch_size // accumulation
     return min(steps, cap) if cap else steps

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from cruijff import quantities
+from cruijff.records import thaw
 from cruijff.yamlfile import yaml_text
 from cruijff_torchtune.components import DATASET_TYPES
 
@@ -197,15 +198,6 @@ def expand(name: str, value: Any) -> dict[str, Any]:
     for part in reversed(path.split(".")):
         tree = {part: tree}
     return tree
-
-
-def thaw(value: Any) -> Any:
-    """Plain dicts and lists from the read-only mappings and tuples of records."""
-    if isinstance(value, Mapping):
-        return {key: thaw(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [thaw(item) for item in value]
-    return value
 
 
 class Layered:

@@ -36,13 +36,17 @@ from cruijff_torchtune.resolve import (
     tool_value,
     validates,
 )
+from cruijff_torchtune.units import gpu_count
 
 OUTPUT = ("wandb_project",)
 """Keys of the ``output`` section: ``wandb_project`` also logs to W&B, offline."""
 
 SHARED = ("prompt", "system_prompt", "dataset_type")
-"""Keys the evaluator checks too: torchtune checks them only where there is no evaluator, so
-that each error is printed once."""
+"""Keys the evaluator checks too: torchtune checks their values only where there is no
+evaluator, so that each error is printed once. A missing ``dataset_type`` of a fine-tuned run
+is torchtune's to report whatever the evaluator (the evaluator reports it for the runs no
+training tool checks), so that a run the evaluation does not cover never trains with a
+guessed format."""
 
 DIFFERENCES = {
     "lora_alpha": "cruijff_kit ignores lora_alpha and trains with 2 × lora_rank",
@@ -84,7 +88,7 @@ def parse(experiment: Experiment, keys: Iterable[Key]) -> ParseReport:
     trained = [run for run in experiment.runs if run.type is RunType.FINE_TUNED]
     if not evaluator:
         _check_prompts(keys, report)
-        _check_dataset_type(experiment, trained, report)
+    _check_dataset_type(experiment, trained, report)
     _check_models(experiment, report)
     _check_quantize(experiment, report)
     _check_runs(experiment, trained, keys, report)
@@ -174,7 +178,8 @@ def _check_prompts(keys: Iterable[Key], report: Report) -> None:
 
 
 def _check_dataset_type(experiment: Experiment, trained: list[Run], report: Report) -> None:
-    """A fine-tuned run needs ``dataset_type``: cruijff_kit never guesses it."""
+    """A fine-tuned run needs ``dataset_type``: cruijff_kit never guesses it. One error, at
+    ``controls.dataset_type``, for all of them."""
     for run in trained:
         if tool_value("dataset_type", experiment.controls, run.parameters, None)[0] is None:
             report(
@@ -359,7 +364,7 @@ def _check_data(experiment: Experiment, trained: list[Run], report: Report) -> N
             continue
         if generated and file.path == experiment.data.path:
             continue  # written by the generation job: its declared splits are used
-        _check_warmup(run, file, dict(experiment.controls), report)
+        _check_warmup(experiment, run, file, dict(experiment.controls), report)
         on = validates(experiment.controls, run.parameters)
         batch_val = _count(planned("batch_size_val", experiment.controls, run.parameters))
         mark = (file.path, file.source, on, batch_val)
@@ -377,7 +382,9 @@ def _count(value: object) -> int | None:
     return None
 
 
-def _check_warmup(run: Run, file: TrainingFile, controls: dict, report: Report) -> None:
+def _check_warmup(
+    experiment: Experiment, run: Run, file: TrainingFile, controls: dict, report: Report
+) -> None:
     """A run that ends before its warmup does never trains at its learning rate (cruijff_kit's
     scaffold warns too): its default is 100 steps, more than a small experiment makes."""
     mine = run.parameters
@@ -394,7 +401,8 @@ def _check_warmup(run: Run, file: TrainingFile, controls: dict, report: Report) 
     cap = planned("max_steps_per_epoch", controls, mine)
     if not (rows and warmup and batch and accumulation and epochs):
         return  # nothing to warm up, or a value that is wrong (and said so)
-    per_epoch = outputs.steps_per_epoch(rows, batch, accumulation, _count(cap))
+    ranks = max(1, gpu_count(experiment, run))  # each GPU reads its share of the rows
+    per_epoch = outputs.steps_per_epoch(rows, batch, accumulation, _count(cap), ranks)
     steps = per_epoch * epochs
     if 0 < steps < warmup:
         report(

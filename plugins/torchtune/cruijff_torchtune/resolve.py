@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from cruijff.records import thaw
 from cruijff_torchtune import params
 from cruijff_torchtune.recipes import find_config, recipe_quantizes_base
 
@@ -24,9 +25,9 @@ TRAIN_PROMPT = "{input}\n"
 def tool_value(name: str, controls: Mapping, run: Mapping, default: Any) -> tuple[Any, str]:
     """A plugin-level parameter, the run's over the controls', and where it came from."""
     if name in run:
-        return params.thaw(run[name]), "run"
+        return thaw(run[name]), "run"
     if name in controls:
-        return params.thaw(controls[name]), "controls"
+        return thaw(controls[name]), "controls"
     return default, "default"
 
 
@@ -45,7 +46,7 @@ def given(path: str, controls: Mapping, run: Mapping) -> Any:
 
 def _inside(name: str, value: Any, path: str, otherwise: Any) -> Any:
     if name == path:
-        return params.thaw(value)
+        return thaw(value)
     if not path.startswith(f"{name}."):
         return otherwise
     node = value
@@ -53,7 +54,7 @@ def _inside(name: str, value: Any, path: str, otherwise: Any) -> Any:
         if not isinstance(node, Mapping) or part not in node:
             return otherwise
         node = node[part]
-    return params.thaw(node)
+    return thaw(node)
 
 
 def finetune(controls: Mapping, run: Mapping) -> str:

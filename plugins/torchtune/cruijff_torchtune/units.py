@@ -7,8 +7,10 @@ advance. A training file that a generation job writes makes the unit depend on t
 count its rows from the splits the job declares.
 
 What the job asks of the machine comes in layers too, each recorded as a ``resources.*``
-setting with its source: the model's size (and whether the scheduler has GPUs) < ``controls``
-< the run's parameters < the run's ``compute`` block (cruijff_kit's ``runs[].compute``).
+setting with its source: the model's size (and whether the scheduler has GPUs; GPUs by size
+as cruijff_kit's MODEL_CONFIGS give them: one up to an 8B model, four for a 70B one) <
+``controls`` < the run's parameters < the run's ``compute`` block (cruijff_kit's
+``runs[].compute``).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from cruijff.records import (
 from cruijff_torchtune import NAME, outputs
 from cruijff_torchtune.config import RunConfig, build
 from cruijff_torchtune.data import DataError, TrainingFile, training_file
-from cruijff_torchtune.models import ModelSpec, read_model, training_resources
+from cruijff_torchtune.models import ModelError, ModelSpec, read_model, training_resources
 from cruijff_torchtune.resolve import tool_value
 
 RESOURCES: dict[str, tuple[str, Callable[[Any], int]]] = {
@@ -93,7 +95,7 @@ def training_unit(experiment: Experiment, run: Run, upstream: tuple[Unit, ...] =
         data = training_file(experiment, run, upstream)
     except DataError as error:  # parse reports it; a plan of a file with errors gets here
         raise UserError(f"run {run.name!r}: {error.message}", hint=error.hint) from None
-    gpus, gpus_source = _gpus(experiment, run, controls, mine)
+    gpus, gpus_source = _gpus(experiment, run, controls, mine, model.parameters)
     built = build(
         run_name=run.name,
         output_dir=run.directory,
@@ -105,7 +107,7 @@ def training_unit(experiment: Experiment, run: Run, upstream: tuple[Unit, ...] =
         wandb_project=experiment.output.get("wandb_project"),
         max_samples=data.max_samples,
     )
-    _check_steps(run.name, built.config, data)
+    _check_steps(run.name, built.config, data, gpus)
     compute = run.compute
     if not experiment.scheduler.gpus:  # its jobs get none, whatever the block asks (parse warns)
         compute = attrs.evolve(compute, gpus=None)
@@ -137,15 +139,28 @@ def training_unit(experiment: Experiment, run: Run, upstream: tuple[Unit, ...] =
     )
 
 
-@functools.cache
 def _model(path: Path) -> ModelSpec:
+    """The model folder's spec, read once per version of its ``config.json``."""
+    try:
+        stat = (path / "config.json").stat()
+        version: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        version = None
+    return _read_model(path, version)
+
+
+@functools.cache
+def _read_model(path: Path, version: tuple[int, int] | None) -> ModelSpec:
     return read_model(path)
 
 
-def _gpus(experiment: Experiment, run: Run, controls: Mapping, mine: Mapping) -> tuple[int, str]:
+def _gpus(
+    experiment: Experiment, run: Run, controls: Mapping, mine: Mapping, parameters: int | None
+) -> tuple[int, str]:
     """GPUs for the run's job and where that came from: none where the scheduler's jobs get
     none (parse warns when the experiment asks for some), else the run's ``compute``, its
-    ``gpus`` parameter, the controls', else one."""
+    ``gpus`` parameter, the controls', else as many as a model of ``parameters`` weights
+    needs (one where its size is unknown)."""
     if not experiment.scheduler.gpus:
         return 0, f"scheduler {experiment.scheduler.name or 'local'} (no GPUs)"
     if run.compute.gpus is not None:
@@ -153,7 +168,23 @@ def _gpus(experiment: Experiment, run: Run, controls: Mapping, mine: Mapping) ->
     value, source = tool_value("gpus", controls, mine, None)
     if value is not None:
         return int(value), source
-    return 1, f"scheduler {experiment.scheduler.name or 'local'} (GPUs)"
+    if parameters is None:
+        return 1, f"scheduler {experiment.scheduler.name or 'local'} (GPUs)"
+    return training_resources(parameters, on_gpu=True)["gpus"], "model size"
+
+
+def gpu_count(experiment: Experiment, run: Run) -> int:
+    """The GPUs a run's job gets, as :func:`training_unit` decides them, for checks made
+    before the units are (a model folder that cannot be read counts as one GPU's, a wrong
+    ``gpus`` value, reported where it is written, as one)."""
+    try:
+        parameters: int | None = _model(experiment.model(run.model).path).parameters
+    except (ModelError, OSError, KeyError):
+        parameters = None
+    try:
+        return _gpus(experiment, run, experiment.controls, run.parameters, parameters)[0]
+    except (TypeError, ValueError):
+        return 1
 
 
 def _resources(
@@ -246,18 +277,22 @@ def _produces(run: Run, built: RunConfig) -> list[Artifact]:
     return produces
 
 
-def _check_steps(run: str, config: Mapping[str, Any], data: TrainingFile) -> None:
+def _check_steps(run: str, config: Mapping[str, Any], data: TrainingFile, gpus: int) -> None:
     """A run whose epochs hold too few rows for one optimizer step trains nothing: say so now,
-    not after the job "succeeded" without a step."""
+    not after the job "succeeded" without a step. Over several GPUs each reads its share of
+    the rows."""
     rows = data.rows("train")
     if rows is None:
         return  # unreadable data: parse said so, or the job reports it with its cause
     batch, accumulation = outputs.step_size(config)
-    if outputs.steps_per_epoch(rows, batch, accumulation, None) == 0:
+    ranks = max(1, gpus)
+    if outputs.steps_per_epoch(rows, batch, accumulation, None, ranks) == 0:
+        shared = f" ({-(-rows // ranks)} on each of {ranks} GPUs)" if ranks > 1 else ""
         raise UserError(
-            f"run {run!r} would train nothing: its {rows} training rows make no optimizer step "
-            f"(batch_size {batch} × gradient_accumulation_steps {accumulation} = "
-            f"{batch * accumulation} rows a step)",
+            f"run {run!r} would train nothing: its {rows} training rows{shared} make no "
+            f"optimizer step (batch_size {batch} × gradient_accumulation_steps {accumulation} "
+            f"= {batch * accumulation} rows a step)",
             hint="lower batch_size or gradient_accumulation_steps (recipes often set 8), "
-            "or add training data",
+            + ("or use fewer GPUs, " if ranks > 1 else "")
+            + "or add training data",
         )
