@@ -186,6 +186,8 @@ ORCHESTRATION = sorted(
         "cruijff_validate",
         "cruijff_retry",  # dispatched to the unit's owner, like generate: see the retry test
         "cruijff_commands",
+        "cruijff_observe",  # analysis: dispatched to the unit's owner, see test_analysis.py
+        "cruijff_report",  # analysis: called by `cruijff analyze`, see test_analysis.py
     }
 )
 

@@ -29,6 +29,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
+    from cruijff.analysis.model import Analysis, Observations, Section
     from cruijff.records import (
         Experiment,
         Generated,
@@ -210,6 +211,58 @@ def cruijff_validate(
                 return None
             done = (unit.directory / "model" / "config.json").exists()
             return Validation(unit_id=unit.id, ok=done, cause="" if done else "no model")
+    """
+
+
+# --- analysis -------------------------------------------------------------------------------
+
+
+@hookspec
+def cruijff_observe(experiment: Experiment, unit: Unit) -> Observations | None:
+    """Read what one of your units left behind for the analysis: per-sample scores.
+
+    Called by ``cruijff analyze`` for every unit whose job succeeded, from the files in the
+    experiment directory alone (no network, no server). The core owns the statistics and the
+    report; a tool only reads its own files. Training curves need no hook: the core reads
+    every ``train-metrics`` artifact (a CSV with the columns of
+    :data:`cruijff.analysis.model.CURVE_COLUMNS`).
+
+    Args:
+        experiment: the loaded experiment.
+        unit: one of your units (an evaluation cell), its job succeeded.
+
+    Returns:
+        Observations (scores per metric with every sample's score; or the cause when the files
+        cannot be read), or None if the unit is not yours or has nothing to analyse.
+
+    Example::
+
+        @hookimpl
+        def cruijff_observe(experiment, unit):
+            if unit.tool != "mytool":
+                return None
+            rows = json.loads((unit.directory / "scores.json").read_text())
+            return Observations(scores=[Scores(
+                unit=unit.id, run=unit.run, task=unit.params["task"], epoch=None,
+                metric="exact/accuracy", value=mean(rows.values()), samples=rows,
+                binary=True, log="...")])
+    """
+
+
+@hookspec
+def cruijff_report(analysis: Analysis, experiment: Experiment) -> Iterable[Section] | None:
+    """Add sections (text, a table, plots) to the report of an analysis.
+
+    Called once per ``cruijff analyze``, after the statistics; every implementation's sections
+    are added, in plugin order, after the core's. Same inputs must give the same sections
+    (the report is byte-identical when nothing changed).
+
+    Example::
+
+        @hookimpl
+        def cruijff_report(analysis, experiment):
+            yield Section(title="Throughput", text="Tokens per second per run.",
+                          columns=("run", "tokens/s"), rows=[("rank8", 1520.0)])
     """
 
 

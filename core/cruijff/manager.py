@@ -349,6 +349,33 @@ class PluginManager:
                 return adjusted
         return default_retry(job, status)
 
+    def observe(self, experiment: Experiment, unit: Unit) -> Any:
+        """``cruijff_observe``: the Observations of a unit, from the plugin that provides its
+        tool (None when it has nothing to analyse)."""
+        for _, observed in self._each(
+            "cruijff_observe",
+            stage="analyze",
+            run=unit.run,
+            only=self._owner(unit.tool),
+            experiment=experiment,
+            unit=unit,
+        ):
+            if observed is not None:
+                return observed
+        return None
+
+    def report(self, analysis: Any, experiment: Experiment) -> list[Any]:
+        """``cruijff_report``: every plugin's report sections, in plugin order, each marked
+        with the plugin that added it."""
+        import attrs
+
+        sections = []
+        for plugin, found in self._each(
+            "cruijff_report", stage="report", analysis=analysis, experiment=experiment
+        ):
+            sections += [attrs.evolve(section, plugin=plugin) for section in found or ()]
+        return sections
+
     def _owner(self, tool: str) -> str | None:
         """The name of the plugin that provides ``tool`` (None when no installed one does)."""
         self.tools()

@@ -4,6 +4,7 @@ what it returns. Tool names never appear here: everything goes through the plugi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -104,6 +105,17 @@ def status(
     the_plan = design(manager, path, scheduler=scheduler)
     sched = open_scheduler(the_plan, manager, {})
     return the_plan, Runner(manager, the_plan, sched).status()
+
+
+def analyze(
+    manager: PluginManager, path: Path, *, scheduler: str | None = None
+) -> tuple[Plan, Any, Path]:
+    """The experiment's analysis from its files, and the report it wrote (analysis/)."""
+    from cruijff.analysis.analyze import analyze as analyze_plan
+
+    the_plan = design(manager, path, scheduler=scheduler)
+    analysis, report = analyze_plan(manager, the_plan)
+    return the_plan, analysis, report
 
 
 def cancel(

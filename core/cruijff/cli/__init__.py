@@ -26,6 +26,7 @@ COMMANDS = {
     "run": "cruijff.cli.run",
     "status": "cruijff.cli.status",
     "cancel": "cruijff.cli.cancel",
+    "analyze": "cruijff.cli.analyze",
     "plugins": "cruijff.cli.plugins",
 }
 BUG_REPORT = (

@@ -83,6 +83,7 @@ class Progress:
         self.started: dict[str, float] = {}
         self.status: Any = None
         self.submitted: list[Any] = []
+        self.finished = 0  # jobs that ended while this run watched
         # without a live status line (a pipe, a CI log), report running jobs now and then
         self.report_every = None if console.is_terminal else 30.0
         self.reported = time.monotonic()
@@ -100,6 +101,7 @@ class Progress:
             self.started[record.unit_id] = time.monotonic()
             self.console.print(f"  [cyan]running[/] {record.unit_id}")
         elif event == "done":
+            self.finished += 1
             began = self.started.pop(record.unit_id, None)
             took = f" in {time.monotonic() - began:.0f} s" if began is not None else ""
             if record.state is JobState.SUCCEEDED:
@@ -170,3 +172,78 @@ def show_results(plan: Any, records: Any) -> None:
     columns, rows = results_table(plan, records)
     if rows:
         table("Results", columns, ([format_value(row.get(c)) for c in columns] for row in rows))
+
+
+def _interval(value: float | None, low: float | None, high: float | None) -> str:
+    if value is None:
+        return "-"
+    if low is None or high is None:
+        return f"{value:.3g}"
+    return f"{value:.3g} [{low:.3g}, {high:.3g}]"
+
+
+def _p(value: float | None) -> str:
+    return "-" if value is None else ("<0.001" if value < 0.001 else f"{value:.3g}")
+
+
+def show_analysis(analysis: Any, experiment: Any, report: Any) -> None:
+    """The analysis in the terminal: results, comparisons with the control, verdicts, what is
+    missing, and where the report is."""
+    out = console()
+    epoch = lambda value: "-" if value is None else str(value)  # noqa: E731
+    if analysis.cells:
+        table(
+            "Results (95% intervals)",
+            ["run", "task", "epoch", "metric", "value", "n"],
+            (
+                [
+                    c.label or c.run,
+                    c.task,
+                    epoch(c.epoch),
+                    c.metric,
+                    _interval(c.value, c.ci_low, c.ci_high)
+                    + (" (floor)" if c.floor else " (ceiling)" if c.ceiling else ""),
+                    c.n,
+                ]
+                for c in analysis.cells
+            ),
+        )
+    if analysis.comparisons:
+        table(
+            "Against the base model (paired)",
+            ["run", "control", "task", "epoch", "metric", "Δ", "p (Holm)", "flips ↑/↓"],
+            (
+                [
+                    c.run,
+                    c.control,
+                    c.task,
+                    epoch(c.epoch),
+                    c.metric,
+                    _interval(c.delta, c.ci_low, c.ci_high),
+                    _p(c.p_adjusted),
+                    f"{c.flips_up}/{c.flips_down}",
+                ]
+                for c in analysis.comparisons
+            ),
+        )
+    for verdict in analysis.verdicts:
+        where = f"{verdict.task}, epoch {epoch(verdict.epoch)}, {verdict.metric}"
+        if verdict.best:
+            out.print(
+                f"{where}: {verdict.best} is best "
+                f"(Δ {_interval(verdict.delta, verdict.ci_low, verdict.ci_high)} "
+                f"over {verdict.runner_up})"
+            )
+        elif verdict.runner_up:
+            needed = (
+                f"; about {verdict.samples_needed} samples would tell them apart"
+                if (verdict.samples_needed)
+                else ""
+            )
+            out.print(f"{where}: the runs cannot be told apart at this sample size{needed}")
+    for missing in analysis.missing:
+        cell = " ".join(
+            str(part) for part in (missing.run, missing.task, missing.epoch) if part is not None
+        )
+        out.print(f"[yellow]missing {cell}: {missing.cause}[/]")
+    out.print(f"Report: {report}")

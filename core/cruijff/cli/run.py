@@ -85,7 +85,14 @@ def command(
     if detach:
         out.print(f"Submitted; watch with `cruijff status {experiment}`.")
         return
-    show_results(result.plan, result.records)
+    if progress.finished:  # jobs finished in this run: answer the question with them
+        from cruijff.analysis.analyze import analyze
+        from cruijff.cli.render import show_analysis
+
+        analysis, report = analyze(app.manager, result.plan)
+        show_analysis(analysis, result.plan.experiment, report)
+    else:
+        show_results(result.plan, result.records)
     failed = [r for r in records if r.state is not None and r.state.failed]
     done = sum(1 for r in records if r.state is JobState.SUCCEEDED)
     out.print(

@@ -14,6 +14,7 @@ import sys
 import attrs
 
 from cruijff import hookimpl
+from cruijff.analysis.model import Observations, Scores
 from cruijff.records import (
     Artifact,
     ArtifactKind,
@@ -151,13 +152,20 @@ def cruijff_select(experiment, tool, upstream):
                 directory=run.directory / "train",
                 params={**experiment.controls, **run.parameters},
                 produces=[
+                    *(
+                        Artifact(
+                            kind=ArtifactKind.HF_MODEL,
+                            run=run.name,
+                            epoch=epoch,
+                            path=run.directory / "train" / f"epoch_{epoch}",
+                        )
+                        for epoch in range(_epochs(experiment, run))
+                    ),
                     Artifact(
-                        kind=ArtifactKind.HF_MODEL,
+                        kind=ArtifactKind.TRAIN_METRICS,
                         run=run.name,
-                        epoch=epoch,
-                        path=run.directory / "train" / f"epoch_{epoch}",
-                    )
-                    for epoch in range(_epochs(experiment, run))
+                        path=run.directory / "train" / "metrics.csv",
+                    ),
                 ],
             )
             for run in experiment.runs
@@ -251,7 +259,8 @@ def cruijff_generate(experiment, unit):
 @hookimpl
 def cruijff_validate(experiment, unit, status):
     if unit.tool == TRAIN:
-        missing = [a.path for a in unit.produces if not (a.path / "model.json").exists()]
+        models = [a for a in unit.produces if a.kind == ArtifactKind.HF_MODEL]
+        missing = [a.path for a in models if not (a.path / "model.json").exists()]
         return Validation(
             unit_id=unit.id,
             ok=not missing,
@@ -265,6 +274,36 @@ def cruijff_validate(experiment, unit, status):
         metrics = json.loads(results.read_text())["metrics"]
         return Validation(unit_id=unit.id, ok=True, metrics=metrics, summary=("accuracy",))
     return None
+
+
+@hookimpl
+def cruijff_observe(experiment, unit):
+    """The fake evaluator's per-sample scores (``fake/accuracy``, binary): how a tool
+    contributes to the analysis."""
+    if unit.tool != EVAL:
+        return None
+    results = unit.directory / "results.json"
+    try:
+        data = json.loads(results.read_text())
+    except (OSError, ValueError):
+        return Observations(missing=f"no readable {results}")
+    scores = {key: float(value) for key, value in data.get("scores", {}).items()}
+    return Observations(
+        scores=[
+            Scores(
+                unit=unit.id,
+                run=unit.run,
+                task=unit.params["task"],
+                epoch=unit.params.get("epoch"),
+                metric="fake/accuracy",
+                value=float(data["metrics"]["accuracy"]),
+                samples=scores,
+                binary=True,
+                log=str(results.relative_to(experiment.directory)),
+            )
+        ],
+        environment={"cruijff-fake": "1"},
+    )
 
 
 @hookimpl

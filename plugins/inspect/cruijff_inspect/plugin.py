@@ -10,7 +10,9 @@
 - generate (:mod:`cruijff_inspect.generate`): the cell's ``eval_config.yaml`` (cruijff_kit's
   ``eval.yaml`` at its top) and job;
 - validate (:mod:`cruijff_inspect.results`): complete when the job read a ``success`` log;
-- retry (:mod:`cruijff_inspect.retry`): out of memory, half the batch.
+- retry (:mod:`cruijff_inspect.retry`): out of memory, half the batch;
+- observe (:mod:`cruijff_inspect.observe`): for the analysis, every scorer's metrics and
+  per-sample scores, read from the cell's ``.eval`` log through inspect's log API.
 
 Nothing imported here imports inspect_ai, torch or transformers: the job
 (:mod:`cruijff_inspect.job`) does, in its own process. The stages' modules are imported when a
@@ -79,3 +81,12 @@ def cruijff_retry(experiment, unit, job, status):
     from cruijff_inspect import retry
 
     return retry.smaller_batch(job, status)
+
+
+@hookimpl
+def cruijff_observe(experiment, unit):
+    if unit.tool != TOOL.name:
+        return None
+    from cruijff_inspect import observe
+
+    return observe.observe(experiment, unit)

@@ -1,0 +1,172 @@
+"""Benchmark: `cruijff analyze` on a synthetic experiment of 1,000 evaluation cells × 100
+samples, with the real torchtune and inspect plugins: wall time and peak memory of reading,
+statistics and tables (cold: no cache), the share spent reading the `.eval` logs, and the
+plots and report separately. Goal: under 10 s for reading, statistics and tables.
+
+The logs are real inspect logs (ten evaluations of a 100-sample task on inspect's offline
+`cruijff-mock` model, which echoes each input: each template with its own right and wrong
+samples), copied into every cell; the
+job records say every job succeeded, as a finished `cruijff run` leaves them.
+
+Run: .venv/bin/python bench/bench_analyze.py [--cells 1000] [--samples 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+LLAMA = {
+    "architectures": ["LlamaForCausalLM"],
+    "vocab_size": 49152,
+    "hidden_size": 576,
+    "intermediate_size": 1536,
+    "num_hidden_layers": 30,
+    "num_attention_heads": 9,
+    "num_key_value_heads": 3,
+    "max_position_embeddings": 8192,
+    "rope_theta": 100000.0,
+    "rms_norm_eps": 1e-5,
+    "tie_word_embeddings": True,
+}
+TASK = """
+from inspect_ai import Task, task
+from inspect_ai.dataset import MemoryDataset, Sample
+from inspect_ai.scorer import includes
+
+@task
+def bench(data_path: str, split: str = "test") -> Task:
+    import json
+    rows = json.load(open(data_path))[split]
+    return Task(dataset=MemoryDataset([Sample(id=str(i), input=r["input"], target=r["output"])
+                                        for i, r in enumerate(rows)]), scorer=includes())
+"""
+
+
+def templates(root: Path, samples: int, count: int = 10) -> list[Path]:
+    """``count`` real .eval logs of ``samples`` samples, each right on its own samples."""
+    from inspect_ai import eval as inspect_eval
+
+    from cruijff_inspect import mock  # noqa: F401 -- registers the offline provider
+
+    root.mkdir(parents=True)
+    sys.path.insert(0, str(root))
+    (root / "bench_task.py").write_text(TASK)
+    from bench_task import bench  # type: ignore[import-not-found]
+
+    logs = []
+    for index in range(count):
+        rng = random.Random(index)
+        rows = [
+            {"input": f"w{i}", "output": f"w{i}" if rng.random() < 0.3 + index / 20 else "x"}
+            for i in range(samples)
+        ]
+        data = root / f"data{index}.json"
+        data.write_text(json.dumps({"test": rows}))
+        (log,) = inspect_eval(
+            bench(str(data)),
+            model="cruijff-mock/any",
+            log_dir=str(root / f"logs{index}"),
+            display="none",
+        )
+        logs.append(Path(log.location.removeprefix("file://")))
+    return logs
+
+
+def experiment(root: Path, cells: int) -> Path:
+    (root / "model").mkdir(parents=True)
+    (root / "model" / "config.json").write_text(json.dumps(LLAMA))
+    (root / "model" / "model.safetensors").write_bytes(b"")
+    rows = [{"input": f"w{i}", "output": f"W{i}"} for i in range(64)]
+    (root / "data.json").write_text(json.dumps({"train": rows, "test": rows}))
+    (root / "task.py").write_text(TASK)
+    document = {
+        "experiment": {"name": f"bench{cells}", "dir": "runs", "question": "Does rank matter?"},
+        "tools": {"preparation": "torchtune", "evaluation": "inspect"},
+        "variables": {"lora_rank": list(range(1, cells))},  # and the base model's cell
+        "controls": {"epochs": 1, "dataset_type": "chat_completion", "num_warmup_steps": 0},
+        "models": {"base": [{"name": "tiny", "path": "model"}]},
+        "data": {"training": {"path": "data.json"}},
+        "evaluation": {"tasks": [{"name": "bench", "script": "task.py"}]},
+    }
+    path = root / "experiment.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def finish(plan, logs: list[Path]) -> int:  # type: ignore[no-untyped-def]
+    """Every job succeeded; every evaluation cell has one of the template logs."""
+    from cruijff.records import JobState
+    from cruijff.state import ExperimentState, JobRecord
+
+    state = ExperimentState(plan.experiment.state_dir)
+    count = 0
+    for index, job in enumerate(plan.jobs):
+        state.save(JobRecord(unit_id=job.unit_id, job=job, state=JobState.SUCCEEDED))
+        unit = next(u for u in plan.units if u.id == job.unit_id)
+        if unit.tool == "inspect":
+            folder = unit.directory / "logs"
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copy(logs[index % len(logs)], folder / "cell.eval")
+            count += 1
+    return count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cells", type=int, default=1000)
+    parser.add_argument("--samples", type=int, default=100)
+    args = parser.parse_args()
+    from cruijff.analysis import compare, report
+    from cruijff.analysis.collect import collect
+    from cruijff.analysis.model import Analysis
+    from cruijff.design import design
+    from cruijff.manager import PluginManager
+
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        logs = templates(root / "templates", args.samples)
+        manager = PluginManager()
+        plan = design(manager, experiment(root / "exp", args.cells))
+        cells = finish(plan, logs)
+        print(f"{cells} cells × {args.samples} samples, {len(plan.jobs)} jobs")
+
+        started = time.perf_counter()
+        collected = collect(manager, plan)
+        read = time.perf_counter() - started
+        results = compare.analyse(collected.scores, plan.experiment.runs, labels=collected.labels)
+        analysis = Analysis(
+            experiment=plan.experiment.name,
+            cells=results[0],
+            comparisons=results[1],
+            groups=results[2],
+            verdicts=results[3],
+            missing=collected.missing,
+            curves=collected.curves,
+        )
+        from cruijff.analysis import tables
+
+        tables.summary(analysis, plan.experiment)  # every table the terminal and report show
+        total = time.perf_counter() - started
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(
+            f"reading, statistics and tables: {total:.2f} s (reading the logs {read:.2f} s, "
+            f"{read / total:.0%}); {len(analysis.cells)} cells, "
+            f"{len(analysis.comparisons)} comparisons; peak memory {peak:.0f} MB"
+        )
+        started = time.perf_counter()
+        report.write(analysis, plan.experiment, root / "analysis", environment={})
+        print(f"plots and report: {time.perf_counter() - started:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
