@@ -41,6 +41,14 @@ def test_a_short_demo_beats_the_base_model(tmp_path):
     assert "3 of 3 jobs succeeded" in output
     table = output.split("Results", 1)[1]
     assert "finetuned" in table and "base" in table and "match/accuracy" in table
+    # the run ends with the analysis: the fine-tuned model against its base, sample by sample
+    report = tmp_path / "runs" / "analysis" / "report.html"
+    assert f"Report: {report}" in output.replace("\n", "")
+    analysis = json.loads(run(sys.executable, "-m", "cruijff", "analyze", str(path), "--json"))
+    (comparison,) = [c for c in analysis["comparisons"] if c["metric"] == "match/accuracy"]
+    assert (comparison["run"], comparison["control"]) == ("finetuned", "base")
+    assert comparison["delta"] > 0 and comparison["flips_up"] > 0
+    assert "finetuned" in report.read_text() and "base" in report.read_text()
 
     runs = tmp_path / "runs"
     assert (runs / "finetuned" / "epoch_0" / "model-00001-of-00001.safetensors").exists()

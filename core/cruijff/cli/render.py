@@ -83,7 +83,6 @@ class Progress:
         self.started: dict[str, float] = {}
         self.status: Any = None
         self.submitted: list[Any] = []
-        self.finished = 0  # jobs that ended while this run watched
         # without a live status line (a pipe, a CI log), report running jobs now and then
         self.report_every = None if console.is_terminal else 30.0
         self.reported = time.monotonic()
@@ -101,7 +100,6 @@ class Progress:
             self.started[record.unit_id] = time.monotonic()
             self.console.print(f"  [cyan]running[/] {record.unit_id}")
         elif event == "done":
-            self.finished += 1
             began = self.started.pop(record.unit_id, None)
             took = f" in {time.monotonic() - began:.0f} s" if began is not None else ""
             if record.state is JobState.SUCCEEDED:

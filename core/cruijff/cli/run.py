@@ -44,7 +44,7 @@ def command(
     Ctrl-C stops watching; the jobs go on (`cruijff status`, `cruijff cancel`).
     """
     from cruijff import orchestrator
-    from cruijff.cli.render import Progress, console, show_results
+    from cruijff.cli.render import Progress, console
     from cruijff.errors import UserError
     from cruijff.records import JobState
     from cruijff.runner import RunOptions
@@ -85,14 +85,12 @@ def command(
     if detach:
         out.print(f"Submitted; watch with `cruijff status {experiment}`.")
         return
-    if progress.finished:  # jobs finished in this run: answer the question with them
-        from cruijff.analysis.analyze import analyze
-        from cruijff.cli.render import show_analysis
+    # the run is over: answer the question with what it left (nothing rewritten if unchanged)
+    from cruijff.analysis.analyze import analyze
+    from cruijff.cli.render import show_analysis
 
-        analysis, report = analyze(app.manager, result.plan)
-        show_analysis(analysis, result.plan.experiment, report)
-    else:
-        show_results(result.plan, result.records)
+    analysis, report = analyze(app.manager, result.plan)
+    show_analysis(analysis, result.plan.experiment, report)
     failed = [r for r in records if r.state is not None and r.state.failed]
     done = sum(1 for r in records if r.state is JobState.SUCCEEDED)
     out.print(

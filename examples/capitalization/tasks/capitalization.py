@@ -1,8 +1,8 @@
 """The inspect task of the capitalization example: ask for each held-out word in capitals.
 
 cruijff passes the arguments this function declares: the experiment's data file, the split,
-and the prompt and system prompt after their precedence (task > run > controls), so the
-model is asked exactly what it was trained on.
+the prompt (task > run > controls) and the system prompt (task > controls, as cruijff_kit
+reads them), so the model is asked exactly what it was trained on.
 """
 
 from __future__ import annotations
