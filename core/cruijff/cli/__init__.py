@@ -20,6 +20,7 @@ import click
 from cruijff import __version__
 
 COMMANDS = {
+    "design": "cruijff.cli.design",
     "validate": "cruijff.cli.validate",
     "plan": "cruijff.cli.plan",
     "scaffold": "cruijff.cli.scaffold",
