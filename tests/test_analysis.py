@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
+import attrs
 import pytest
 
 from cruijff.analysis.analyze import analyze, to_json
@@ -173,3 +175,123 @@ def test_a_plugin_contributes_scores_and_report_sections(
     assert section.plugin == "throughput"
     html = report.read_text()
     assert "Throughput" in html and "1520" in html
+
+
+# --- what the review asked for ----------------------------------------------------------------
+
+
+def test_a_failing_analysis_warns_and_the_run_still_reports_its_failed_jobs(ran, monkeypatch):
+    import cruijff.analysis.analyze
+
+    def broken(manager, plan):
+        raise RuntimeError("the disk is full [/b]")
+
+    monkeypatch.setattr(cruijff.analysis.analyze, "analyze", broken)
+    zipped = [{"lora_rank": [4, 8], "fail": [False, True]}]
+    path, result, _ = ran({"variables": {"lora_rank": None, "zip": zipped}})
+    assert result.exit_code == 1
+    output = " ".join(result.output.split())
+    assert "warning: the analysis failed: RuntimeError: the disk is full [/b]" in output
+    assert f"retry with `cruijff analyze {path}`" in output
+    assert "Error: 2 jobs failed: rank8_fail-true.train" in output
+
+
+def test_a_plugin_that_fails_on_one_cell_makes_that_cell_missing(
+    plugin_manager, fake_tools, make_experiment, monkeypatch
+):
+    from cruijff.errors import PluginError
+    from cruijff.testing.analysis import mark_succeeded, observe
+
+    plan = design(plugin_manager, make_experiment())
+    mark_succeeded(plan)
+    for unit in plan.units:
+        if unit.tool == "fake-eval":
+            unit.directory.mkdir(parents=True)
+            (unit.directory / "results.json").write_text(
+                json.dumps({"metrics": {"accuracy": 0.5}, "scores": {"a": 1, "b": 0}})
+            )
+    real = plugin_manager.observe
+
+    def flaky(experiment, unit):
+        if unit.run == "rank8":
+            raise PluginError(
+                plugin="fake", version="1", stage="analyze", run=unit.run, cause=KeyError("x")
+            )
+        return real(experiment, unit)
+
+    monkeypatch.setattr(plugin_manager, "observe", flaky)
+    collected = observe(plugin_manager, plan)
+    assert {s.run for s in collected.scores} == {"rank4", "base"}
+    (missing,) = collected.missing
+    assert (missing.run, missing.task) == ("rank8", "caps")
+    assert missing.cause == (
+        "its tool could not read it: plugin fake 1 failed in analyze for rank8: KeyError: 'x'"
+    )
+
+
+def test_labels_are_kept_per_cell(plugin_manager, fake_tools, make_experiment):
+    from cruijff.analysis.collect import collect
+    from cruijff.testing.analysis import mark_succeeded
+
+    changes = {"evaluation": {"tasks": [{"name": "caps"}, {"name": "lower"}]}}
+    plan = design(plugin_manager, make_experiment(changes))
+    mark_succeeded(plan)
+    units = []
+    for unit in plan.units:
+        if unit.tool == "fake-eval":
+            unit.directory.mkdir(parents=True)
+            (unit.directory / "results.json").write_text(
+                json.dumps({"metrics": {"accuracy": 1.0}, "scores": {"a": 1}})
+            )
+            label = f"{unit.run} on {unit.params['task']}"
+            unit = attrs.evolve(unit, params={**unit.params, "vis_label": label})
+        units.append(unit)
+    collected = collect(plugin_manager, attrs.evolve(plan, units=units))
+    assert collected.labels[("rank4", "caps", 1)] == "rank4 on caps"
+    assert collected.labels[("rank4", "lower", 1)] == "rank4 on lower"
+    analysis, _ = analyze(plugin_manager, attrs.evolve(plan, units=units))
+    assert {(c.run, c.task): c.label for c in analysis.cells}[("rank4", "lower")] == (
+        "rank4 on lower"
+    )
+
+
+def test_the_environment_names_the_data_file_relative_and_says_when_git_is_silent(
+    plugin_manager, fake_tools, make_experiment, monkeypatch, tmp_path_factory
+):
+    import subprocess
+
+    from cruijff.analysis import collect as collecting
+
+    plan = design(plugin_manager, make_experiment())
+    assert collecting.collect(plugin_manager, plan).environment["data_file"] == "data/words.json"
+    runs = design(plugin_manager, make_experiment({"experiment": {"dir": "runs"}})).experiment
+    assert collecting.data_file(runs.data.path, runs) == "data/words.json"  # beside the file
+    outside = tmp_path_factory.mktemp("elsewhere") / "words.json"
+    shutil.copy(plan.experiment.data.path, outside)
+    plan = design(plugin_manager, make_experiment({"data": {"training": {"path": str(outside)}}}))
+    assert collecting.collect(plugin_manager, plan).environment["data_file"] == str(outside)
+    given = []
+
+    def silent(*args, timeout=None, **kwargs):
+        given.append(timeout)
+        raise subprocess.TimeoutExpired(args[0], timeout)
+
+    monkeypatch.setattr(collecting.subprocess, "run", silent)
+    assert collecting.git_commit(plan.experiment.file.parent) == "unknown (git did not answer)"
+    assert given == [30]
+
+
+def test_an_unreadable_or_empty_training_curve_is_missing_with_its_cause(tmp_path):
+    from cruijff.analysis.collect import read_curve
+
+    (tmp_path / "run").mkdir()
+    empty = tmp_path / "run" / "metrics.csv"
+    empty.write_text("step,loss\n")
+    assert read_curve("r", empty, tmp_path) == "its training curve run/metrics.csv has no rows"
+    empty.write_bytes(b"step,loss\n1,\xff\xfe\n")
+    assert read_curve("r", empty, tmp_path).startswith(
+        "its training curve run/metrics.csv cannot be read: UnicodeDecodeError"
+    )
+    assert read_curve("r", tmp_path / "none.csv", tmp_path) is None  # its trainer wrote none
+    empty.write_text("step,loss\n1,2.5\n")
+    assert read_curve("r", empty, tmp_path).loss == (2.5,)

@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
+import hashlib
 import io
 import json
+import math
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import attrs
+import matplotlib
 import pytest
 
 from cruijff.analysis import plots, report, tables
@@ -560,3 +565,163 @@ def test_the_report_opens_in_headless_chromium_with_every_image_loaded(written, 
         assert image.size == (1280, 800)
         colors = image.convert("L").getcolors(maxcolors=1 << 16)
     assert colors is not None and len(colors) > 16  # text and a table, not a blank page
+
+
+# --- what the review asked for ----------------------------------------------------------------
+
+
+def _many(count: int) -> list[Comparison]:
+    """``count`` comparisons on capitals; comparison i flips i % 7 samples up."""
+    return [
+        Comparison(
+            run=f"r{i}",
+            control="base",
+            task="capitals",
+            epoch=1,
+            metric="match/accuracy",
+            n=20,
+            delta=0.0,
+            ci_low=0.0,
+            ci_high=0.0,
+            p_value=1.0,
+            flips_up=i % 7,
+            test="mcnemar exact",
+        )
+        for i in range(count)
+    ]
+
+
+def test_a_flips_chart_of_thousands_of_comparisons_is_capped_and_shows_the_top_ones(monkeypatch):
+    """The height grew 0.4 in per comparison without bound (80,160 px for 2,000; Agg refuses
+    2^16 px, or 2^23 in newer matplotlib, and a PNG that tall is tens of MB)."""
+    analysis = Analysis(experiment="x", comparisons=_many(2000))
+    png = plots.flips(analysis, None, task="capitals")
+    width, height = struct.unpack(">II", png[16:24])
+    assert (width, height) == (800, plots.MAX_HEIGHT * plots.DPI)
+    drawn = []
+    monkeypatch.setattr(plots, "_png", lambda figure: drawn.append(figure) or b"")
+    plots.flips(analysis, None, task="capitals")
+    (axes,) = [a for a in drawn[0].axes if a.get_title()]
+    assert axes.get_title() == (
+        f"Flips against the control on capitals (top {plots.FLIP_ROWS} of 2000 comparisons "
+        "by flips)"
+    )
+    labels = [label.get_text() for label in axes.get_yticklabels()]
+    # the most flips (6: r6, r13, ...), in the tables' order
+    assert len(labels) == plots.FLIP_ROWS
+    assert labels[:2] == ["r6 · epoch 1 (n=20)", "r13 · epoch 1 (n=20)"]
+
+
+def test_a_chart_that_cannot_be_drawn_is_a_note_in_the_report_not_a_crash(
+    written, tmp_path, monkeypatch
+):
+    _, analysis, experiment = written
+
+    def broken(*args, **kwargs):
+        raise ValueError("Image size of 800x80160 pixels is too large.\nsecond line")
+
+    monkeypatch.setattr(plots, "heatmap", broken)
+    path = report.write(analysis, experiment, tmp_path / "analysis", environment={})
+    note = "match/accuracy by run and task: not drawn (ValueError: Image size of 800x80160 pixels"
+    assert note in path.read_text()
+    assert note in (path.parent / "summary.md").read_text()
+    assert not (path.parent / "plots" / "heatmap-match-accuracy.png").exists()
+    assert (path.parent / "plots" / "flips-capitals.png").exists()
+
+
+def test_names_that_make_one_file_name_get_one_file_each(tmp_path):
+    def digest(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+    assert plots.unique([("x", "1"), ("x", "2"), ("y", "3"), ("x", "1")]) == [
+        f"x-{digest('1')}",
+        f"x-{digest('2')}",
+        "y",
+        f"x-{digest('1')}",
+    ]
+    experiment = _experiment(tmp_path)
+    cells = [
+        attrs.evolve(_cell("base", task, None, 3), metric=metric)
+        for metric in ("a/b", "a-b")
+        for task in TASKS
+    ]
+    analysis = Analysis(experiment="ranks", cells=cells)
+    charts, notes = plots.render(analysis, experiment)
+    names = [chart.name for chart in charts]
+    assert len(names) == 2 and len(set(names)) == 2 and notes == []
+    assert all(re.fullmatch(r"heatmap-a-b-[0-9a-f]{8}\.png", name) for name in names)
+    path = report.write(analysis, experiment, tmp_path / "analysis", environment={})
+    assert len(list((path.parent / "plots").glob("heatmap-a-b-*.png"))) == 2
+    ids = re.findall(r'<section id="(results-[^"]+)"', path.read_text())
+    assert len(ids) == 2 and len(set(ids)) == 2
+
+
+def test_the_font_is_matplotlibs_own_file_whatever_the_system_has(written, monkeypatch):
+    """A "DejaVu Sans" of the system's ahead in matplotlib's font list (here: a stand-in with
+    other glyphs) changes no byte of a chart."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    _, analysis, experiment = written
+    before = plots.flips(analysis, experiment, task="math")
+    found = font_manager.findfont(font_manager.FontProperties(family=plots.FONT))
+    assert found == str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")
+    other = font_manager.ttfFontProperty(FT2Font(str(plots.font_folder() / "DejaVuSerif.ttf")))
+    impostor = dataclasses.replace(other, name="DejaVu Sans")
+    fonts = [impostor, *font_manager.fontManager.ttflist]
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", fonts)
+    font_manager.FontManager._findfont_cached.cache_clear()
+    try:
+        assert plots.flips(analysis, experiment, task="math") == before
+    finally:
+        monkeypatch.undo()
+        font_manager.FontManager._findfont_cached.cache_clear()
+
+
+def test_the_terminal_prints_names_and_causes_as_they_are(capsys):
+    from cruijff.cli.render import show_analysis
+
+    cell = attrs.evolve(_cell("base", "capitals", None, 3), metric="match/accuracy[max]")
+    analysis = Analysis(
+        experiment="ranks",
+        cells=[cell],
+        missing=[Missing(run="r", task="t", epoch=None, cause="RuntimeError: [/b] and [bold]")],
+        notes=["no control for model [m]: nothing to compare with (r)"],
+    )
+    show_analysis(analysis, None, Path("/tmp/[x]/report.html"))
+    out = capsys.readouterr().out
+    assert "match/accuracy[max]" in out
+    assert "missing r t: RuntimeError: [/b] and [bold]" in out
+    assert "no control for model [m]: nothing to compare with (r)" in out
+    assert "Report: /tmp/[x]/report.html" in out
+
+
+def test_json_has_no_nan_and_is_always_valid(capsys, tmp_path):
+    from cruijff.analysis.analyze import to_json
+    from cruijff.cli.render import print_json
+
+    cell = attrs.evolve(_cell("base", "capitals", None, 3), value=float("nan"), ci_low=math.inf)
+    document = to_json(Analysis(experiment="ranks", cells=[cell]), tmp_path / "report.html")
+    assert document["cells"][0]["value"] is None and document["cells"][0]["ci_low"] is None
+    print_json({"a": float("nan"), "b": [1.5, -math.inf], "c": {"d": (math.nan,)}})
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} is not JSON")
+
+    assert json.loads(capsys.readouterr().out, parse_constant=refuse) == {
+        "a": None,
+        "b": [1.5, None],
+        "c": {"d": [None]},
+    }
+
+
+def test_comparison_notes_appear_in_the_report(written, tmp_path):
+    _, analysis, experiment = written
+    note = "no control for model other: nothing to compare with (rank99)"
+    path = report.write(
+        attrs.evolve(analysis, notes=[note]), experiment, tmp_path / "analysis", environment={}
+    )
+    html = path.read_text()
+    assert f"<li>{note}</li>" in html
+    assert html.index(note) > html.index('<section id="comparisons">')
+    assert f"- {note}" in (path.parent / "summary.md").read_text()

@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 from statistics import NormalDist
 
+import attrs
 import numpy as np
 import pytest
 import scipy.stats
@@ -392,3 +393,174 @@ def test_order_is_runs_then_task_epoch_metric_and_input_order_does_not_matter():
     random.Random(0).shuffle(shuffled)
     shuffled.sort(key=lambda s: (s.task, s.metric != "match/accuracy"))
     assert analyse(shuffled, runs) == (cells, comparisons, groups, verdicts)
+
+
+# --- what the review asked for ------------------------------------------------------------------
+
+
+def test_a_metric_without_samples_keeps_its_value_with_no_interval_and_no_comparison():
+    runs = [run("base", RunType.CONTROL), run("ft")]
+    data = [
+        scores("base", [0, 1], epoch=None),
+        scores("ft", [1, 1]),
+        Scores(unit="b", run="base", task="t", metric="match/median", value=0.5, log="b.eval"),
+        Scores(unit="f", run="ft", task="t", epoch=0, metric="match/median", value=0.9, log="f"),
+    ]
+    cells, comparisons, _, _ = analyse(data, runs)
+    median = [c for c in cells if c.metric == "match/median"]
+    assert [(c.value, c.n, c.ci_low, c.ci_high) for c in median] == [
+        (0.5, 0, None, None),
+        (0.9, 0, None, None),
+    ]
+    assert {c.ci_method for c in median} == {stats.NONE} and "not a mean" in stats.NONE
+    assert [c.metric for c in comparisons] == ["match/accuracy"]
+
+
+def test_cells_on_different_data_are_not_compared_and_a_note_says_why():
+    from cruijff.analysis.compare import analysis
+
+    runs = [run("base", RunType.CONTROL), run("ft"), run("same")]
+    control = attrs.evolve(scores("base", [0, 0, 1], epoch=None), dataset="test.json, 3")
+    other = attrs.evolve(scores("ft", [1, 1, 1]), dataset="cond_test.json, 3")
+    same = attrs.evolve(scores("same", [1, 1, 1]), dataset="test.json, 3")
+    found = analysis("x", [control, other, same], runs)
+    assert [c.run for c in found.comparisons] == ["same"]
+    (note,) = found.notes
+    assert note.startswith("ft on t (epoch 0) is not compared with base: they were evaluated on")
+    assert "cond_test.json, 3" in note and "base: test.json, 3" in note
+
+
+def test_a_runs_own_base_cell_is_its_control_only_without_a_control_run_and_never_competes():
+    ft = [scores(name, [1, 1, 1, 0]) for name in ("a", "b")]
+    own = [
+        attrs.evolve(scores(name, [0, 0, 1, 0], epoch=None), baseline=True) for name in ("a", "b")
+    ]
+    # no control run: each run against its own base cell; the base cells are in no verdict
+    cells, comparisons, _, verdicts = analyse([*own, *ft], [run("a"), run("b")])
+    assert [(c.run, c.control, c.epoch, c.flips_up) for c in comparisons] == [
+        ("a", "a", 0, 2),
+        ("b", "b", 0, 2),
+    ]
+    assert [(v.epoch, v.leader) for v in verdicts] == [(0, "a")]
+    assert {(c.run, c.epoch) for c in cells} == {("a", None), ("a", 0), ("b", None), ("b", 0)}
+    # with a control run, it is the control; a base cell is never compared itself
+    control = scores("base", [1, 0, 0, 0], epoch=None)
+    runs = [run("base", RunType.CONTROL), run("a"), run("b")]
+    _, comparisons, _, verdicts = analyse([control, *own, *ft], runs)
+    assert [(c.run, c.control, c.epoch) for c in comparisons] == [
+        ("a", "base", 0),
+        ("b", "base", 0),
+    ]
+    assert [v.epoch for v in verdicts] == [0]
+
+
+def test_a_run_without_control_or_base_cell_gets_a_note():
+    from cruijff.analysis.compare import analysis
+
+    runs = [run("base", RunType.CONTROL), run("ft"), run("other", model="m2")]
+    found = analysis(
+        "x",
+        [scores("base", [0, 1], epoch=None), scores("ft", [1, 1]), scores("other", [1, 0])],
+        runs,
+    )
+    assert [c.run for c in found.comparisons] == ["ft"]
+    assert found.notes == ("no control for model m2: nothing to compare with (other)",)
+
+
+def test_binary_is_decided_once_per_task_and_metric_and_checked_against_the_values():
+    runs = [run("base", RunType.CONTROL), run("ft")]
+    # the control's tool says 0/1 but a score is 0.5: no cell of the metric is a proportion
+    cells, (comparison,), _, _ = analyse(
+        [scores("base", [0, 0.5, 1], epoch=None), scores("ft", [1, 1, 1])], runs
+    )
+    assert {c.ci_method for c in cells} == {"t"} and comparison.test == "wilcoxon"
+    assert not any(c.floor or c.ceiling for c in cells)
+    # one cell's tool says "not binary": the metric is not, in every cell alike
+    cells, (comparison,), _, _ = analyse(
+        [scores("base", [0, 0, 1], epoch=None), scores("ft", [1, 1, 1], binary=False)], runs
+    )
+    assert {c.ci_method for c in cells} == {"t"} and comparison.flips_up == 0
+    # all say so and all are 0/1: a proportion
+    cells, (comparison,), _, _ = analyse(
+        [scores("base", [0, 0, 1], epoch=None), scores("ft", [1, 1, 1])], runs
+    )
+    assert {c.ci_method for c in cells} == {"wilson"} and comparison.flips_up == 2
+    # a cell without samples (all unscored) has no say
+    empty = Scores(unit="e", run="ft", task="t", epoch=1, metric="match/accuracy", value=None)
+    cells, *_ = analyse(
+        [scores("base", [0, 0, 1], epoch=None), scores("ft", [1, 1, 1]), empty], runs
+    )
+    assert [c.ci_method for c in cells] == ["wilson", "wilson", stats.NONE]
+
+
+def test_labels_are_per_cell():
+    cells, *_ = analyse(
+        [scores("ft", [1, 0]), scores("ft", [1, 1], task="u")],
+        [run("ft")],
+        labels={("ft", "t", 0): "rank 8 (t)", ("ft", "u", 0): "rank 8 (u)"},
+    )
+    assert [c.label for c in cells] == ["rank 8 (t)", "rank 8 (u)"]
+
+
+def test_non_finite_scores_are_dropped_and_a_non_finite_value_is_none():
+    from cruijff.analysis.collect import finite
+
+    cleaned = finite(scores("ft", {"a": 1.0, "b": math.nan, "c": math.inf}))
+    assert dict(cleaned.samples) == {"a": 1.0}
+    assert finite(attrs.evolve(cleaned, value=math.nan, samples={})).value is None
+    kept = scores("ft", [1, 0])
+    assert finite(kept) is kept
+
+
+def test_the_plugin_authors_builders_analyse_as_the_core_does():
+    from cruijff.testing.analysis import analysis_of
+    from cruijff.testing.analysis import scores as build
+
+    runs = [run("base", RunType.CONTROL), run("ft")]
+    found = analysis_of(
+        [
+            build("base", "t", "match/accuracy", {"a": 0, "b": 0, "c": 1}),
+            build("ft", "t", "match/accuracy", {"a": 1, "b": 0, "c": math.nan}, epoch=0),
+        ],
+        runs,
+        experiment="demo",
+    )
+    assert found.experiment == "demo" and found.notes == ()
+    (comparison,) = found.comparisons
+    assert (comparison.n, comparison.flips_up_ids, comparison.test) == (2, ("a",), "mcnemar exact")
+    assert [(c.run, c.value, c.ci_method) for c in found.cells] == [
+        ("base", pytest.approx(1 / 3), "wilson"),
+        ("ft", 0.5, "wilson"),
+    ]
+
+
+# --- resampling in blocks ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [1, 3, 7, 100, 101])
+def test_integers_drawn_in_row_blocks_are_the_one_shot_draw(n):
+    """numpy's Generator continues one stream across calls of ``integers`` with the same bounds
+    and dtype (the bit generator keeps a spare 32-bit half in its state), so consecutive row
+    blocks are the rows of one draw: what makes :func:`stats._row_blocks` exact."""
+    whole = np.random.default_rng(0).integers(0, n, (1000, n))
+    for step in (1, 3, 7, 250, 333):
+        rng = np.random.default_rng(0)
+        blocks = [rng.integers(0, n, (min(step, 1000 - i), n)) for i in range(0, 1000, step)]
+        assert np.array_equal(np.concatenate(blocks), whole)
+
+
+def test_bootstraps_in_blocks_give_the_numbers_of_one_matrix(monkeypatch):
+    rng = np.random.default_rng(7)
+    a = rng.integers(0, 2, 57).astype(float)
+    b = rng.integers(0, 2, 57).astype(float)
+    x = rng.random((3, 57))
+    whole = stats.paired_bootstrap(a, b), stats.seed_pooled(x)
+    rows = next(stats._row_blocks(0, stats.RESAMPLES, 57))  # small: one cached matrix
+    assert rows.shape == (stats.RESAMPLES, 57)
+    monkeypatch.setattr(stats, "_CACHED_INDICES", 0)  # draw every matrix in blocks...
+    monkeypatch.setattr(stats, "_BLOCK", 57 * 333)  # ...of 333 rows
+    blocks = list(stats._row_blocks(0, stats.RESAMPLES, 57))
+    assert [len(block) for block in blocks[:2]] == [333, 333] and len(blocks) == 31
+    assert np.array_equal(np.concatenate(blocks), rows)
+    assert stats.paired_bootstrap(a, b) == whole[0]
+    assert stats.seed_pooled(x) == pytest.approx(whole[1], abs=1e-12)

@@ -3,7 +3,8 @@
 The logs are written by inspect itself, in one ``eval`` of four tiny tasks with the offline
 ``cruijff-mock`` provider (it answers each prompt's last word in capitals): one epoch with
 binary, mean and dict-valued scorers; three epochs whose scores differ by epoch (folded into
-the mean per sample); two epochs under two reducers; 100 samples (to time a read).
+the mean per sample); two epochs under two reducers; 100 samples (to time a read); metrics that
+are no mean of the samples (``grouped``, one of its own).
 Unsuccessful and reduction-less logs are those logs rewritten with ``write_eval_log``.
 """
 
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import attrs
 import pytest
 
 from cruijff.records import Unit
@@ -28,7 +30,28 @@ WORDS = ["apple", "PEAR", "fig", "PLUM", "KIWI", "lime"]
 def _tasks():
     from inspect_ai import Epochs, Task
     from inspect_ai.dataset import MemoryDataset, Sample
-    from inspect_ai.scorer import CORRECT, INCORRECT, Score, includes, match, mean, scorer
+    from inspect_ai.scorer import (
+        CORRECT,
+        INCORRECT,
+        Score,
+        accuracy,
+        grouped,
+        includes,
+        match,
+        mean,
+        metric,
+        scorer,
+        value_to_float,
+    )
+
+    @metric
+    def top():
+        """A metric of one's own that is no mean of the samples: the best score."""
+
+        def compute(scores):
+            return max(value_to_float()(getattr(s, "score", s).value) for s in scores)
+
+        return compute
 
     @scorer(metrics=[mean()])
     def length():
@@ -83,7 +106,23 @@ def _tasks():
         ),
         scorer=match(),
     )
-    return [plain, repeated, reducers, hundred]
+    others = Task(
+        name="others",
+        dataset=MemoryDataset(
+            [
+                Sample(
+                    id=f"w{i}",
+                    input=f"say {word}",
+                    target=word if word.isupper() else "X",
+                    metadata={"kind": "upper" if i < 3 else "lower"},
+                )
+                for i, word in enumerate(WORDS)
+            ]
+        ),
+        scorer=match(),
+        metrics=[accuracy(), grouped(accuracy(), "kind"), top()],
+    )
+    return [plain, repeated, reducers, hundred, others]
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +144,7 @@ def logs(tmp_path_factory) -> dict[str, Path]:
             display="none",
             log_level="warning",
         )
-    assert all(log.status == "success" for log in done)
+    assert all(log.status == "success" for log in done), [log.error for log in done if log.error]
     return {log.eval.task: Path(str(log.location).removeprefix("file://")) for log in done}
 
 
@@ -216,13 +255,16 @@ def test_without_results_json_the_newest_log_is_read(logs, experiment):
 
 
 def test_missing_gone_and_unreadable_logs_name_the_file(logs, experiment):
+    """Relative to the experiment directory: the report names no path of this machine."""
     empty = cell(experiment, "plain")
     missing = observe(experiment, empty)
-    assert not missing.scores and str(empty.directory / "logs") in missing.missing
+    assert not missing.scores and missing.missing == "no inspect log in r/eval/plain/epoch_1/logs"
 
     gone = cell(experiment, "repeated", logs["repeated"])
     (gone.directory / "logs" / logs["repeated"].name).unlink()
-    assert f"logs/{logs['repeated'].name} is gone" in observe(experiment, gone).missing
+    assert observe(experiment, gone).missing == (
+        f"its log r/eval/repeated/epoch_1/logs/{logs['repeated'].name} is gone"
+    )
 
     broken = cell(experiment, "reducers")
     (broken.directory / "logs" / "2026-01-01_broken.eval").write_bytes(b"PK\x03\x04 not a zip")
@@ -243,6 +285,75 @@ def test_an_unsuccessful_log_is_missing_with_its_cause(logs, experiment, tmp_pat
     cancelled = rewrite(logs["plain"], tmp_path / "cancelled" / "b.eval", status="cancelled")
     unit = cell(experiment, "repeated", cancelled)
     assert observe(experiment, unit).missing.endswith("logs/b.eval has status cancelled")
+
+
+def test_an_error_without_a_message_line_still_says_the_status(logs, experiment, tmp_path):
+    from inspect_ai.log import EvalError
+
+    error = EvalError(message=" \n\t ", traceback="", traceback_ansi="")
+    failed = rewrite(logs["plain"], tmp_path / "blank" / "c.eval", status="error", error=error)
+    cause = observe(experiment, cell(experiment, "plain", failed)).missing
+    assert cause == "the inspect log r/eval/plain/epoch_1/logs/c.eval has status error"
+
+
+def test_unreadable_sample_summaries_make_the_cell_missing(logs, experiment, tmp_path, monkeypatch):
+    import inspect_ai.log
+
+    def broken(path, *args, **kwargs):
+        raise OSError(f"cannot read {path}")
+
+    monkeypatch.setattr(inspect_ai.log, "read_eval_log_sample_summaries", broken)
+    bare = rewrite(logs["repeated"], tmp_path / "bare" / "d.eval", reductions=None)
+    found = observe(experiment, cell(experiment, "repeated", bare))
+    assert not found.scores
+    assert found.missing == (
+        "cannot read the scores of the inspect log r/eval/repeated/epoch_1/logs/d.eval: "
+        "OSError: cannot read r/eval/repeated/epoch_1/logs/d.eval"
+    )
+
+
+def test_only_means_of_the_samples_carry_samples(logs, experiment):
+    """grouped(...)'s groups and a metric of one's own are no mean of the samples: inspect's
+    value, no samples (so no interval and no comparison in the analysis)."""
+    from cruijff.analysis import compare, stats
+
+    scores = by_metric(observe(experiment, cell(experiment, "others", logs["others"])))
+    assert set(scores) == {"match/accuracy", "match/upper", "match/lower", "match/all", "match/top"}
+    assert len(scores["match/accuracy"].samples) == 6 and scores["match/accuracy"].binary
+    for name in ("match/upper", "match/lower", "match/all", "match/top"):
+        assert not scores[name].samples and not scores[name].binary, name
+    assert scores["match/upper"].value == pytest.approx(1 / 3)  # w1 of w0, w1, w2
+    assert scores["match/top"].value == 1.0
+    cells, *_ = compare.analyse(list(scores.values()), [])
+    shown = {c.metric: c for c in cells}
+    assert shown["match/upper"].value == pytest.approx(1 / 3)
+    assert (shown["match/upper"].n, shown["match/upper"].ci_method) == (0, stats.NONE)
+    assert shown["match/accuracy"].ci_method == "wilson"
+
+
+def test_scores_name_their_data_and_whether_they_are_a_base_model_cell(logs, experiment):
+    first = observe(experiment, cell(experiment, "plain", logs["plain"])).scores[0]
+    assert first.dataset.endswith(", 6 samples (ids " + first.dataset[-9:-1] + ")")
+    assert not first.baseline
+    other = observe(experiment, cell(experiment, "repeated", logs["repeated"])).scores[0]
+    assert other.dataset != first.dataset  # other sample ids
+    base = attrs.evolve(cell(experiment, "reducers", logs["plain"]), params={"source": "base"})
+    again = observe(experiment, base).scores[0]
+    assert again.baseline and again.dataset == first.dataset  # the same data
+
+
+def test_the_data_path_and_split_the_task_was_given_name_its_data(experiment):
+    from cruijff_inspect.observe import dataset_of
+
+    def spec(**args):
+        data = SimpleNamespace(name=None, location="x.json", samples=2, sample_ids=[2, 1])
+        return SimpleNamespace(task_args=args, dataset=data)
+
+    inside = str(experiment.directory / "data" / "test.json")
+    named = dataset_of(spec(data_path=inside, split="test"), experiment)
+    assert named.startswith("data/test.json (split test), 2 samples (ids ")
+    assert named != dataset_of(spec(data_path=inside, split="validation"), experiment)
+    assert dataset_of(spec(), experiment).startswith("x.json, 2 samples")
 
 
 def test_only_evaluation_cells_of_inspect_are_observed(logs, experiment):

@@ -3,6 +3,7 @@ run`` call; :func:`to_json` is the ``--json`` schema (README, "cruijff analyze -
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,8 @@ import attrs
 
 from cruijff.analysis import compare, report
 from cruijff.analysis.collect import collect
-from cruijff.analysis.model import Analysis
+from cruijff.analysis.model import Analysis, Section
+from cruijff.errors import CruijffError
 from cruijff.manager import PluginManager
 from cruijff.records import Plan
 
@@ -23,19 +25,18 @@ def analyze(manager: PluginManager, plan: Plan) -> tuple[Analysis, Path]:
     ``<experiment>/analysis/`` (unchanged inputs rewrite no byte)."""
     experiment = plan.experiment
     collected = collect(manager, plan)
-    cells, comparisons, groups, verdicts = compare.analyse(
-        collected.scores, experiment.runs, labels=collected.labels
+    analysis = compare.analysis(
+        experiment.name, collected.scores, experiment.runs, labels=collected.labels
     )
-    analysis = Analysis(
-        experiment=experiment.name,
-        cells=cells,
-        comparisons=comparisons,
-        groups=groups,
-        verdicts=verdicts,
-        missing=collected.missing,
-        curves=collected.curves,
-    )
-    analysis = attrs.evolve(analysis, sections=manager.report(analysis, experiment))
+    analysis = attrs.evolve(analysis, missing=collected.missing, curves=collected.curves)
+    try:
+        sections = tuple(manager.report(analysis, experiment))
+    except Exception as error:  # a plugin's section must not cost the whole report
+        text = (
+            error.message if isinstance(error, CruijffError) else f"{type(error).__name__}: {error}"
+        )
+        sections = (Section(title="A plugin's report section failed", text=text),)
+    analysis = attrs.evolve(analysis, sections=sections)
     path = report.write(
         analysis,
         experiment,
@@ -47,7 +48,8 @@ def analyze(manager: PluginManager, plan: Plan) -> tuple[Analysis, Path]:
 
 def to_json(analysis: Analysis, report_path: Path) -> dict[str, Any]:
     """The ``--json`` document: experiment, cells, comparisons, groups, verdicts, missing,
-    report (field names as the records name them)."""
+    notes (why expected comparisons are not there), report (field names as the records name
+    them). Values that are not finite numbers are None (``null``)."""
 
     def plain(record: Any, *drop: str) -> dict[str, Any]:
         data = attrs.asdict(record, recurse=True)
@@ -55,12 +57,27 @@ def to_json(analysis: Analysis, report_path: Path) -> dict[str, Any]:
             data.pop(name, None)
         return data
 
-    return {
-        "experiment": analysis.experiment,
-        "cells": [plain(cell) for cell in analysis.cells],
-        "comparisons": [plain(comparison) for comparison in analysis.comparisons],
-        "groups": [plain(group) for group in analysis.groups],
-        "verdicts": [plain(verdict) for verdict in analysis.verdicts],
-        "missing": [plain(missing) for missing in analysis.missing],
-        "report": str(report_path),
-    }
+    return _finite(
+        {
+            "experiment": analysis.experiment,
+            "cells": [plain(cell) for cell in analysis.cells],
+            "comparisons": [plain(comparison) for comparison in analysis.comparisons],
+            "groups": [plain(group) for group in analysis.groups],
+            "verdicts": [plain(verdict) for verdict in analysis.verdicts],
+            "missing": [plain(missing) for missing in analysis.missing],
+            "notes": list(analysis.notes),
+            "report": str(report_path),
+        }
+    )
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every float that is not finite (NaN, infinities) as None, recursively:
+    JSON has no such numbers."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import attrs
 import numpy as np
 
 from cruijff.analysis import stats
-from cruijff.analysis.model import Cell, Comparison, Group, Scores, Verdict
+from cruijff.analysis.model import Analysis, Cell, Comparison, Group, Scores, Verdict
 from cruijff.records import Run, RunType, thaw
 
 Key = tuple[str, int | None, str]  # task, epoch, metric
@@ -27,7 +28,10 @@ ALPHA = 0.05
 
 
 def analyse(
-    scores: Sequence[Scores], runs: Sequence[Run], *, labels: Mapping[str, str] | None = None
+    scores: Sequence[Scores],
+    runs: Sequence[Run],
+    *,
+    labels: Mapping[Any, str] | None = None,
 ) -> tuple[tuple[Cell, ...], tuple[Comparison, ...], tuple[Group, ...], tuple[Verdict, ...]]:
     """The cells, comparisons, seed groups and verdicts of an experiment's scores.
 
@@ -35,26 +39,91 @@ def analyse(
         scores: every cell's scores on every metric, as the tools read them (a repeated
             (run, task, epoch, metric) keeps its first).
         runs: the experiment's runs, in its order.
-        labels: a display label by run name (its ``vis_label``), copied to the cells.
+        labels: a display label (``vis_label``) by cell, ``(run, task, epoch)``, or by run
+            name, copied to the cells (a cell's own label first).
 
     Returns:
-        ``(cells, comparisons, groups, verdicts)``. A comparison pairs a fine-tuned or eval-only
-        cell with the cell of its control (:func:`control_of`) on the same task and metric,
-        over the sample ids both have (none: no comparison); Holm's adjustment runs over every
-        p-value of the experiment. Groups are :func:`seed_groups` on each task, epoch and
-        metric where at least two members have the cell. A verdict compares the fine-tuned and
-        eval-only runs of a task, epoch and metric (at least two, on the samples they all
-        have) after pooling each seed group into one contender, whose score on a sample is
-        the mean over its seeds and whose name is its runs joined by ``+``. Higher is better.
-        The first metric of a task (the first scorer's) is its primary metric
-        (:func:`primary_metrics`); its verdicts come first within each epoch.
+        ``(cells, comparisons, groups, verdicts)``. A metric is binary (a proportion: Wilson,
+        McNemar, flips) where every cell of its task says so and every sample scores 0 or 1
+        (:func:`binary_metrics`); a cell without samples shows its tool's value with no
+        interval (:data:`~.stats.NONE`). A comparison pairs a fine-tuned or eval-only cell with
+        the cell of its control (:func:`control_of`) on the same task and metric, or, where
+        that has none, with the run's own base-model cell (``Scores.baseline``), provided both
+        were evaluated on the same data (``Scores.dataset``), over the sample ids both have
+        (none: no comparison; :func:`analysis` says why in its notes); Holm's adjustment runs
+        over every p-value of the experiment. Base-model cells are never compared themselves
+        and take no part in groups or verdicts. Groups are :func:`seed_groups` on each task,
+        epoch and metric where at least two members have the cell. A verdict compares the
+        fine-tuned and eval-only runs of a task, epoch and metric (at least two, on the
+        samples they all have) after pooling each seed group into one contender, whose score
+        on a sample is the mean over its seeds and whose name is its runs joined by ``+``.
+        Higher is better. The first metric of a task (the first scorer's) is its primary
+        metric (:func:`primary_metrics`); its verdicts come first within each epoch.
     """
+    return _analyse(scores, runs, labels)[:4]
+
+
+def analysis(
+    experiment: str,
+    scores: Sequence[Scores],
+    runs: Sequence[Run],
+    *,
+    labels: Mapping[Any, str] | None = None,
+) -> Analysis:
+    """:func:`analyse` as an :class:`~.model.Analysis` of the experiment called
+    ``experiment``, with notes on the comparisons that could not be made (no control for a
+    model, a control without the cell, a control evaluated on other data)."""
+    cells, comparisons, groups, verdicts, notes = _analyse(scores, runs, labels)
+    return Analysis(
+        experiment=experiment,
+        cells=cells,
+        comparisons=comparisons,
+        groups=groups,
+        verdicts=verdicts,
+        notes=notes,
+    )
+
+
+Found = tuple[
+    tuple[Cell, ...],
+    tuple[Comparison, ...],
+    tuple[Group, ...],
+    tuple[Verdict, ...],
+    tuple[str, ...],
+]
+
+
+def _analyse(
+    scores: Sequence[Scores], runs: Sequence[Run], labels: Mapping[Any, str] | None
+) -> Found:
     ordered, ranks = _ordered(scores, runs)
-    cells = tuple(_cell(s, (labels or {}).get(s.run, "")) for s in ordered)
-    comparisons = _comparisons(ordered, runs)
+    binary = binary_metrics(ordered)
+    ordered = [
+        s if s.binary == binary[(s.task, s.metric)] else attrs.evolve(s, binary=not s.binary)
+        for s in ordered
+    ]
+    labels = labels or {}
+    cells = tuple(
+        _cell(s, labels.get((s.run, s.task, s.epoch)) or labels.get(s.run) or "") for s in ordered
+    )
+    pairs, notes = _pairs(ordered, runs)
+    comparisons = _comparisons(pairs)
     groups = seed_groups(runs)
     by_key = _by_key(ordered, ranks)
-    return cells, comparisons, _groups(by_key, groups), _verdicts(by_key, runs, groups)
+    return cells, comparisons, _groups(by_key, groups), _verdicts(by_key, runs, groups), notes
+
+
+def binary_metrics(scores: Iterable[Scores]) -> dict[tuple[str, str], bool]:
+    """Whether each (task, metric) is a proportion: every cell's tool says its scores are 0 or
+    1 (``Scores.binary``) and every sample's score is 0 or 1 (a cell without samples has no
+    say). Decided once for the metric, so that its cells and comparisons are all analysed
+    alike."""
+    found: dict[tuple[str, str], bool] = {}
+    for s in scores:
+        key = (s.task, s.metric)
+        ones = not s.samples or (s.binary and all(v == 0 or v == 1 for v in s.samples.values()))
+        found[key] = found.get(key, True) and ones
+    return found
 
 
 def control_of(run: Run, runs: Sequence[Run]) -> Run | None:
@@ -125,6 +194,10 @@ def _values(s: Scores, ids: Sequence[str]) -> np.ndarray:
 def _cell(s: Scores, label: str) -> Cell:
     x = _values(s, sorted(s.samples))
     n = int(x.size)
+    where = {"run": s.run, "task": s.task, "epoch": s.epoch, "metric": s.metric, "log": s.log}
+    if not n:  # not a mean of per-sample scores: the tool's own value, no interval
+        none = {"ci_low": None, "ci_high": None, "ci_method": stats.NONE}
+        return Cell(**where, value=s.value, n=0, **none, label=label)
     if s.binary:
         low, high = stats.wilson(round(float(x.sum())), n)
         method = stats.WILSON
@@ -132,37 +205,90 @@ def _cell(s: Scores, label: str) -> Cell:
         low, high = stats.t_interval(x)
         method = stats.T
     return Cell(
-        run=s.run,
-        task=s.task,
-        epoch=s.epoch,
-        metric=s.metric,
-        # The mean of the samples the interval is about; the tool's own value without samples.
-        value=float(x.mean()) if n else s.value,
+        **where,
+        # The mean of the samples the interval is about (the metric itself: tools give samples
+        # only where it is their mean).
+        value=float(x.mean()),
         n=n,
         ci_low=low,
         ci_high=high,
         ci_method=method,
-        log=s.log,
         label=label,
-        floor=bool(s.binary and n and np.all(x == 0)),
-        ceiling=bool(s.binary and n and np.all(x == 1)),
+        floor=bool(s.binary and np.all(x == 0)),
+        ceiling=bool(s.binary and np.all(x == 1)),
     )
 
 
 # --- comparisons with the control -----------------------------------------------------------
 
 
-def _comparisons(ordered: Sequence[Scores], runs: Sequence[Run]) -> tuple[Comparison, ...]:
+def _pairs(
+    ordered: Sequence[Scores], runs: Sequence[Run]
+) -> tuple[list[tuple[Scores, Scores]], tuple[str, ...]]:
+    """Each fine-tuned or eval-only cell with the cell it is compared with, and notes on the
+    cells that have none. The control is the first cell (epoch None comes first) of the
+    run's control run on the same task and metric, else the run's own base-model cell; of
+    these, the first evaluated on the same data."""
     controls = {run.name: control_of(run, runs) for run in runs if run.type in COMPARED}
-    control_cells: dict[tuple[str, str, str], Scores] = {}
-    for s in ordered:  # a control's first cell of a task and metric (epoch None comes first)
-        control_cells.setdefault((s.run, s.task, s.metric), s)
-    found = []
+    models = {run.name: run.model for run in runs}
+    first: dict[tuple[str, str, str], Scores] = {}
+    own_base: dict[tuple[str, str, str], Scores] = {}
     for s in ordered:
-        control = controls.get(s.run)
-        base = control_cells.get((control.name, s.task, s.metric)) if control else None
-        if base is not None and (comparison := _compare(s, base)) is not None:
-            found.append(comparison)
+        first.setdefault((s.run, s.task, s.metric), s)
+        if s.baseline:
+            own_base.setdefault((s.run, s.task, s.metric), s)
+    pairs: list[tuple[Scores, Scores]] = []
+    uncontrolled: dict[str, dict[str, None]] = {}  # model -> its runs with nothing to compare
+    lacking: dict[tuple[str, str], dict[str, None]] = {}  # (control, task) -> runs
+    other_data: dict[tuple[str, str, int | None], str] = {}
+    for s in ordered:
+        if s.run not in controls or s.baseline:
+            continue
+        control = controls[s.run]
+        candidates = [
+            found
+            for found in (
+                first.get((control.name, s.task, s.metric)) if control else None,
+                own_base.get((s.run, s.task, s.metric)),
+            )
+            if found is not None
+        ]
+        if not candidates:
+            if control is None:
+                uncontrolled.setdefault(models[s.run], {})[s.run] = None
+            else:
+                lacking.setdefault((control.name, s.task), {})[s.run] = None
+            continue
+        base = next((c for c in candidates if c.dataset == s.dataset), None)
+        if base is not None:
+            pairs.append((s, base))
+        else:
+            other = candidates[0]
+            other_data.setdefault(
+                (s.run, s.task, s.epoch),
+                f"{s.run} on {s.task} ({_at(s.epoch)}) is not compared with {other.run}: they "
+                f"were evaluated on different data ({s.dataset or 'unknown'}; "
+                f"{other.run}: {other.dataset or 'unknown'})",
+            )
+    notes = [
+        f"no control for model {model}: nothing to compare with ({', '.join(names)})"
+        for model, names in uncontrolled.items()
+    ]
+    notes += [
+        f"the control {control} has no cell on {task}: nothing to compare "
+        f"{', '.join(names)} with there"
+        for (control, task), names in lacking.items()
+    ]
+    notes += list(other_data.values())
+    return pairs, tuple(notes)
+
+
+def _at(epoch: int | None) -> str:
+    return "not fine-tuned" if epoch is None else f"epoch {epoch}"
+
+
+def _comparisons(pairs: Sequence[tuple[Scores, Scores]]) -> tuple[Comparison, ...]:
+    found = [c for s, base in pairs if (c := _compare(s, base)) is not None]
     adjusted = stats.holm([c.p_value for c in found])
     return tuple(attrs.evolve(c, p_adjusted=p) for c, p in zip(found, adjusted, strict=True))
 
@@ -198,10 +324,12 @@ def _compare(s: Scores, base: Scores) -> Comparison | None:
 
 
 def _by_key(ordered: Sequence[Scores], ranks: Mapping[Key, tuple]) -> dict[Key, dict[str, Scores]]:
-    """Each task, epoch and metric, in order, with its scores by run."""
+    """Each task, epoch and metric, in order, with its scores by run (base-model cells left
+    out: they are controls, not contenders)."""
     cells: dict[Key, dict[str, Scores]] = {key: {} for key in sorted(ranks, key=ranks.get)}
     for s in ordered:
-        cells[_key(s)][s.run] = s
+        if not s.baseline:
+            cells[_key(s)][s.run] = s
     return cells
 
 

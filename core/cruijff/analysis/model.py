@@ -36,11 +36,24 @@ class Scores:
     """One evaluation cell's scores on one metric, as the tool that owns the cell read them.
 
     ``metric`` is ``<scorer>/<metric>`` (``match/accuracy``); ``value`` the tool's own
-    aggregate; ``samples`` every sample's score by sample id (a string; epochs of a task, if
-    the tool repeats samples, are folded into one value per sample by the tool). ``binary``
-    says each score is 0 or 1 (accuracy of match, includes, choice): a proportion, analysed
-    with Wilson intervals and McNemar's test; otherwise a mean. ``log`` is the file the
-    scores come from, relative to the experiment directory.
+    aggregate (None where it is not a finite number); ``samples`` every sample's score by
+    sample id (a string; epochs of a task, if the tool repeats samples, are folded into one
+    value per sample by the tool). Give samples only where their mean *is* the metric (an
+    accuracy, a mean): the analysis reports their mean with its interval and compares cells
+    sample by sample. A metric that is not the mean of its samples (a median, a precision, a
+    grouped metric) comes without samples: its value is shown as the tool computed it, with no
+    interval and no comparison. ``binary`` says each score is 0 or 1 (accuracy of match,
+    includes, choice): a proportion, analysed with Wilson intervals and McNemar's test;
+    otherwise a mean. The analysis checks it: a metric is binary only where every cell of its
+    task says so and every sample scores 0 or 1. ``log`` is the file the scores come from,
+    relative to the experiment directory.
+
+    ``dataset`` identifies the data the cell was evaluated on (any string that differs when
+    the data differ: a file and split, a sample count, a hash of the sample ids); cells are
+    compared sample by sample only where it is the same. ``baseline`` marks a cell that
+    evaluates a run's base model as it is (a fine-tuned run's ``base`` cell): it serves as the
+    run's control where the experiment has no control run for its model, is never compared
+    itself and takes no part in the verdicts.
     """
 
     unit: str
@@ -48,10 +61,12 @@ class Scores:
     task: str
     epoch: int | None = None
     metric: str
-    value: float
+    value: float | None
     samples: Mapping[str, float] = attrs.field(factory=dict, converter=_mapping)
     binary: bool = False
     log: str = ""
+    dataset: str = ""
+    baseline: bool = False
 
 
 @record
@@ -106,13 +121,15 @@ class Curve:
 @record
 class Cell:
     """A metric of one evaluation cell with its interval: Wilson for a proportion, t for a
-    mean (``ci_method`` says which). ``epoch`` is None for controls and eval-only runs."""
+    mean, none for a metric that is not a mean of per-sample scores (``ci_method`` says
+    which; ``n`` is then 0 and ``value`` the tool's own, None where it was not a finite
+    number). ``epoch`` is None for controls and eval-only runs."""
 
     run: str
     task: str
     epoch: int | None
     metric: str
-    value: float
+    value: float | None
     n: int
     ci_low: float | None
     ci_high: float | None
@@ -125,10 +142,12 @@ class Cell:
 
 @record
 class Comparison:
-    """A fine-tuned (or eval-only) cell against the control of its base model, on the same task
-    and samples: ``delta`` = run - control over the paired samples, its paired bootstrap
+    """A fine-tuned (or eval-only) cell against the control of its base model, on the same task,
+    data and samples: ``delta`` = run - control over the paired samples, its paired bootstrap
     interval, the exact McNemar p-value (binary) or Wilcoxon's (otherwise; None where it is
-    undefined), Holm's adjustment over the experiment, and the samples that flipped."""
+    undefined), Holm's adjustment over the experiment, and the samples that flipped.
+    ``control`` is the control run, or the run itself where its own base-model cell serves as
+    its control (the experiment has no control run for its model)."""
 
     run: str
     control: str
@@ -186,7 +205,8 @@ class Verdict:
 
 @record
 class Missing:
-    """An evaluation cell (or a run's curve) that is not analysed, and why."""
+    """An evaluation cell (or a run's curve: ``task`` and ``epoch`` None) that is not
+    analysed, and why."""
 
     run: str
     task: str | None
@@ -196,7 +216,9 @@ class Missing:
 
 @record
 class Analysis:
-    """Everything ``cruijff analyze`` found, in a deterministic order."""
+    """Everything ``cruijff analyze`` found, in a deterministic order. ``notes`` say why
+    comparisons one might expect are not there (no control for a model, a control evaluated
+    on other data)."""
 
     experiment: str
     cells: tuple[Cell, ...] = attrs.field(default=(), converter=_tuple)
@@ -206,3 +228,4 @@ class Analysis:
     missing: tuple[Missing, ...] = attrs.field(default=(), converter=_tuple)
     curves: tuple[Curve, ...] = attrs.field(default=(), converter=_tuple)
     sections: tuple[Section, ...] = attrs.field(default=(), converter=_tuple)
+    notes: tuple[str, ...] = attrs.field(default=(), converter=_tuple)

@@ -8,17 +8,25 @@
 - :func:`flips`: per task, every comparison's samples that flipped, in one chart.
 
 Same inputs give the same bytes: figures are drawn off-screen (Agg, no pyplot state) under
-matplotlib's default style and the bundled DejaVu Sans, at a fixed size and dpi, and the PNG
-carries no software or date metadata. :func:`render` gives every chart that applies, named.
+matplotlib's default style and matplotlib's own DejaVu Sans, pinned by its file (a DejaVu Sans
+of the system's cannot stand in for it: :func:`_pin_font`), at a fixed size and dpi, no
+taller than :data:`MAX_HEIGHT`, and the PNG carries no software or date metadata.
+:func:`render` gives every chart that applies, named uniquely, and a note for every chart
+that could not be drawn: a plotting failure never fails the analysis.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import hashlib
 import io
+import json
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import attrs
 import matplotlib
@@ -33,8 +41,22 @@ from cruijff.records import Experiment, RunType
 
 DPI = 100
 WIDTH = 8.0  # inches: 800 px wide at DPI, the report's column width
+MAX_HEIGHT = 40.0  # inches: 4,000 px (Agg refuses 2^16 px, 2^23 in newer matplotlib)
+FLIP_ROWS = round((MAX_HEIGHT - 1.6) / 0.4)
+"""The most comparisons one flips chart shows (those with the most flips)."""
+FONT = "cruijff DejaVu Sans"
+"""The family the charts use: matplotlib's own DejaVu Sans files under a name no system font
+has (:func:`_pin_font`)."""
+FONT_FILES = (
+    "DejaVuSans.ttf",
+    "DejaVuSans-Bold.ttf",
+    "DejaVuSans-Oblique.ttf",
+    "DejaVuSans-BoldOblique.ttf",
+)
+"""matplotlib's own files of :data:`FONT`, in ``matplotlib.get_data_path()/fonts/ttf``."""
 STYLE = {
-    "font.family": "DejaVu Sans",  # bundled with matplotlib: the same glyphs on every machine
+    "font.family": FONT,  # bundled with matplotlib: the same glyphs on every machine
+    "text.parse_math": False,  # a "$" in a run name is a dollar, not mathtext (other fonts)
     "font.size": 10,
     "axes.titlesize": 12,
     "axes.grid": True,
@@ -58,9 +80,33 @@ class Plot:
     png: bytes = attrs.field(repr=False)
 
 
+def font_folder() -> Path:
+    """Where matplotlib keeps its bundled DejaVu fonts."""
+    return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+
+
+def _pin_font() -> None:
+    """Register matplotlib's own DejaVu Sans files (regular, bold, oblique) as :data:`FONT`,
+    unless matplotlib's font list has them already.
+
+    Asked for "DejaVu Sans", matplotlib picks among every font of that name it knows, the
+    system's too (Debian's fonts-dejavu, of another version, draws other pixels); under a name
+    of our own only these files answer."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    fonts = font_manager.fontManager.ttflist
+    if any(entry.name == FONT for entry in fonts):
+        return
+    for name in FONT_FILES:
+        entry = font_manager.ttfFontProperty(FT2Font(str(font_folder() / name)))
+        fonts.append(dataclasses.replace(entry, name=FONT))
+
+
 @contextmanager
 def _figure(height: float, width: float = WIDTH) -> Iterator[Figure]:
     """A figure drawn under a fixed style, whatever the user's matplotlibrc says."""
+    _pin_font()
     with matplotlib.style.context("default"), matplotlib.rc_context(STYLE):
         figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
         FigureCanvasAgg(figure)
@@ -93,8 +139,24 @@ def _at(at: int | None) -> str:
 
 
 def safe(text: str) -> str:
-    """``text`` as a file-name part (``match/accuracy`` -> ``match-accuracy``)."""
+    """``text`` as a file-name part (``match/accuracy`` -> ``match-accuracy``); different
+    texts can give the same part: :func:`unique` tells them apart."""
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
+
+
+def unique(wanted: Sequence[tuple[str, str]]) -> list[str]:
+    """Names for ``(name, original)`` pairs: each name as it is, except where different
+    originals share it (``a/b`` and ``a-b`` are both ``a-b``): those get ``-`` and the first 8
+    hex digits of their original's sha256 appended, so that no file replaces another."""
+    owners: dict[str, set[str]] = {}
+    for name, original in wanted:
+        owners.setdefault(name, set()).add(original)
+    return [
+        f"{name}-{hashlib.sha256(original.encode()).hexdigest()[:8]}"
+        if len(owners[name]) > 1
+        else name
+        for name, original in wanted
+    ]
 
 
 # --- seed groups ----------------------------------------------------------------------------
@@ -210,7 +272,9 @@ def metric_vs_variable(
     bar per value, one line per combination of the other swept variables (and epoch); seeds
     pooled into their group's mean and interval when the variable is not the seed itself; the
     control of each model as a dashed line. None when no trained run has that variable."""
-    cells = [c for c in analysis.cells if c.task == task and c.metric == metric]
+    cells = [
+        c for c in analysis.cells if c.task == task and c.metric == metric and c.value is not None
+    ]
     values = tables.axis_values(experiment, variable)
     apart = (variable, "seed", *tables.partners(experiment, variable))
     others = [k for k in tables.swept_variables(experiment) if k not in apart]
@@ -295,7 +359,7 @@ def _point(
 def heatmap(analysis: Analysis, experiment: Experiment, *, metric: str) -> bytes | None:
     """``metric`` of every run and epoch (rows) on every task (columns), with the values
     written in; None with fewer than two tasks."""
-    cells = [cell for cell in analysis.cells if cell.metric == metric]
+    cells = [cell for cell in analysis.cells if cell.metric == metric and cell.value is not None]
     columns = [
         task for task in tables.tasks(analysis, experiment) if any(c.task == task for c in cells)
     ]
@@ -315,7 +379,7 @@ def heatmap(analysis: Analysis, experiment: Experiment, *, metric: str) -> bytes
         return None
     low, high = (0.0, 1.0) if binary else (min(numbers), max(numbers))
     written = len(rows) * len(columns) <= 400  # past that, numbers in cells are unreadable
-    height = min(1.6 + 0.35 * len(rows), 40.0)
+    height = min(1.6 + 0.35 * len(rows), MAX_HEIGHT)
     with _figure(height, min(WIDTH * 2, 3.5 + 1.2 * len(columns))) as figure:
         axes = figure.add_subplot()
         axes.grid(False)
@@ -358,17 +422,27 @@ def _flipping(comparison: Comparison) -> bool:
 
 def flips(analysis: Analysis, experiment: Experiment, *, task: str) -> bytes | None:
     """Every comparison on ``task`` in one chart: samples that went wrong → right against the
-    control to the right, right → wrong to the left. None when none has binary scores."""
+    control to the right, right → wrong to the left. None when none has binary scores. Past
+    :data:`FLIP_ROWS` comparisons, those with the most flips (the earlier on a tie), in the
+    tables' order, and the title says "top N of M"."""
     del experiment  # the comparisons name what the chart shows
     found = [c for c in analysis.comparisons if c.task == task and _flipping(c)]
     if not found:
         return None
+    title = f"Flips against the control on {task}"
+    if len(found) > FLIP_ROWS:
+        ranked = sorted(
+            range(len(found)), key=lambda i: (-found[i].flips_up - found[i].flips_down, i)
+        )
+        kept = sorted(ranked[:FLIP_ROWS])
+        title += f" (top {FLIP_ROWS} of {len(found)} comparisons by flips)"
+        found = [found[i] for i in kept]
     several = len({c.metric for c in found}) > 1
     labels = [
         f"{c.run} · {_at(c.epoch)}" + (f" · {c.metric}" if several else "") + f" (n={c.n})"
         for c in found
     ]
-    with _figure(1.6 + 0.4 * len(found)) as figure:
+    with _figure(min(1.6 + 0.4 * len(found), MAX_HEIGHT)) as figure:
         axes = figure.add_subplot()
         places = range(len(found))
         up = [c.flips_up for c in found]
@@ -386,7 +460,7 @@ def flips(analysis: Analysis, experiment: Experiment, *, task: str) -> bytes | N
         axes.set_yticks(list(places), labels)
         axes.invert_yaxis()  # the first comparison on top, as in the tables
         axes.set_xlabel("samples that flipped against the control (count)")
-        axes.set_title(f"Flips against the control on {task}")
+        axes.set_title(title)
         figure.legend(loc="outside lower center", ncol=2)
         return _png(figure)
 
@@ -394,33 +468,58 @@ def flips(analysis: Analysis, experiment: Experiment, *, task: str) -> bytes | N
 # --- all of them ----------------------------------------------------------------------------
 
 
-def render(analysis: Analysis, experiment: Experiment) -> list[Plot]:
-    """Every chart that applies, in the report's order, with file names and captions."""
-    found: list[tuple[str, str, bytes | None]] = [
-        ("loss.png", "Training loss per run", loss_curves(analysis, experiment))
+def render(analysis: Analysis, experiment: Experiment) -> tuple[list[Plot], list[str]]:
+    """Every chart that applies, in the report's order, with file names (unique: :func:`unique`)
+    and captions; and a note for every chart that failed to draw (it is left out, and the
+    analysis goes on)."""
+    wanted: list[tuple[tuple[str, ...], str, str, Callable[[], bytes | None]]] = [
+        (("loss",), "loss", "Training loss per run", lambda: loss_curves(analysis, experiment))
     ]
     tasks = tables.tasks(analysis, experiment)
     for metric in tables.metrics(analysis):
         for task in tasks:
             for variable in tables.swept_variables(experiment):
-                found.append(
+                wanted.append(
                     (
-                        f"{safe(metric)}-{safe(task)}-by-{safe(variable)}.png",
+                        ("by", metric, task, variable),
+                        f"{safe(metric)}-{safe(task)}-by-{safe(variable)}",
                         f"{metric} on {task} by {variable}",
-                        metric_vs_variable(
-                            analysis, experiment, task=task, metric=metric, variable=variable
+                        functools.partial(
+                            metric_vs_variable,
+                            analysis,
+                            experiment,
+                            task=task,
+                            metric=metric,
+                            variable=variable,
                         ),
                     )
                 )
-        found.append(
+        wanted.append(
             (
-                f"heatmap-{safe(metric)}.png",
+                ("heatmap", metric),
+                f"heatmap-{safe(metric)}",
                 f"{metric} by run and task",
-                heatmap(analysis, experiment, metric=metric),
+                functools.partial(heatmap, analysis, experiment, metric=metric),
             )
         )
     for task in tasks:
-        found.append(
-            (f"flips-{safe(task)}.png", f"Flips on {task}", flips(analysis, experiment, task=task))
+        wanted.append(
+            (
+                ("flips", task),
+                f"flips-{safe(task)}",
+                f"Flips on {task}",
+                functools.partial(flips, analysis, experiment, task=task),
+            )
         )
-    return [Plot(name=name, caption=caption, png=png) for name, caption, png in found if png]
+    names = unique([(name, json.dumps(key)) for key, name, _, _ in wanted])
+    found, notes = [], []
+    for name, (_, _, caption, draw) in zip(names, wanted, strict=True):
+        try:
+            png = draw()
+        except Exception as error:  # a chart that cannot be drawn is a note, never a crash
+            reason = f"{type(error).__name__}: {error}".strip().splitlines()[0]
+            notes.append(f"{caption}: not drawn ({reason})")
+            continue
+        if png:
+            found.append(Plot(name=f"{name}.png", caption=caption, png=png))
+    return found, notes

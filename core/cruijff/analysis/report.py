@@ -44,7 +44,7 @@ def write(
     ``data_sha256``, ``packages``: job -> package -> version); what it holds is shown.
     Charts no longer drawn are removed from ``plots/``; other files there are left alone.
     """
-    charts = plots.render(analysis, experiment)
+    charts, failed = plots.render(analysis, experiment)
     sections = [_section(index, section) for index, section in enumerate(analysis.sections, 1)]
     images = {chart.name: chart.png for chart in charts}
     for section in sections:
@@ -57,6 +57,7 @@ def write(
             if stale.name not in images:
                 stale.unlink()
     context = _context(analysis, experiment, environment, charts, sections)
+    context["plot_notes"] = failed
     summary = re.sub(r"\n{3,}", "\n\n", _render("summary.md.j2", context)).strip() + "\n"
     _put(directory / "summary.md", summary)
     _put(directory / "results.csv", results_csv(analysis, experiment))
@@ -200,10 +201,11 @@ def _data_uri(png: bytes) -> str:
 
 
 def _section(index: int, section: Section) -> dict[str, Any]:
-    """A plugin's section, its images named ``section<N>-<name>.png`` in ``plots/``."""
+    """A plugin's section, its images named ``section<N>-<name>.png`` in ``plots/`` (unique:
+    :func:`.plots.unique`)."""
     images = []
-    for name, png in section.images.items():
-        stem = plots.safe(name.removesuffix(".png"))
+    stems = plots.unique([(plots.safe(name.removesuffix(".png")), name) for name in section.images])
+    for stem, (name, png) in zip(stems, section.images.items(), strict=True):
         images.append(
             {
                 "file": f"section{index}-{stem}.png",
@@ -242,15 +244,18 @@ def _context(
     def block(key: str, title: str, text: str, table: tables.Table) -> dict[str, Any]:
         return {"id": key, "title": title, "text": text, "table": table}
 
+    metrics = tables.metrics(analysis)
+    ids = plots.unique([(f"results-{plots.safe(metric)}", metric) for metric in metrics])
     results = [
         block(
-            f"results-{plots.safe(metric)}",
+            key,
             f"Results: {metric}",
             "Value [95% interval] of every run (rows) on every task and epoch (columns); "
-            "epochs count from 0.",
+            "epochs count from 0. A metric its tool gives without per-sample scores (not a "
+            "mean of them) shows its value alone.",
             tables.results(analysis, experiment, metric),
         )
-        for metric in tables.metrics(analysis)
+        for key, metric in zip(ids, metrics, strict=True)
     ]
     return {
         "name": experiment.name,
@@ -279,9 +284,11 @@ def _context(
             "Each cell against the control of its base model on the same samples: "
             "Δ = run - control with a paired bootstrap 95% interval; p from the test named "
             "(exact McNemar for right/wrong scores, Wilcoxon otherwise), adjusted by Holm "
-            "over every comparison of the experiment.",
+            "over every comparison of the experiment. Where the experiment has no control run "
+            "for a model, a run's own base-model cell is its control (control = the run).",
             tables.comparisons(analysis, experiment),
         ),
+        "comparison_notes": list(analysis.notes),
         "groups": block(
             "groups",
             "Seeds pooled",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import scipy.stats
@@ -23,6 +23,9 @@ SEED = 0
 
 WILSON = "wilson"
 T = "t"
+NONE = "none (not a mean of samples)"
+"""The interval method of a metric its tool gives without per-sample scores (a median, a
+precision, a grouped metric): shown as the tool computed it, without interval or comparison."""
 PAIRED_BOOTSTRAP = f"paired bootstrap (percentile, {RESAMPLES}, seed {SEED})"
 SEED_BOOTSTRAP = f"two-level bootstrap over seeds, then samples ({RESAMPLES}, seed {SEED})"
 MCNEMAR = "mcnemar exact"
@@ -36,8 +39,10 @@ Interval = tuple[float | None, float | None]
 # the same quantile to the last bit.
 _ALPHA = (1 - CONFIDENCE) / 2
 # Resampling matrices up to this many indices (64 MiB) are kept for the next call of the same
-# size: an experiment's cells mostly share their sample count.
+# size: an experiment's cells mostly share their sample count. Larger ones are drawn in blocks
+# of about _BLOCK indices (32 MiB of indices, as much again of resampled values).
 _CACHED_INDICES = 1 << 23
+_BLOCK = 1 << 22
 
 
 def wilson(successes: int, n: int) -> Interval:
@@ -71,17 +76,30 @@ def _cached_rows(seed: int, resamples: int, n: int) -> np.ndarray:
     return rows
 
 
-def _rows(seed: int, resamples: int, n: int) -> np.ndarray:
+def _row_blocks(seed: int, resamples: int, n: int) -> Iterator[np.ndarray]:
     """The sample indices of ``resamples`` bootstrap resamples of ``n`` samples: the first draw
-    of ``numpy.random.default_rng(seed)``, as in ``scipy.stats.bootstrap(..., rng=seed)``."""
+    of ``numpy.random.default_rng(seed)``, as in ``scipy.stats.bootstrap(..., rng=seed)``, in
+    consecutive blocks of rows.
+
+    A small matrix (up to :data:`_CACHED_INDICES` indices) comes whole and is kept for the next
+    call of the same size. A larger one is drawn in blocks of about :data:`_BLOCK` indices
+    from one generator, so that 10,000 resamples of 5,000 samples never hold 800 MB at once:
+    ``Generator.integers`` with the same bounds and dtype continues one stream across calls
+    (the bit generator keeps any unused half of a 64-bit word in its own state), so the blocks
+    are, row for row, the one-shot draw (``tests/test_analysis_stats.py`` checks it).
+    """
     if resamples * n <= _CACHED_INDICES:
-        return _cached_rows(seed, resamples, n)
-    return np.random.default_rng(seed).integers(0, n, (resamples, n))
+        yield _cached_rows(seed, resamples, n)
+        return
+    rng = np.random.default_rng(seed)
+    step = max(1, _BLOCK // n)
+    for start in range(0, resamples, step):
+        yield rng.integers(0, n, (min(step, resamples - start), n))
 
 
 @functools.lru_cache(maxsize=4)
 def _cached_counts(seed: int, resamples: int, n: int) -> np.ndarray:
-    return _counts(_rows(seed, resamples, n), n)
+    return _counts(_cached_rows(seed, resamples, n), n)
 
 
 def _counts(rows: np.ndarray, n: int) -> np.ndarray:
@@ -92,11 +110,13 @@ def _counts(rows: np.ndarray, n: int) -> np.ndarray:
     return counts
 
 
-def _sample_counts(seed: int, resamples: int, n: int) -> np.ndarray:
-    """:func:`_rows` as counts: row r says how often resample r draws each sample."""
+def _count_blocks(seed: int, resamples: int, n: int) -> Iterator[np.ndarray]:
+    """:func:`_row_blocks` as counts: row r says how often resample r draws each sample."""
     if resamples * n <= _CACHED_INDICES:
-        return _cached_counts(seed, resamples, n)
-    return _counts(_rows(seed, resamples, n), n)
+        yield _cached_counts(seed, resamples, n)
+        return
+    for rows in _row_blocks(seed, resamples, n):
+        yield _counts(rows, n)
 
 
 def _percentile(distribution: np.ndarray) -> tuple[float, float]:
@@ -112,8 +132,9 @@ def paired_bootstrap(
     Equivalent to ``scipy.stats.bootstrap((a, b), mean-of-differences, paired=True,
     method="percentile", n_resamples=resamples, rng=seed)``: the same resample indices (the
     first draw of ``numpy.random.default_rng(seed)``), the same statistic and the same
-    quantiles, computed with numpy on an index matrix kept between calls, because scipy's
-    general machinery costs ~20 ms a call. With one pair, or differences that are all equal,
+    quantiles, computed with numpy on an index matrix kept between calls (drawn in blocks of
+    rows when it is large: :func:`_row_blocks`), because scipy's general machinery costs
+    ~20 ms a call. With one pair, or differences that are all equal,
     the interval is the difference itself (scipy refuses one pair, and a mean of equal floats
     can miss their value by an ulp); with no pairs it is ``(None, None)``.
     """
@@ -122,7 +143,8 @@ def paired_bootstrap(
         return None, None
     if d.size == 1 or np.all(d == d[0]):
         return float(d[0]), float(d[0])
-    return _percentile(d[_rows(seed, resamples, d.size)].mean(axis=-1))
+    means = [d[rows].mean(axis=-1) for rows in _row_blocks(seed, resamples, d.size)]
+    return _percentile(np.concatenate(means))
 
 
 def _discordant(a: Sequence[float], b: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -209,8 +231,8 @@ def seed_pooled(
     # Resample r is sum_j seeds[r, j] * sum_t samples[r, t] * x[j, t] / (k n): how often it
     # draws seed j and sample t, as two count matrices and one matrix product.
     seeds = _counts(picks, k)
-    samples = _sample_counts(seed, resamples, n)
-    pooled = np.einsum("rj,rj->r", samples @ x.T, seeds) / (k * n)
+    drawn = np.concatenate([samples @ x.T for samples in _count_blocks(seed, resamples, n)])
+    pooled = np.einsum("rj,rj->r", drawn, seeds) / (k * n)
     low, high = _percentile(pooled)
     return mean, sd, low, high
 

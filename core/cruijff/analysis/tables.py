@@ -203,9 +203,14 @@ def column_title(task: str, at: int | None) -> str:
 
 
 def runs(analysis: Analysis, experiment: Experiment) -> Table:
-    """One row per run: its name, type, model, and its value of every swept variable."""
+    """One row per run: its name, its labels (a label is per cell: every distinct one), type,
+    model, and its value of every swept variable."""
     keys = swept_variables(experiment)
-    labels = {cell.run: cell.label for cell in analysis.cells if cell.label}
+    distinct: dict[str, dict[str, None]] = {}
+    for cell in analysis.cells:
+        if cell.label:
+            distinct.setdefault(cell.run, {})[cell.label] = None
+    labels = {run: ", ".join(found) for run, found in distinct.items()}
     labelled = any(labels.get(run.name, run.name) != run.name for run in experiment.runs)
     conditions = any(run.training_condition for run in experiment.runs)
     columns = ["run", *(["label"] if labelled else []), "type", "model", *keys]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -28,7 +29,19 @@ def console(stderr: bool = False) -> Any:
 
 
 def print_json(data: Any) -> None:
-    click.echo(json.dumps(to_plain(data), indent=2, sort_keys=False))
+    """``data`` as JSON: always valid JSON, so a number that is not finite (NaN, infinity),
+    which JSON cannot write, is ``null``."""
+    click.echo(json.dumps(_finite(to_plain(data)), indent=2, sort_keys=False, allow_nan=False))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def problem_line(problem: Problem) -> str:
@@ -185,9 +198,16 @@ def _p(value: float | None) -> str:
 
 
 def show_analysis(analysis: Any, experiment: Any, report: Any) -> None:
-    """The analysis in the terminal: results, comparisons with the control, verdicts, what is
-    missing, and where the report is."""
+    """The analysis in the terminal: results, comparisons with the control, verdicts, notes,
+    what is missing, and where the report is. Every value is escaped: a metric such as
+    ``match/accuracy[max]`` or a cause holding ``[/b]`` prints as it is, never as markup."""
+    from rich.markup import escape
+
     out = console()
+
+    def text(value: Any) -> str:
+        return escape("" if value is None else str(value))
+
     epoch = lambda value: "-" if value is None else str(value)  # noqa: E731
     if analysis.cells:
         table(
@@ -195,10 +215,10 @@ def show_analysis(analysis: Any, experiment: Any, report: Any) -> None:
             ["run", "task", "epoch", "metric", "value", "n"],
             (
                 [
-                    c.label or c.run,
-                    c.task,
+                    text(c.label or c.run),
+                    text(c.task),
                     epoch(c.epoch),
-                    c.metric,
+                    text(c.metric),
                     _interval(c.value, c.ci_low, c.ci_high)
                     + (" (floor)" if c.floor else " (ceiling)" if c.ceiling else ""),
                     c.n,
@@ -212,11 +232,11 @@ def show_analysis(analysis: Any, experiment: Any, report: Any) -> None:
             ["run", "control", "task", "epoch", "metric", "Δ", "p (Holm)", "flips ↑/↓"],
             (
                 [
-                    c.run,
-                    c.control,
-                    c.task,
+                    text(c.run),
+                    text(c.control),
+                    text(c.task),
                     epoch(c.epoch),
-                    c.metric,
+                    text(c.metric),
                     _interval(c.delta, c.ci_low, c.ci_high),
                     _p(c.p_adjusted),
                     f"{c.flips_up}/{c.flips_down}",
@@ -224,13 +244,15 @@ def show_analysis(analysis: Any, experiment: Any, report: Any) -> None:
                 for c in analysis.comparisons
             ),
         )
+    for note in getattr(analysis, "notes", ()):
+        out.print(text(note))
     for verdict in analysis.verdicts:
-        where = f"{verdict.task}, epoch {epoch(verdict.epoch)}, {verdict.metric}"
+        where = text(f"{verdict.task}, epoch {epoch(verdict.epoch)}, {verdict.metric}")
         if verdict.best:
             out.print(
-                f"{where}: {verdict.best} is best "
+                f"{where}: {text(verdict.best)} is best "
                 f"(Δ {_interval(verdict.delta, verdict.ci_low, verdict.ci_high)} "
-                f"over {verdict.runner_up})"
+                f"over {text(verdict.runner_up)})"
             )
         elif verdict.runner_up:
             needed = (
@@ -243,5 +265,5 @@ def show_analysis(analysis: Any, experiment: Any, report: Any) -> None:
         cell = " ".join(
             str(part) for part in (missing.run, missing.task, missing.epoch) if part is not None
         )
-        out.print(f"[yellow]missing {cell}: {missing.cause}[/]")
-    out.print(f"Report: {report}")
+        out.print(f"[yellow]missing {text(cell)}: {text(missing.cause)}[/]")
+    out.print(f"Report: {text(report)}")

@@ -89,8 +89,20 @@ def command(
     from cruijff.analysis.analyze import analyze
     from cruijff.cli.render import show_analysis
 
-    analysis, report = analyze(app.manager, result.plan)
-    show_analysis(analysis, result.plan.experiment, report)
+    try:
+        analysis, report = analyze(app.manager, result.plan)
+        show_analysis(analysis, result.plan.experiment, report)
+    except Exception as error:  # the run's own report below matters more than the analysis
+        from rich.markup import escape
+
+        from cruijff.errors import CruijffError
+
+        known = isinstance(error, CruijffError)
+        reason = error.message if known else f"{type(error).__name__}: {error}"
+        out.print(
+            f"[yellow]warning: the analysis failed: {escape(reason)}; "
+            f"retry with `cruijff analyze {escape(str(experiment))}`[/]"
+        )
     failed = [r for r in records if r.state is not None and r.state.failed]
     done = sum(1 for r in records if r.state is JobState.SUCCEEDED)
     out.print(
