@@ -384,8 +384,13 @@ def test_the_results_table_has_rows_by_swept_variables_and_columns_by_task_and_e
     )
     by_run = {row[0]: row for row in rows}
     assert by_run["rank8_seed1"][1:3] == ("8", "1")
-    assert by_run["rank8_seed1"][4] == "0.70 [0.50, 0.90]"
-    assert by_run["rank8_seed1"][6] == "1.00 [0.80, 1.00] · ceiling: all right"
+    # the value with its interval, then Δ against the control with its interval and Holm's p
+    assert by_run["rank8_seed1"][4] == (
+        "0.70 [0.50, 0.90] · Δ +0.70 [+0.20, +0.60] vs base, p adj. 0.003"
+    )
+    assert by_run["rank8_seed1"][6] == (
+        "1.00 [0.80, 1.00] · ceiling: all right · Δ +0.70 [+0.50, +0.90] vs base, p adj. 0.003"
+    )
     assert by_run["base"][3] == "0.00 [0.00, 0.20] · floor: all wrong"
     assert by_run["base"][1:3] == ("—", "—")
     assert by_run["rank16_seed2"][6] == "missing: failed: CUDA out of memory"

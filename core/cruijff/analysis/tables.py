@@ -228,11 +228,13 @@ def runs(analysis: Analysis, experiment: Experiment) -> Table:
 
 def results(analysis: Analysis, experiment: Experiment, metric: str) -> Table:
     """``metric`` for every run (rows, by swept variables) on every task and epoch (columns):
-    value [95% CI] with floor and ceiling flags; ``missing: cause`` where a cell is missing,
-    blank where the run is not evaluated."""
+    value [95% CI] with floor and ceiling flags, then its Δ against the control with the
+    paired interval and Holm's p; ``missing: cause`` where a cell is missing, blank where the
+    run is not evaluated."""
     keys = swept_variables(experiment)
     places = _columns_of_cells(analysis, experiment)
     cells = {(c.run, c.task, c.epoch): c for c in analysis.cells if c.metric == metric}
+    against = {(c.run, c.task, c.epoch): c for c in analysis.comparisons if c.metric == metric}
     gone = {(m.run, m.task, m.epoch): m.cause for m in analysis.missing if m.task is not None}
     rows = []
     for run in _runs(analysis, experiment):
@@ -241,7 +243,14 @@ def results(analysis: Analysis, experiment: Experiment, metric: str) -> Table:
         for task, at in places:
             cell = cells.get((name, task, at))
             cause = gone.get((name, task, at))
-            row.append(cell_value(cell) if cell else f"missing: {cause}" if cause else "")
+            text = cell_value(cell) if cell else f"missing: {cause}" if cause else ""
+            versus = against.get((name, task, at))
+            if cell and versus is not None:
+                text += (
+                    f" · Δ {interval(versus.delta, versus.ci_low, versus.ci_high, sign=True)}"
+                    f" vs {versus.control}, p adj. {p_value(versus.p_adjusted)}"
+                )
+            row.append(text)
         if any(row[1 + len(keys) :]):
             rows.append(row)
     return _table(["run", *keys, *(column_title(task, at) for task, at in places)], rows)
