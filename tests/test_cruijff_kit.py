@@ -557,3 +557,20 @@ def test_null_values_mean_what_absent_keys_mean(kit_plugins, tmp_path):
     assert config["seed"] == 14 and config["optimizer"]["lr"] == 1e-4
     assert config["dataset"]["prompt"] == "Capitalize: {input}"  # the controls' prompt
     assert _cell(plan.experiment.directory)["generate"]["seed"] == 14
+
+
+def test_a_model_folder_with_only_config_json_plans_but_is_not_scaffolded(
+    kit_plugins, tmp_path, cli
+):
+    # size a sweep of a model before downloading it: validate and plan warn, scaffold refuses
+    document = real_kit_experiment(tmp_path)
+    (Path(document["models"]["base"][0]["path"]) / "model.safetensors").unlink()
+    path = write(tmp_path, document)
+    assert problems(kit_plugins, path) == []
+    warned = problems(kit_plugins, path, Severity.WARNING)
+    assert any("holds no .safetensors weights yet" in line for line in warned), warned
+    assert cli("plan", path, "--json").exit_code == 0
+    for command in ("scaffold", "run"):
+        result = cli(command, path)
+        assert result.exit_code == 1 and "no weights yet in" in result.output
+    assert not Path(document["experiment"]["dir"]).exists()  # nothing written

@@ -288,10 +288,11 @@ def test_unsupported_models_say_why(tmp_path):
         read_model(model_folder(tmp_path, {**LLAMA, "architectures": ["GPT2LMHeadModel"]}))
     with pytest.raises(ModelError, match=r"no config\.json"):
         read_model(tmp_path / "empty")
+    # a folder without weights is described (plans are sized from config.json alone)
     folder = model_folder(tmp_path, LLAMA, "noweights")
     (folder / "model.safetensors").unlink()
-    with pytest.raises(ModelError, match=r"no \.safetensors weights"):
-        read_model(folder)
+    spec = read_model(folder)
+    assert not spec.has_weights and spec.parameters > 0
 
 
 def test_resources_grow_with_the_model():

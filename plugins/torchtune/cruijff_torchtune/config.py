@@ -27,6 +27,9 @@ from cruijff_torchtune.recipes import find_config
 
 COMPONENTS = "cruijff_torchtune.components"
 ADAMW = "torch.optim.AdamW"
+MISSING_WEIGHTS = "model.safetensors"
+"""The checkpoint file a plan names for a model folder without weights yet (HF's name for a
+single-file model); scaffolding refuses such a model, so no job ever reads this guess."""
 
 DEFAULTS: dict[str, Any] = {
     "model": {"_component_": ""},  # the model folder's builder, first in its section
@@ -307,7 +310,8 @@ def _add_experiment(
             "checkpointer": {
                 "_component_": "torchtune.training.FullModelHFCheckpointer",
                 "checkpoint_dir": str(model.path),
-                "checkpoint_files": list(model.weights),
+                # before the weights are downloaded: the name a single-file HF model has
+                "checkpoint_files": list(model.weights) or [MISSING_WEIGHTS],
                 "recipe_checkpoint": None,
                 "output_dir": str(output_dir),
                 "model_type": model.model_type,

@@ -37,6 +37,11 @@ class ModelSpec:
     weights: tuple[str, ...]
     parameters: int
 
+    @property
+    def has_weights(self) -> bool:
+        """Whether the folder holds the weights, not only their description."""
+        return bool(self.weights)
+
     def component(self, lora: bool) -> str:
         return self.lora_builder if lora else self.builder
 
@@ -167,9 +172,9 @@ def read_model(folder: Path) -> ModelSpec:
         family, model_type, args = describe(config)
     except KeyError as missing:
         raise ModelError(f"{config_path} lacks {missing}") from None
+    # Without weights (config.json and tokenizer only) a model can be designed and planned, so
+    # a sweep is sized before gigabytes are downloaded; scaffolding refuses it (plugin.py).
     weights = weight_files(folder)
-    if not weights:
-        raise ModelError(f"{folder} holds no .safetensors weights")
     return ModelSpec(
         path=folder,
         architecture=known[0],

@@ -483,6 +483,14 @@ def _check_models(experiment: Experiment, report: Report) -> None:
         except ModelError as error:
             report(where, str(error))
             continue
+        if not spec.has_weights:
+            report(
+                where,
+                f"{model.path} holds no .safetensors weights yet: the experiment can be "
+                "designed and planned, not scaffolded or run",
+                "download the weights into it before `cruijff scaffold` or `cruijff run`",
+                severity=Severity.WARNING,
+            )
         misfits = spec.nf4_misfits()
         if misfits and any(quantizes_base(experiment.controls, r.parameters) for r in runs):
             report(

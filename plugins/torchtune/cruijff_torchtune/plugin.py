@@ -95,6 +95,17 @@ def cruijff_retry(experiment, unit, job, status):
 
 
 @hookimpl
+def cruijff_before_scaffold(plan):
+    """Refuse to scaffold (and so to run) a fine-tuning whose model has no weights yet: plans
+    are sized from config.json alone, jobs need the weights."""
+    if NAME not in plan.experiment.tools.values():
+        return
+    from cruijff_torchtune.units import require_weights
+
+    require_weights(plan)
+
+
+@hookimpl
 def cruijff_commands(cli):
     from cruijff_torchtune.commands import recipes
 

@@ -29,6 +29,7 @@ from cruijff.records import (
     ArtifactKind,
     Compute,
     Experiment,
+    Plan,
     Resources,
     Run,
     RunType,
@@ -295,4 +296,26 @@ def _check_steps(run: str, config: Mapping[str, Any], data: TrainingFile, gpus: 
             hint="lower batch_size or gradient_accumulation_steps (recipes often set 8), "
             + ("or use fewer GPUs, " if ranks > 1 else "")
             + "or add training data",
+        )
+
+
+def require_weights(plan: Plan) -> None:
+    """UserError naming every model a training unit of ``plan`` fine-tunes that has no
+    weights in its folder yet (looked at now, not from the plan's cached spec)."""
+    from cruijff_torchtune.models import weight_files
+
+    experiment = plan.experiment
+    missing = sorted(
+        {
+            experiment.model(experiment.run(unit.run).model).path
+            for unit in plan.units
+            if unit.tool == NAME
+            and not weight_files(experiment.model(experiment.run(unit.run).model).path)
+        }
+    )
+    if missing:
+        raise UserError(
+            f"no weights yet in {', '.join(str(path) for path in missing)}: an experiment can "
+            "be planned from config.json alone, but not scaffolded or run",
+            hint="download the .safetensors weights into the model folder, then run again",
         )
