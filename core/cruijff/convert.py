@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -33,6 +34,18 @@ def to_plain(value: Any) -> Any:
     if isinstance(value, (list, tuple, frozenset, set)):
         items = [to_plain(item) for item in value]
         return sorted(items) if isinstance(value, (set, frozenset)) else items
+    return value
+
+
+def finite(value: Any) -> Any:
+    """Plain data with every float that is not finite (NaN, infinities) as None, recursively:
+    JSON has no such numbers, and ``--json`` output must always parse."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(item) for item in value]
     return value
 
 

@@ -3,7 +3,6 @@ run`` call; :func:`to_json` is the ``--json`` schema (README, "cruijff analyze -
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import attrs
 from cruijff.analysis import compare, report
 from cruijff.analysis.collect import collect
 from cruijff.analysis.model import Analysis, Section
+from cruijff.convert import finite, to_plain
 from cruijff.errors import CruijffError
 from cruijff.manager import PluginManager
 from cruijff.records import Plan
@@ -51,33 +51,15 @@ def to_json(analysis: Analysis, report_path: Path) -> dict[str, Any]:
     notes (why expected comparisons are not there), report (field names as the records name
     them). Values that are not finite numbers are None (``null``)."""
 
-    def plain(record: Any, *drop: str) -> dict[str, Any]:
-        data = attrs.asdict(record, recurse=True)
-        for name in drop:
-            data.pop(name, None)
-        return data
-
-    return _finite(
+    return finite(
         {
             "experiment": analysis.experiment,
-            "cells": [plain(cell) for cell in analysis.cells],
-            "comparisons": [plain(comparison) for comparison in analysis.comparisons],
-            "groups": [plain(group) for group in analysis.groups],
-            "verdicts": [plain(verdict) for verdict in analysis.verdicts],
-            "missing": [plain(missing) for missing in analysis.missing],
+            "cells": [to_plain(cell) for cell in analysis.cells],
+            "comparisons": [to_plain(comparison) for comparison in analysis.comparisons],
+            "groups": [to_plain(group) for group in analysis.groups],
+            "verdicts": [to_plain(verdict) for verdict in analysis.verdicts],
+            "missing": [to_plain(missing) for missing in analysis.missing],
             "notes": list(analysis.notes),
             "report": str(report_path),
         }
     )
-
-
-def _finite(value: Any) -> Any:
-    """``value`` with every float that is not finite (NaN, infinities) as None, recursively:
-    JSON has no such numbers."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(item) for item in value]
-    return value

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 import time
@@ -13,7 +12,7 @@ from typing import Any
 
 import click
 
-from cruijff.convert import to_plain
+from cruijff.convert import finite, to_plain
 from cruijff.errors import CruijffError, ProblemsFound
 from cruijff.records import Problem, Severity
 
@@ -31,17 +30,7 @@ def console(stderr: bool = False) -> Any:
 def print_json(data: Any) -> None:
     """``data`` as JSON: always valid JSON, so a number that is not finite (NaN, infinity),
     which JSON cannot write, is ``null``."""
-    click.echo(json.dumps(_finite(to_plain(data)), indent=2, sort_keys=False, allow_nan=False))
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(item) for item in value]
-    return value
+    click.echo(json.dumps(finite(to_plain(data)), indent=2, sort_keys=False, allow_nan=False))
 
 
 def problem_line(problem: Problem) -> str:
