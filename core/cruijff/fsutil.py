@@ -17,8 +17,9 @@ class UnreadableFile(UserError):
     outside cruijff's control, or edited by hand. The message names the file and the line."""
 
 
-def write_atomic(path: Path, text: str, *, executable: bool = False) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+def write_atomic(path: Path, text: str | bytes, *, executable: bool = False) -> None:
+    """Write ``text`` (UTF-8) or bytes (a PNG) to ``path`` through a temporary file in the
+    same folder and a rename."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -26,8 +27,9 @@ def write_atomic(path: Path, text: str, *, executable: bool = False) -> None:
         error.filename = str(path)  # not the temporary name, which says nothing
         raise
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o755 if executable else 0o644)

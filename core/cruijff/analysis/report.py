@@ -13,9 +13,7 @@ import base64
 import csv
 import functools
 import io
-import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -78,26 +76,7 @@ def _put(path: Path, content: str | bytes) -> None:
             return
     except FileNotFoundError:
         pass
-    if isinstance(content, str):
-        write_atomic(path, content)
-    else:
-        _write_bytes(path, content)
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    """:func:`cruijff.fsutil.write_atomic` for bytes (a PNG): a temporary file, then a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, content)
 
 
 # --- CSV ------------------------------------------------------------------------------------
