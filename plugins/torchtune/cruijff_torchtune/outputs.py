@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cruijff.fsutil import write_atomic
+
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.pt")
 STEP_LINE = re.compile(r"^Step (\d+) \| (.*)$")
 METRICS = "metrics.csv"
@@ -102,9 +104,7 @@ def separate_adapters(output_dir: Path, base_model: Path | None = None) -> None:
             wanted = {"base_model_name_or_path": str(base_model), "task_type": "CAUSAL_LM"}
             if any(settings.get(key) != value for key, value in wanted.items()):
                 settings.update(wanted)
-                tmp = config.with_suffix(".tmp")
-                tmp.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-                tmp.replace(config)
+                write_atomic(config, json.dumps(settings, indent=2) + "\n")
 
 
 RESUMES = "cruijff_resumes.jsonl"
@@ -181,9 +181,7 @@ def write_metrics(output_dir: Path, steps_per_epoch: int | None) -> Path:
     writer.writeheader()
     writer.writerows(rows)
     path = output_dir / METRICS
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(out.getvalue())
-    tmp.replace(path)
+    write_atomic(path, out.getvalue())
     return path
 
 
