@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_torchtune_config import LLAMA, model_folder
+from test_torchtune_config import LLAMA, build_config, model_folder, sources
 
 from cruijff.design import check, design
 from cruijff.records import (
@@ -57,24 +57,6 @@ def experiment_file(make_experiment, tmp_path):
         return path
 
     return make
-
-
-def build_config(tmp_path, controls=None, run=None, gpus=0, **more):
-    model = read_model(model_folder(tmp_path, LLAMA))
-    return build(
-        run_name="r",
-        output_dir=tmp_path / "out",
-        model=model,
-        data=tmp_path / "data.json",
-        controls={"dataset_type": "chat_completion", **(controls or {})},
-        run=run or {},
-        gpus=gpus,
-        **more,
-    )
-
-
-def sources(result):
-    return {path: (value, source) for path, value, source in result.settings}
 
 
 def problems_at(checked, severity=Severity.WARNING):

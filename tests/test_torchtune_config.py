@@ -81,7 +81,7 @@ def test_friendly_names_map_to_config_paths():
     assert expand("optimizer.fused", False) == {"optimizer": {"fused": False}}
 
 
-def build_config(tmp_path, controls=None, run=None, gpus=0):
+def build_config(tmp_path, controls=None, run=None, gpus=0, **more):
     model = read_model(model_folder(tmp_path, LLAMA))
     return build(
         run_name="r",
@@ -91,6 +91,7 @@ def build_config(tmp_path, controls=None, run=None, gpus=0):
         controls={"dataset_type": "chat_completion", **(controls or {})},
         run=run or {},
         gpus=gpus,
+        **more,
     )
 
 
