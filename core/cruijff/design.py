@@ -16,6 +16,7 @@ import attrs
 from cruijff.errors import ProblemsFound, UserError
 from cruijff.experiment import load_experiment
 from cruijff.manager import PluginManager
+from cruijff.measurements import Index
 from cruijff.records import (
     Experiment,
     Plan,
@@ -153,9 +154,34 @@ def plan(manager: PluginManager, checked: Checked) -> Plan:
         for path in [unit.directory, *(spec.path for spec in result.files)]:
             _inside(root, path, unit.id)
         generated[unit.id] = result
-    result_plan = Plan(experiment=experiment, units=tuple(units), generated=generated)
+    result_plan = estimated(
+        manager, Plan(experiment=experiment, units=tuple(units), generated=generated)
+    )
     manager.after_design(result_plan)
     return result_plan
+
+
+def estimated(manager: PluginManager, plan: Plan, measurements: Index | None = None) -> Plan:
+    """``plan`` with every job's estimate (from its tool) and every plugin's review (warnings
+    and notes)."""
+    experiment = plan.experiment
+    hardware = manager.scheduler(experiment.scheduler.name or LOCAL).hardware(experiment)
+    index = measurements or Index()
+    estimates = {
+        unit.id: manager.estimate(experiment, unit, job, hardware, index)
+        for unit in plan.units
+        if (job := plan.generated[unit.id].job) is not None
+    }
+    plan = attrs.evolve(plan, hardware=hardware, estimates=estimates)
+    warnings: list[Problem] = []
+    notes: dict[str, object] = {}
+    for plugin, review in manager.review(plan):
+        warnings += [
+            attrs.evolve(p, plugin=p.plugin or plugin, severity=Severity.WARNING)
+            for p in review.problems
+        ]
+        notes.update(review.notes)
+    return attrs.evolve(plan, warnings=tuple(warnings), notes=notes)
 
 
 def design(manager: PluginManager, path: Path, *, scheduler: str | None = None) -> Plan:

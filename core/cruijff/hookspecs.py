@@ -21,7 +21,8 @@ are observers: every implementation is called and results are ignored.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pluggy
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     import click
 
     from cruijff.analysis.model import Analysis, Observations, Section
+    from cruijff.estimates import Estimate, Review
+    from cruijff.hardware import Hardware
+    from cruijff.measurements import Index
     from cruijff.records import (
         Experiment,
         Generated,
@@ -211,6 +215,104 @@ def cruijff_validate(
                 return None
             done = (unit.directory / "model" / "config.json").exists()
             return Validation(unit_id=unit.id, ok=done, cause="" if done else "no model")
+    """
+
+
+# --- design: estimates and reviews ---------------------------------------------------------
+
+
+@hookspec
+def cruijff_estimate(
+    experiment: Experiment, unit: Unit, job: JobSpec, hardware: Hardware, measurements: Index
+) -> Estimate | None:
+    """Estimate what the job of one of your units will take, before anything runs.
+
+    Called by every plan (``cruijff plan``, ``scaffold``, ``run``) for each unit with a job,
+    only on the plugin that provides the unit's tool; keep it cheap (arithmetic on what select
+    already read). Prefer, in order, what a calibration job measured, what earlier runs of
+    the same ``key`` measured (``measurements.find(key)``), a formula; say which in
+    ``source``, and put the inputs in ``facts``.
+
+    Args:
+        experiment: the loaded experiment.
+        unit: one of your units.
+        job: the job its generate returned.
+        hardware: what the scheduler's jobs run on (a GPU type, or the CPU).
+        measurements: the cross-experiment index (:class:`cruijff.measurements.Index`).
+
+    Returns:
+        An Estimate (any figure may be None), or None if you cannot estimate this unit.
+
+    Example::
+
+        @hookimpl
+        def cruijff_estimate(experiment, unit, job, hardware, measurements):
+            if unit.tool != "mytool":
+                return None
+            steps = unit.payload.steps
+            return Estimate(hours=Range(steps / 20, steps / 10, steps / 5) * (1 / 3600),
+                            facts={"steps": steps}, key={"model": unit.payload.model})
+    """
+
+
+@hookspec
+def cruijff_review(plan: Plan) -> Review | None:
+    """Look at a whole plan, its estimates made, and warn where it will not go as the user
+    expects: a run that cannot fit in memory (with the smallest change that would fit), a time
+    limit too short, a queue that throttles, an evaluation too small to detect its effect.
+
+    Called for every plugin once per plan; ``plan.estimates`` holds every job's estimate.
+    Warnings are Problems (severity warning) that name the run and what would fix it;
+    ``notes`` add named sections to ``plan --json`` (a list of mappings shows as a table).
+
+    Example::
+
+        @hookimpl
+        def cruijff_review(plan):
+            slow = [u for u, e in plan.estimates.items() if e and e.hours and e.hours.high > 48]
+            return Review(problems=[Problem(where=Location(file=plan.experiment.path),
+                                            message=f"{u} may take over 48 h",
+                                            severity=Severity.WARNING) for u in slow])
+    """
+
+
+@hookspec
+def cruijff_measure(experiment: Experiment, unit: Unit, status: JobStatus) -> Mapping | None:
+    """Read what the finished job of one of your units used and did, for the index of
+    measurements: e.g. ``{"tokens": 81920, "tokens_per_s": 410.0, "peak_memory_gb": 17.2}``
+    (peak memory per GPU where the tool logs it).
+
+    Called once a job succeeded and validated, on the plugin that provides the unit's tool;
+    the core adds the scheduler's wall time and peak resident memory and stores the result
+    next to the job's estimate under the estimate's ``key``.
+
+    Example::
+
+        @hookimpl
+        def cruijff_measure(experiment, unit, status):
+            if unit.tool != "mytool":
+                return None
+            return json.loads((unit.directory / "throughput.json").read_text())
+    """
+
+
+@hookspec
+def cruijff_calibration(experiment: Experiment, unit: Unit, directory: Path) -> Generated | None:
+    """A short version of one of your units' jobs, to measure it: a few steps at the real
+    micro-batch and sequence length, writing only under ``directory``.
+
+    Called by ``cruijff calibrate`` on the plugin that provides the unit's tool; the core
+    writes the files, runs the job on the experiment's scheduler and records what
+    ``cruijff_measure`` then reads, with ``source`` calibration. Return None if your units
+    cannot be calibrated.
+
+    Example::
+
+        @hookimpl
+        def cruijff_calibration(experiment, unit, directory):
+            if unit.tool != "mytool":
+                return None
+            return generate(experiment, attrs.evolve(unit, directory=directory), max_steps=5)
     """
 
 

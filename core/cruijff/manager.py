@@ -376,6 +376,55 @@ class PluginManager:
             sections += [attrs.evolve(section, plugin=plugin) for section in found or ()]
         return sections
 
+    def estimate(
+        self, experiment: Experiment, unit: Unit, job: JobSpec, hardware: Any, measurements: Any
+    ) -> Any:
+        """``cruijff_estimate``: the Estimate of a unit's job from the plugin that provides its
+        tool (None when it cannot say)."""
+        return self._first(
+            "cruijff_estimate",
+            stage="estimate",
+            unit=unit,
+            experiment=experiment,
+            job=job,
+            hardware=hardware,
+            measurements=measurements,
+        )
+
+    def review(self, plan: Plan) -> list[tuple[str, Any]]:
+        """``cruijff_review``: every plugin's Review of a plan, as (plugin, review)."""
+        return [
+            (plugin, found)
+            for plugin, found in self._each("cruijff_review", stage="review", plan=plan)
+            if found is not None
+        ]
+
+    def measure(self, experiment: Experiment, unit: Unit, status: JobStatus) -> Any:
+        """``cruijff_measure``: what a finished unit's job used, from its tool's plugin."""
+        return self._first(
+            "cruijff_measure", stage="measure", unit=unit, experiment=experiment, status=status
+        )
+
+    def calibration(self, experiment: Experiment, unit: Unit, directory: Path) -> Any:
+        """``cruijff_calibration``: a short job for a unit, from its tool's plugin (None: its
+        tool cannot calibrate)."""
+        return self._first(
+            "cruijff_calibration",
+            stage="calibrate",
+            unit=unit,
+            experiment=experiment,
+            directory=directory,
+        )
+
+    def _first(self, hook: str, *, stage: str, unit: Unit, **kwargs: Any) -> Any:
+        """The first answer of the plugin that provides ``unit``'s tool (None: no answer)."""
+        for _, answer in self._each(
+            hook, stage=stage, run=unit.run, only=self._owner(unit.tool), unit=unit, **kwargs
+        ):
+            if answer is not None:
+                return answer
+        return None
+
     def _owner(self, tool: str) -> str | None:
         """The name of the plugin that provides ``tool`` (None when no installed one does)."""
         self.tools()

@@ -17,6 +17,8 @@ from typing import Any
 
 import attrs
 
+from cruijff.hardware import Hardware, this_machine
+
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 """What an explicit run, task or model name must match: safe in a path and in a shell word."""
 
@@ -168,6 +170,11 @@ class SchedulerInfo:
     available: Callable[[], bool] = attrs.field(default=lambda: True, eq=False)
     gpus: Callable[[Experiment], bool] = attrs.field(default=lambda experiment: False, eq=False)
     requires: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    hardware: Callable[[Experiment], Hardware] = attrs.field(
+        default=lambda experiment: this_machine(), eq=False
+    )
+    """What the jobs run on, for estimates (:mod:`cruijff.hardware`): this machine unless the
+    scheduler knows better (a profile's ``gpu``)."""
 
 
 # --- the experiment -------------------------------------------------------------------------
@@ -587,6 +594,10 @@ class JobStatus:
     exit_code: int | None = None
     cause: str = ""
     lost: bool = False
+    peak_memory_mb: float | None = None
+    """The job's peak resident memory where the scheduler measured it (its largest process)."""
+    wall_s: float | None = None
+    """How long the job's command ran, where the scheduler knows."""
 
 
 @record
@@ -641,6 +652,13 @@ class Plan:
     experiment: Experiment
     units: tuple[Unit, ...] = attrs.field(default=(), converter=_tuple)
     generated: Mapping[str, Generated] = attrs.field(factory=dict, converter=_frozen_mapping)
+    hardware: Hardware | None = None
+    estimates: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+    """Unit id -> :class:`cruijff.estimates.Estimate` (or None) for every unit with a job."""
+    warnings: tuple[Problem, ...] = attrs.field(default=(), converter=_tuple)
+    """What the plugins' reviews of the whole plan found (each names its run and fix)."""
+    notes: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+    """Named additions of the reviews to ``plan --json`` (how SLURM groups jobs...)."""
 
     @property
     def jobs(self) -> tuple[JobSpec, ...]:

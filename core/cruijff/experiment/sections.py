@@ -67,6 +67,15 @@ def experiment(ctx: Context, value: Any) -> dict[str, Any]:
         ctx.error("experiment.dir", "the path is empty", "leave dir out for the file's folder")
     elif directory is not None:
         ctx.directory = ctx.resolve(directory, "experiment.dir") or ctx.folder
+    effect = section.get("min_effect")
+    if effect is not None and (
+        isinstance(effect, bool) or not isinstance(effect, int | float) or not 0 < effect < 1
+    ):
+        ctx.error(
+            "experiment.min_effect",
+            f"{yaml_text(effect)} is not a difference in accuracy",
+            "absolute accuracy points as a fraction, e.g. 0.05 for five points",
+        )
     meta = {key: item for key, item in section.items() if key not in ("name", "dir")}
     valid_name = name is not None and NAME_PATTERN.fullmatch(name)
     return {"name": name if valid_name else PLACEHOLDER_NAME, "meta": meta}
