@@ -19,7 +19,9 @@ from cruijff_slurm.states import (
     with_log,
 )
 
-# Seen on SLURM 22.05 (`squeue -h -r -t all -o '%i|%T|%r|%e'`, `sacct -X -P -n -o ...`).
+# Seen on SLURM 22.05 (`squeue -h -r -t all -o '%i|%T|%r|%e'`, `sacct -X -P -n -o ...`, with the
+# ElapsedRaw and MaxRSS columns since added; steps' rows, which carry MaxRSS, are tested in
+# test_slurm_design.py).
 SQUEUE = """\
 12_1|COMPLETED|None|2026-11-23T08:52:26
 12_3|FAILED|NonZeroExitCode|2026-11-23T08:52:26
@@ -29,18 +31,18 @@ SQUEUE = """\
 19|COMPLETING|None|2026-11-23T08:52:38
 """
 SACCT = """\
-12_1|COMPLETED|0:0|None|UNLIMITED|2026-11-23T08:52:26|localhost
-12_3|FAILED|1:0|None|UNLIMITED|2026-11-23T08:52:26|localhost
-13_3|CANCELLED|0:0|Dependency|UNLIMITED|2026-11-23T08:52:30|None assigned
-19|CANCELLED by 0|0:0|None|UNLIMITED|2026-11-23T08:52:38|localhost
-20|CANCELLED by 0|0:0|Dependency|UNLIMITED|2026-11-23T08:52:38|None assigned
-21_[1,3,5%2]|CANCELLED by 0|0:0|JobHeldUser|UNLIMITED|2026-11-23T08:56:11|None assigned
-30|TIMEOUT|0:0|None|00:01:00|2026-11-23T09:30:00|localhost
-31|OUT_OF_MEMORY|0:125|None|01:00:00|2026-11-23T09:30:00|localhost
-32|NODE_FAIL|0:0|None|01:00:00|2026-11-23T09:30:00|node7
-33|PREEMPTED|0:15|None|01:00:00|2026-11-23T09:30:00|node7
-34|FAILED|0:9|None|01:00:00|2026-11-23T09:30:00|node7
-35|RUNNING|0:0|None|01:00:00|Unknown|node7
+12_1|COMPLETED|0:0|None|UNLIMITED|2026-11-23T08:52:26|5||localhost
+12_3|FAILED|1:0|None|UNLIMITED|2026-11-23T08:52:26|5||localhost
+13_3|CANCELLED|0:0|Dependency|UNLIMITED|2026-11-23T08:52:30|0||None assigned
+19|CANCELLED by 0|0:0|None|UNLIMITED|2026-11-23T08:52:38|5||localhost
+20|CANCELLED by 0|0:0|Dependency|UNLIMITED|2026-11-23T08:52:38|0||None assigned
+21_[1,3,5%2]|CANCELLED by 0|0:0|JobHeldUser|UNLIMITED|2026-11-23T08:56:11|0||None assigned
+30|TIMEOUT|0:0|None|00:01:00|2026-11-23T09:30:00|5||localhost
+31|OUT_OF_MEMORY|0:125|None|01:00:00|2026-11-23T09:30:00|5||localhost
+32|NODE_FAIL|0:0|None|01:00:00|2026-11-23T09:30:00|5||node7
+33|PREEMPTED|0:15|None|01:00:00|2026-11-23T09:30:00|5||node7
+34|FAILED|0:9|None|01:00:00|2026-11-23T09:30:00|5||node7
+35|RUNNING|0:0|None|01:00:00|Unknown|5||node7
 """
 SCONTROL = (
     "JobId=18 ArrayJobId=12 ArrayTaskId=3 ArrayTaskThrottle=2 JobName=a QOS=x JobState=x Reason=y "
@@ -84,7 +86,7 @@ def test_array_specs_expand():
     assert row_for("21_4", acct) is None
     # an array cancelled before it started may also be one plain row under the array's id,
     # but while an array ends, sacct shows some task under that id: not to be taken blindly
-    plain = parse_sacct("48|CANCELLED by 0|0:0|None|UNLIMITED|x|n\n")
+    plain = parse_sacct("48|CANCELLED by 0|0:0|None|UNLIMITED|x|0||n\n")
     assert row_for("48_1", plain).state == "CANCELLED"
     assert row_for("48_1", plain, bare=False) is None
 

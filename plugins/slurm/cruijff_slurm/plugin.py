@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 from cruijff import hookimpl
 
 if TYPE_CHECKING:
-    from cruijff.records import Experiment, Key, ParseReport, SchedulerInfo
+    from cruijff.estimates import Review
+    from cruijff.hardware import Hardware
+    from cruijff.records import Experiment, Key, ParseReport, Plan, SchedulerInfo
 
 NAME = "slurm"
 
@@ -45,6 +47,7 @@ def cruijff_schedulers() -> Iterator[SchedulerInfo]:
         description="submits jobs to a SLURM cluster with sbatch (job arrays, dependencies)",
         available=available,
         gpus=gpus,
+        hardware=hardware,
     )
 
 
@@ -62,6 +65,28 @@ def gpus(experiment: Experiment) -> bool:
         return resolve(options, experiment.resolve).gpus
     except UserError:
         return True
+
+
+def hardware(experiment: Experiment) -> Hardware:
+    """What the jobs run on, for estimates: the profile's (or the experiment's) ``gpu``, None
+    where it names none or the jobs get no GPUs. The host's memory and cores are the cluster's
+    nodes', which no profile says. Never raises: a bad profile is reported by validation."""
+    from cruijff.hardware import Hardware
+    from cruijff_slurm.profile import lenient
+
+    profile = lenient(experiment.scheduler.options, experiment.resolve)
+    return Hardware(gpu=profile.gpu if profile.gpus else None)
+
+
+@hookimpl
+def cruijff_review(plan: Plan) -> Review | None:
+    """How SLURM will take the plan: its ``sbatch`` calls (a note), time limits shorter than
+    the estimates, and queue limits that make the jobs wait (warnings)."""
+    if plan.experiment.scheduler.name != NAME:
+        return None
+    from cruijff_slurm.review import review
+
+    return review(plan)
 
 
 @hookimpl

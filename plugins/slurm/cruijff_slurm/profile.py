@@ -12,6 +12,7 @@ A profile is a small YAML file, one per cluster, in ``$XDG_CONFIG_HOME/cruijff/p
     mem: 32G                # default for jobs that ask for no memory
     max_jobs: 200           # the most jobs of one experiment in the queue at once
     array_throttle: 20      # at most this many tasks of one array run at once
+    gpu: a100-80gb          # what the jobs run on, for estimates (or {memory_gb, tflops_bf16})
 
 The experiment picks one with ``scheduler: {name: slurm, profile: della}`` (a name in that
 folder, or a path relative to the experiment file); without one, ``default.yaml`` or the only
@@ -32,7 +33,8 @@ from typing import Any
 import attrs
 
 from cruijff import quantities
-from cruijff.errors import ProblemsFound
+from cruijff.errors import ProblemsFound, UserError
+from cruijff.hardware import Gpu, gpu_from
 from cruijff.records import Problem, Where, resolve_path
 from cruijff.suggest import did_you_mean, one_of
 from cruijff.yamlfile import YamlError, load_yaml
@@ -97,6 +99,7 @@ class Profile:
     template: Path | None = None
     poll_interval: float = 2.0
     gpus: bool = True
+    gpu: Gpu | None = None
 
 
 class BadValue(ValueError):
@@ -212,6 +215,16 @@ def parse_directives(value: Any, paths: Resolver) -> tuple[str, ...]:
     return items
 
 
+def parse_gpu(value: Any, paths: Resolver) -> Gpu:
+    """The jobs' GPU, for estimates: a type of :data:`cruijff.hardware.GPUS` (``a100-80gb``,
+    ``{type: h100-80gb}``, its figures overridable) or ``{memory_gb, tflops_bf16}`` for one the
+    table lacks (:func:`cruijff.hardware.gpu_from`)."""
+    try:
+        return gpu_from(value)
+    except ValueError as error:
+        raise BadValue(str(error).removeprefix("gpu ")) from None
+
+
 KEYS: dict[str, tuple[str, Callable[[Any, Resolver], Any]]] = {
     # key in the file: (field of Profile, parser)
     "account": ("account", parse_text),
@@ -236,6 +249,7 @@ KEYS: dict[str, tuple[str, Callable[[Any, Resolver], Any]]] = {
     "template": ("template", parse_template),
     "poll_interval": ("poll_interval", parse_seconds),
     "gpus": ("gpus", parse_flag),
+    "gpu": ("gpu", parse_gpu),
 }
 """Every key a profile may hold; the experiment's ``scheduler`` section may hold them too,
 except the CODE_KEYS."""
@@ -440,3 +454,13 @@ def profile_problems(
         except BadValue as error:
             problems.append(Problem(where=locate("jobs"), message=f"jobs {error}", plugin=PLUGIN))
     return problems, attrs.evolve(profile, **fields)
+
+
+def lenient(options: Mapping[str, Any], paths: Resolver) -> Profile:
+    """The profile as :func:`resolve` reads it, but with what is valid of it where it has
+    problems (which validation reports), and the built-in defaults where it cannot be read:
+    for what a plan only shows (hardware, reviews), never raising."""
+    try:
+        return profile_problems(options, paths, lambda key: Where(path=f"scheduler.{key}"))[1]
+    except (OSError, ValueError, UserError):
+        return Profile()

@@ -352,7 +352,8 @@ class SlurmScheduler:
         of array tasks, whose tasks sacct lists as one row if the array never started)."""
         if self.accounting is not False:
             wanted = list(ids) + sorted({i.partition("_")[0] for i in ids if "_" in i})
-            argv = ["sacct", "-X", "-P", "-n", "-o", SACCT_FIELDS, "-j", ",".join(wanted)]
+            # without -X: the steps' rows carry the jobs' peak memory (MaxRSS)
+            argv = ["sacct", "-P", "-n", "-o", SACCT_FIELDS, "-j", ",".join(wanted)]
             result = self.commands.run(argv)
             if result.ok:
                 self.accounting = True

@@ -1,8 +1,9 @@
 """What SLURM says about jobs, parsed, and mapped onto cruijff's job states.
 
 Sources, in the order a poll asks them: ``squeue`` (the controller's live view, which also keeps
-finished jobs for ``MinJobAge``), ``sacct`` (accounting: the final word, with exit codes and who
-cancelled), and ``scontrol show job`` where accounting is off. All are parsed from text
+finished jobs for ``MinJobAge``), ``sacct`` (accounting: the final word, with exit codes, who
+cancelled, peak memory and wall time), and ``scontrol show job`` where accounting is off (its
+run time, no memory). All are parsed from text
 (``-P``/``-o``): SLURM 22.05's JSON reports exit code 0 for a job that exited 1.
 """
 
@@ -21,8 +22,12 @@ from cruijff.signals import killed_by
 SQUEUE_FORMAT = "%i|%T|%r|%e"
 """squeue's columns: job id (``123`` or ``123_4``), state, reason, end time."""
 
-SACCT_FIELDS = "JobID,State,ExitCode,Reason,Timelimit,End,NodeList"
-"""sacct's columns; the free-text one (node list) last."""
+SACCT_FIELDS = "JobID,State,ExitCode,Reason,Timelimit,End,ElapsedRaw,MaxRSS,NodeList"
+"""sacct's columns; the free-text one (node list) last. Asked without ``-X``: MaxRSS is
+measured per step (``123.batch``, ``123_4.0``), whose rows add the job's peak memory."""
+
+MEMORY_UNITS = {"": 1 / 2**20, "K": 1 / 1024, "M": 1.0, "G": 1024.0, "T": 1024.0**2, "P": 1024.0**3}
+"""MB per unit of sacct's memory figures (binary units; a bare number is bytes)."""
 
 PENDING_STATES = frozenset(
     {"PENDING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESV_DEL_HOLD", "SPECIAL_EXIT"}
@@ -72,6 +77,8 @@ class Row:
     time_limit: str = ""
     end: str = ""
     nodes: str = ""
+    peak_memory_mb: float | None = None  # the largest MaxRSS of its steps
+    wall_s: float | None = None  # how long it ran (ElapsedRaw, scontrol's RunTime)
 
     @property
     def active(self) -> bool:
@@ -105,14 +112,22 @@ def parse_squeue(text: str) -> dict[str, Row]:
 
 
 def parse_sacct(text: str) -> dict[str, Row]:
-    """Rows of ``sacct -X -P -n -o SACCT_FIELDS``, by job id (``123``, ``123_4``, or an
-    array that never started, ``123_[1-5%2]``)."""
-    rows = {}
+    """Rows of ``sacct -P -n -o SACCT_FIELDS``, by job id (``123``, ``123_4``, or an array
+    that never started, ``123_[1-5%2]``); a step's row (``123_4.batch``) is no row of its own
+    but gives its job's peak memory (the largest over the steps, in MB)."""
+    rows: dict[str, Row] = {}
+    peaks: dict[str, float] = {}
     for line in text.splitlines():
-        parts = line.strip().split("|", 6)
-        if len(parts) < 7 or not parts[0]:
+        parts = line.strip().split("|", 8)
+        if len(parts) < 9 or not parts[0]:
             continue
-        job_id, state_text, exit_code, reason, time_limit, end, nodes = parts
+        job_id, state_text, exit_code, reason, time_limit, end, elapsed, rss, nodes = parts
+        peak = memory_mb(rss)
+        job_id, dot, _ = job_id.partition(".")
+        if peak is not None:
+            peaks[job_id] = max(peak, peaks.get(job_id, 0.0))
+        if dot:
+            continue
         state, by = split_state(state_text)
         rows[job_id] = Row(
             job_id=job_id,
@@ -123,8 +138,36 @@ def parse_sacct(text: str) -> dict[str, Row]:
             time_limit=time_limit,
             end=end,
             nodes=nodes,
+            wall_s=whole_number(elapsed),
         )
-    return rows
+    return {
+        job_id: attrs.evolve(row, peak_memory_mb=peaks[job_id]) if job_id in peaks else row
+        for job_id, row in rows.items()
+    }
+
+
+def memory_mb(text: str) -> float | None:
+    """sacct's ``MaxRSS`` in MB: ``"2097152K"`` -> 2048.0, ``"1.5G"`` -> 1536.0; None for an
+    empty or unreadable field."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGTP]?)", text.strip().upper())
+    if not match:
+        return None
+    return float(match[1]) * MEMORY_UNITS[match[2]]
+
+
+def whole_number(text: str) -> float | None:
+    """``"3600"`` -> 3600.0; None for an empty or unreadable field."""
+    text = text.strip()
+    return float(text) if text.isdigit() else None
+
+
+def run_time(text: str) -> float | None:
+    """scontrol's ``RunTime`` in seconds (``[D-]HH:MM:SS``); None where unreadable."""
+    match = re.fullmatch(r"(?:(\d+)-)?(\d+):(\d{2}):(\d{2})", text.strip())
+    if not match:
+        return None
+    days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
 
 
 _SCONTROL_ID = re.compile(
@@ -134,7 +177,7 @@ _SCONTROL_ID = re.compile(
 # pass for the real one (the name comes before QOS=, the paths after EndTime=).
 _SCONTROL_FIELDS = re.compile(
     r" QOS=\S* JobState=(?P<state>\S+) Reason=(?P<reason>\S+) Dependency="
-    r".*? ExitCode=(?P<exit>\d+:\d+) RunTime=.*? TimeLimit=(?P<limit>\S+) TimeMin="
+    r".*? ExitCode=(?P<exit>\d+:\d+) RunTime=(?P<run>\S+).*? TimeLimit=(?P<limit>\S+) TimeMin="
     r".*? EndTime=(?P<end>\S+) Deadline="
 )
 
@@ -160,6 +203,7 @@ def parse_scontrol(text: str) -> dict[str, Row]:
             exit_code=match["exit"],
             time_limit=match["limit"],
             end=match["end"],
+            wall_s=run_time(match["run"]),
         )
     return rows
 
@@ -283,7 +327,7 @@ def combine(
     if queue is not None and queue.active:
         return active_status(queue)
     if accounting is not None and accounting.final:
-        return final_status(accounting, queue)
+        return measured(final_status(accounting, queue), accounting)
     if queue is not None and queue.final:
         if not accounting_on or _ended_before(queue.end, LAG_S, now):
             return final_status(queue, queue)
@@ -297,6 +341,13 @@ def combine(
         cause=f"SLURM no longer knows job {job_id}"
         + ("" if accounting_on else " (accounting is off on this cluster)"),
     )
+
+
+def measured(status: JobStatus, row: Row) -> JobStatus:
+    """``status`` with what accounting measured of the job: its peak memory and wall time."""
+    if row.peak_memory_mb is None and row.wall_s is None:
+        return status
+    return attrs.evolve(status, peak_memory_mb=row.peak_memory_mb, wall_s=row.wall_s)
 
 
 def _ended_before(end: str, seconds: float, now: dt.datetime | None) -> bool:

@@ -33,6 +33,8 @@ class FakeJob:
     in_queue: bool = True  # squeue still lists it (MinJobAge not passed)
     in_accounting: bool = True  # sacct has caught up with it
     end: str = "Unknown"
+    elapsed: str = "0"  # sacct's ElapsedRaw, seconds
+    max_rss: str = ""  # its batch step's MaxRSS (``2048K``): a step row where set
 
 
 UNREACHABLE = "Unable to contact slurm controller (connect failure)"
@@ -149,8 +151,14 @@ class FakeSlurm(SlurmCommands):
                 rows.append(f"{job.job_id}|{job.workdir}")
             else:
                 rows.append(
-                    f"{job.job_id}|{job.state}|{job.exit_code}|{job.reason}|01:00:00|{job.end}|n1"
+                    f"{job.job_id}|{job.state}|{job.exit_code}|{job.reason}|01:00:00|{job.end}|"
+                    f"{job.elapsed}||n1"
                 )
+                if job.max_rss and "-X" not in argv:  # steps: only without -X
+                    rows.append(
+                        f"{job.job_id}.batch|{job.state}|{job.exit_code}||||{job.elapsed}|"
+                        f"{job.max_rss}|n1"
+                    )
         return Result(argv, 0, "".join(row + "\n" for row in rows), "")
 
     def _scontrol(self, argv: tuple[str, ...]) -> Result:
