@@ -188,6 +188,10 @@ ORCHESTRATION = sorted(
         "cruijff_commands",
         "cruijff_observe",  # analysis: dispatched to the unit's owner, see test_analysis.py
         "cruijff_report",  # analysis: called by `cruijff analyze`, see test_analysis.py
+        # design: dispatched to the unit's owner, see test_estimates.py
+        "cruijff_estimate",
+        "cruijff_measure",
+        "cruijff_calibration",
     }
 )
 

@@ -171,11 +171,14 @@ def test_a_run_that_ends_before_its_warmup_is_a_warning(plugin_manager, torchtun
     (warning,) = problems_at(check(plugin_manager, path)).values()  # the grid's runs: one
     assert warning.where.path == "controls"
     assert warning.message == (
-        "4 optimizer steps, fewer than num_warmup_steps 100: the learning rate is still "
+        "4 optimizer steps, no more than num_warmup_steps 100: the learning rate is still "
         "warming up when training ends"
     )
     short = experiment_file({"controls": {"num_warmup_steps": 3, "epochs": 2}})
     assert not problems_at(check(plugin_manager, short))
+    # warming up for every step trains at no step at the full learning rate either
+    equal = experiment_file({"controls": {"num_warmup_steps": 4, "epochs": 2}})
+    assert "controls.num_warmup_steps" in problems_at(check(plugin_manager, equal))
 
 
 # --- bad values: file:line and a hint -------------------------------------------------------
@@ -665,7 +668,7 @@ def test_each_gpu_trains_on_its_share_of_the_rows(
     assert "controls.num_warmup_steps" not in problems_at(one)
     two = check(plugin_manager, experiment_file({**changes, "controls": {**controls, "gpus": 2}}))
     warned = problems_at(two)["controls.num_warmup_steps"]
-    assert warned.message.startswith("8 optimizer steps, fewer than num_warmup_steps 10")
+    assert warned.message.startswith("8 optimizer steps, no more than num_warmup_steps 10")
 
 
 # --- dataset_type: never guessed, said once -------------------------------------------------

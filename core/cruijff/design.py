@@ -154,16 +154,18 @@ def plan(manager: PluginManager, checked: Checked) -> Plan:
         for path in [unit.directory, *(spec.path for spec in result.files)]:
             _inside(root, path, unit.id)
         generated[unit.id] = result
+    warnings = tuple(p for p in checked.problems if p.severity is Severity.WARNING)
     result_plan = estimated(
-        manager, Plan(experiment=experiment, units=tuple(units), generated=generated)
+        manager,
+        Plan(experiment=experiment, units=tuple(units), generated=generated, warnings=warnings),
     )
     manager.after_design(result_plan)
     return result_plan
 
 
 def estimated(manager: PluginManager, plan: Plan, measurements: Index | None = None) -> Plan:
-    """``plan`` with every job's estimate (from its tool) and every plugin's review (warnings
-    and notes)."""
+    """``plan`` with every job's estimate (from its tool) and every plugin's review (warnings,
+    after the file's own, and notes)."""
     experiment = plan.experiment
     hardware = manager.scheduler(experiment.scheduler.name or LOCAL).hardware(experiment)
     index = measurements or Index()
@@ -173,7 +175,7 @@ def estimated(manager: PluginManager, plan: Plan, measurements: Index | None = N
         if (job := plan.generated[unit.id].job) is not None
     }
     plan = attrs.evolve(plan, hardware=hardware, estimates=estimates)
-    warnings: list[Problem] = []
+    warnings: list[Problem] = list(plan.warnings)
     notes: dict[str, object] = {}
     for plugin, review in manager.review(plan):
         warnings += [

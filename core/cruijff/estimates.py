@@ -106,10 +106,11 @@ class Review:
 
 def totals(jobs: Iterable[tuple[int, Estimate | None]], runs: int) -> dict[str, Any]:
     """The plan's totals from each job's (GPUs, estimate): runs, jobs, evaluation samples,
-    GPU-hours and disk by kind, ranges as ``[low, expected, high]``; a job no tool could
+    GPU-hours, job-hours (Σ hours, whatever runs them) and disk by kind, ranges as
+    ``[low, expected, high]``; a job no tool could
     estimate is counted in ``unknown``, never as zero."""
     count = samples = 0
-    gpu_hours = ZERO
+    gpu_hours = job_hours = ZERO
     disk = dict.fromkeys(DISK_KINDS, ZERO)
     unknown = {"hours": 0, "memory": 0}
     for gpus, estimate in jobs:
@@ -121,7 +122,8 @@ def totals(jobs: Iterable[tuple[int, Estimate | None]], runs: int) -> dict[str, 
         samples += estimate.samples or 0
         if estimate.hours is None:
             unknown["hours"] += 1
-        elif gpus:
+        else:
+            job_hours += estimate.hours
             gpu_hours += estimate.hours * gpus
         unknown["memory"] += estimate.memory_gb is None
         for kind, value in estimate.disk_gb.items():
@@ -132,6 +134,7 @@ def totals(jobs: Iterable[tuple[int, Estimate | None]], runs: int) -> dict[str, 
         "jobs": count,
         "eval_samples": samples,
         "gpu_hours": gpu_hours.rounded(),
+        "job_hours": job_hours.rounded(),
         "disk_gb": {**{k: v.rounded() for k, v in disk.items()}, "total": total_disk.rounded()},
         "unknown": unknown,
     }

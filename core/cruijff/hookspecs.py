@@ -297,14 +297,15 @@ def cruijff_measure(experiment: Experiment, unit: Unit, status: JobStatus) -> Ma
 
 
 @hookspec
-def cruijff_calibration(experiment: Experiment, unit: Unit, directory: Path) -> Generated | None:
-    """A short version of one of your units' jobs, to measure it: a few steps at the real
+def cruijff_calibration(experiment: Experiment, unit: Unit, directory: Path) -> Unit | None:
+    """A short version of one of your units, to measure it: a few steps at the real
     micro-batch and sequence length, writing only under ``directory``.
 
     Called by ``cruijff calibrate`` on the plugin that provides the unit's tool; the core
-    writes the files, runs the job on the experiment's scheduler and records what
-    ``cruijff_measure`` then reads, with ``source`` calibration. Return None if your units
-    cannot be calibrated.
+    generates the short unit (your ``cruijff_generate``), writes its files, runs its job on
+    the experiment's scheduler and records what ``cruijff_measure`` then reads of it under
+    its estimate's key, with ``source`` calibration. Return None if the unit cannot be
+    calibrated.
 
     Example::
 
@@ -312,7 +313,7 @@ def cruijff_calibration(experiment: Experiment, unit: Unit, directory: Path) -> 
         def cruijff_calibration(experiment, unit, directory):
             if unit.tool != "mytool":
                 return None
-            return generate(experiment, attrs.evolve(unit, directory=directory), max_steps=5)
+            return attrs.evolve(unit, directory=directory, params={**unit.params, "steps": 5})
     """
 
 

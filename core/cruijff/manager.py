@@ -406,7 +406,7 @@ class PluginManager:
         )
 
     def calibration(self, experiment: Experiment, unit: Unit, directory: Path) -> Any:
-        """``cruijff_calibration``: a short job for a unit, from its tool's plugin (None: its
+        """``cruijff_calibration``: a short version of a unit, from its tool's plugin (None: its
         tool cannot calibrate)."""
         return self._first(
             "cruijff_calibration",

@@ -134,3 +134,43 @@ def past_error(measurements: tuple[Measurement, ...], figure: str, measured: str
         "ratio_range": [ratios[0], ratios[-1]],
         "within_bounds": inside,
     }
+
+
+def of_job(
+    manager: Any,
+    experiment: Any,
+    unit: Any,
+    status: Any,
+    estimate: Any,
+    *,
+    source: str = "run",
+) -> Measurement | None:
+    """The measurement of a job that succeeded: its tool's (``cruijff_measure``) with the
+    scheduler's wall time and peak resident memory, next to the estimate made for it. None
+    when the job had no estimate with a key (nothing to compare it with)."""
+    if estimate is None or not estimate.key:
+        return None
+    measured = dict(manager.measure(experiment, unit, status) or {})
+    if status.wall_s is not None:
+        measured["wall_s"] = status.wall_s
+        measured["hours"] = status.wall_s / 3600
+    if status.peak_memory_mb is not None:
+        measured["peak_rss_gb"] = status.peak_memory_mb / 1024
+    # the figure estimates are made of: the GPU's peak where the tool logs it, else the host's
+    memory = measured.get("peak_memory_gb", measured.get("peak_rss_gb"))
+    if memory is not None:
+        measured["memory_gb"] = memory
+    predicted = {
+        "memory_gb": estimate.memory_gb.rounded() if estimate.memory_gb else None,
+        "hours": estimate.hours.rounded() if estimate.hours else None,
+        "source": estimate.source,
+    }
+    return Measurement(
+        key=estimate.key,
+        tool=unit.tool,
+        source=source,
+        measured=measured,
+        predicted=predicted,
+        experiment=experiment.name,
+        unit=unit.id,
+    )

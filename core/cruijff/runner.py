@@ -15,7 +15,8 @@ from typing import Any
 
 import attrs
 
-from cruijff.errors import UserError
+from cruijff import measurements
+from cruijff.errors import PluginError, UserError
 from cruijff.manager import PluginManager
 from cruijff.records import JobSpec, JobState, JobStatus, Plan, Unit
 from cruijff.state import ExperimentState, JobRecord
@@ -127,6 +128,8 @@ class Runner:
             record = attrs.evolve(
                 record, metrics=dict(validation.metrics), summary=validation.summary
             )
+            if status.state is JobState.SUCCEEDED and validation.ok:
+                self._learn(unit, status)
             if status.state is JobState.SUCCEEDED and not validation.ok:
                 record = attrs.evolve(record, state=JobState.FAILED, cause=validation.cause)
                 status = JobStatus(
@@ -140,6 +143,22 @@ class Runner:
         if record.state is not None and record.state.failed:
             self.manager.on_job_error(self.plan, record.job, status, validation)
         return record
+
+    def _learn(self, unit: Unit, status: JobStatus) -> None:
+        """Keep what a finished job used next to what was predicted, in the index that the
+        next plans' estimates read; an index that cannot be written costs a log line only."""
+        try:
+            found = measurements.of_job(
+                self.manager,
+                self.plan.experiment,
+                unit,
+                status,
+                self.plan.estimates.get(unit.id),
+            )
+            if found is not None:
+                measurements.Index().record(found)
+        except (OSError, PluginError) as error:
+            self.state.log("measurement-lost", unit=unit.id, cause=str(error))
 
     def _save(self, record: JobRecord, event: str) -> JobRecord:
         saved = self.state.save(record)

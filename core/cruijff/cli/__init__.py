@@ -23,6 +23,7 @@ COMMANDS = {
     "design": "cruijff.cli.design",
     "validate": "cruijff.cli.validate",
     "plan": "cruijff.cli.plan",
+    "calibrate": "cruijff.cli.calibrate",
     "scaffold": "cruijff.cli.scaffold",
     "run": "cruijff.cli.run",
     "status": "cruijff.cli.status",

@@ -24,14 +24,57 @@ def command(
     default, controls, run...).
     """
     from cruijff import orchestrator
-    from cruijff.cli.render import params_text, print_json, table
-    from cruijff.design import runs_table
+    from cruijff.cli.render import params_text, print_json, print_problems, table
 
     plan = orchestrator.design(app.manager, experiment, scheduler=scheduler)
     if explain is not None:
         _explain(plan, explain, as_json)
         return
-    runs = runs_table(plan)
+    document = planned(plan)
+    if as_json:
+        print_json(document)
+        return
+    print_problems(plan.warnings)
+    runs, jobs, totals = document["runs"], document["jobs"], document["totals"]
+    table(
+        f"Runs of {plan.experiment.name}",
+        ["run", "type", "model", "parameters", "jobs"],
+        ([r["name"], r["type"], r["model"], params_text(r["parameters"]), r["jobs"]] for r in runs),
+    )
+    table(
+        f"Jobs (estimates for {document['hardware']['name']})",
+        ["unit", "after", "gpus", "asks", "memory (est.)", "time (est.)", "from"],
+        (
+            [
+                j["unit"],
+                ", ".join(j["depends_on"]) or "-",
+                j["gpus"],
+                _asks(j),
+                _range(j["estimate"], "memory_gb", "GiB"),
+                _hours(j["estimate"]),
+                (j["estimate"] or {}).get("source", "-"),
+            ]
+            for j in jobs
+        ),
+    )
+    for name, rows in document["notes"].items():
+        if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
+            columns = list(dict.fromkeys(c for r in rows for c in r))
+            table(
+                name.replace("_", " ").capitalize(),
+                columns,
+                ([r.get(c) for c in columns] for r in rows),
+            )
+    click.echo(_totals_line(plan, totals))
+
+
+def planned(plan) -> dict:  # type: ignore[no-untyped-def]
+    """What ``cruijff plan --json`` prints: runs, jobs with their estimates, totals, the
+    reviews' warnings and notes."""
+    from cruijff.design import runs_table
+    from cruijff.estimates import totals
+
+    estimates = plan.estimates
     jobs = [
         {
             "unit": job.unit_id,
@@ -42,43 +85,76 @@ def command(
             "mem_mb": job.resources.mem_mb,
             "time_s": job.resources.time_s,
             "workdir": str(job.workdir),
+            "estimate": estimate.to_json() if (estimate := estimates.get(job.unit_id)) else None,
         }
         for job in plan.jobs
     ]
-    if as_json:
-        print_json(
-            {
-                "experiment": plan.experiment.name,
-                "directory": plan.experiment.directory,
-                "scheduler": plan.experiment.scheduler.name,
-                "runs": runs,
-                "jobs": jobs,
-            }
-        )
-        return
-    table(
-        f"Runs of {plan.experiment.name}",
-        ["run", "type", "model", "parameters", "jobs"],
-        ([r["name"], r["type"], r["model"], params_text(r["parameters"]), r["jobs"]] for r in runs),
-    )
-    table(
-        "Jobs",
-        ["unit", "after", "gpus", "cpus", "memory", "time"],
-        (
-            [
-                j["unit"],
-                ", ".join(j["depends_on"]) or "-",
-                j["gpus"],
-                j["cpus"],
-                f"{j['mem_mb']} MB" if j["mem_mb"] else "-",
-                f"{j['time_s'] // 60} min" if j["time_s"] else "-",
-            ]
-            for j in jobs
+    runs = runs_table(plan)
+    hardware = plan.hardware
+    return {
+        "experiment": plan.experiment.name,
+        "directory": str(plan.experiment.directory),
+        "scheduler": plan.experiment.scheduler.name,
+        "hardware": {"name": hardware.name, **hardware.describe()} if hardware else None,
+        "runs": runs,
+        "jobs": jobs,
+        "totals": totals(
+            ((job.resources.gpus, estimates.get(job.unit_id)) for job in plan.jobs), len(runs)
         ),
-    )
-    click.echo(
-        f"{len(runs)} runs, {len(jobs)} jobs, scheduler {plan.experiment.scheduler.name}, "
-        f"in {plan.experiment.directory}"
+        "warnings": list(plan.warnings),
+        "notes": dict(plan.notes),
+    }
+
+
+def _asks(job: dict) -> str:
+    memory = f"{job['mem_mb'] / 1024:.3g} GB" if job["mem_mb"] else "-"
+    limit = f"{job['time_s'] / 3600:.3g} h" if job["time_s"] else "-"
+    return f"{memory}, {limit}"
+
+
+def _range(estimate: dict | None, key: str, unit: str) -> str:
+    value = (estimate or {}).get(key)
+    if not value:
+        return "-"
+    low, expected, high = value
+    return f"{expected:.3g} {unit} ({low:.3g} to {high:.3g})"
+
+
+def _hours(estimate: dict | None) -> str:
+    value = (estimate or {}).get("hours")
+    if not value:
+        return "-"
+    return " to ".join(_duration(v) for v in (value[0], value[2])) + f" ({_duration(value[1])})"
+
+
+def _duration(hours: float) -> str:
+    seconds = hours * 3600
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{hours:.1f} h"
+
+
+def _totals_line(plan, totals: dict) -> str:  # type: ignore[no-untyped-def]
+    low, expected, high = totals["gpu_hours"]
+    disk = totals["disk_gb"]["total"]
+    parts = [
+        f"{totals['runs']} runs, {totals['jobs']} jobs",
+        f"{totals['eval_samples']:,} evaluation samples",
+    ]
+    if expected:
+        parts.append(f"{expected:.3g} GPU-hours ({low:.3g} to {high:.3g})")
+    else:
+        low, expected, high = totals["job_hours"]
+        parts.append(f"{_duration(expected)} of jobs ({_duration(low)} to {_duration(high)})")
+    parts.append(f"{disk[1]:.3g} GB on disk ({disk[0]:.3g} to {disk[2]:.3g})")
+    unknown = totals["unknown"]["hours"]
+    if unknown:
+        parts.append(f"{unknown} jobs without a time estimate")
+    return (
+        ", ".join(parts)
+        + f"; scheduler {plan.experiment.scheduler.name}, in {plan.experiment.directory}"
     )
 
 

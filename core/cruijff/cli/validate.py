@@ -34,7 +34,7 @@ def command(app: App, experiment: Path, scheduler: str | None, as_json: bool) ->
                 "ok": checked.ok,
                 "runs": runs,
                 "jobs": jobs,
-                "problems": checked.problems,
+                "problems": _problems(checked, the_plan),
             }
         )
         if not checked.ok:
@@ -42,5 +42,11 @@ def command(app: App, experiment: Path, scheduler: str | None, as_json: bool) ->
         return
     if not checked.ok:
         raise ProblemsFound(checked.problems)
-    print_problems(checked.problems)
+    print_problems(_problems(checked, the_plan))
     click.echo(f"{experiment}: valid ({runs} runs, {jobs} jobs)")
+
+
+def _problems(checked, the_plan):  # type: ignore[no-untyped-def]
+    """The file's problems, and with a plan its reviews' warnings too (the plan's warnings
+    start with the file's)."""
+    return the_plan.warnings if the_plan is not None else checked.problems

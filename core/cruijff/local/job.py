@@ -1,16 +1,18 @@
 """The wrapper around one job: ``python -m cruijff.local.job <job_dir> <lock_fd>``.
 
 Started by the executor with the job's lock already held on ``lock_fd``, on a queued job which it
-marks running. It runs the command in
-a process group of its own with output appended to the job's log, records how it ended, and on
-SIGTERM (or a ``cancel`` file) stops the whole group: SIGTERM, then SIGKILL after a grace
-period. The command inherits the lock fd too, so the job counts as running for as long as its
-command lives, even if this wrapper is killed. Stdlib imports only: it starts once per job.
+marks running. It runs the command in a process group of its own with output appended to the
+job's log, records how it ended (with the command's wall time and peak resident memory,
+``wall_s`` and ``peak_rss_mb``, what estimates are checked against), and on SIGTERM (or a
+``cancel`` file) stops the whole group: SIGTERM, then SIGKILL after a grace period. The
+command inherits the lock fd too, so the job counts as running for as long as its command
+lives, even if this wrapper is killed. Stdlib imports only: it starts once per job.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -112,8 +114,13 @@ def main(argv: list[str] | None = None) -> int:
             return finish(state=EXITED, exit_code=code, cause=f"could not start: {error}")
         status["pid"] = child.pid
         write_status(directory, status)
+        began = time.monotonic()
         returncode, cancelled = _supervise(child, directory)
-        fields: dict[str, Any] = {"exit_code": returncode}
+        fields: dict[str, Any] = {
+            "exit_code": returncode,
+            "wall_s": round(time.monotonic() - began, 3),
+            "peak_rss_mb": _peak_rss_mb(),
+        }
         if returncode < 0:
             fields.update(signal=-returncode, exit_code=128 - returncode)
         ended = "cancelled" if cancelled else f"ended with exit code {fields['exit_code']}"
@@ -123,6 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     if cancelled:
         return finish(state=CANCELLED, cause="cancelled", **fields)
     return finish(state=EXITED, **fields)
+
+
+def _peak_rss_mb() -> float:
+    """The peak resident memory of the command's process tree: Linux reports the largest of
+    the waited-for children and, through them, their own waited-for children (in KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
 
 
 def _cancelled(directory: Path) -> bool:

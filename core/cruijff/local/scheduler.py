@@ -355,7 +355,12 @@ def _to_status(state: str, status: dict[str, Any]) -> JobStatus:
         return JobStatus(state=JobState.RUNNING)
     if state == EXITED:
         if code == 0:
-            return JobStatus(state=JobState.SUCCEEDED, exit_code=0)
+            return JobStatus(
+                state=JobState.SUCCEEDED,
+                exit_code=0,
+                peak_memory_mb=status.get("peak_rss_mb"),
+                wall_s=status.get("wall_s"),
+            )
         return JobStatus(state=JobState.FAILED, exit_code=code, cause=exit_cause(status))
     if state == CANCELLED:
         return JobStatus(

@@ -30,9 +30,12 @@ from cruijff.testing import DEFAULT_EXPERIMENT, merge
 def cruijff_isolated_config(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ):
-    """Point the user configuration folder at an empty one, so no real profile leaks in."""
+    """Point the user configuration folder at an empty one, so no real profile leaks in, and
+    the index of measurements (``CRUIJFF_DATA_DIR``) at an empty one of the test's own, so
+    no test's estimates learn from another's runs or from the machine's."""
     folder = tmp_path_factory.mktemp("config")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(folder))
+    monkeypatch.setenv("CRUIJFF_DATA_DIR", str(tmp_path_factory.mktemp("data")))
     return folder
 
 

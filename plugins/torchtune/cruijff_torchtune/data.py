@@ -59,6 +59,10 @@ class TrainingFile:
             return min(count, self.max_samples)
         return count
 
+    def row_bytes(self, split: str) -> tuple[int, float] | None:
+        """:func:`row_bytes` of the file (None: a job writes it, or it is unreadable)."""
+        return None if self.artifact is not None else row_bytes(self.path, split)
+
 
 def training_file(experiment: Experiment, run: Run, upstream: Iterable[Unit] = ()) -> TrainingFile:
     """The file ``run`` trains on; DataError when its condition names no single file or its
@@ -133,6 +137,54 @@ def _read_sizes(path: Path, mtime_ns: int, size: int) -> Mapping[str, int] | int
     if not isinstance(data, dict):
         return None
     return {split: len(rows) for split, rows in data.items() if isinstance(rows, list)}
+
+
+def row_bytes(path: Path, split: str) -> tuple[int, float] | None:
+    """The UTF-8 bytes of the text (every string) of the longest row of ``split`` and their
+    mean over its rows: a byte-level tokenizer makes at most one token a byte. None when the
+    file cannot be read."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return None
+    found = _read_row_bytes(Path(path), stat.st_mtime_ns, stat.st_size)
+    if isinstance(found, tuple) or found is None:
+        return found
+    return found.get(split)
+
+
+@functools.cache
+def _read_row_bytes(
+    path: Path, mtime_ns: int, size: int
+) -> Mapping[str, tuple[int, float]] | tuple[int, float] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(data, list):
+        return _longest_and_mean(data)
+    if not isinstance(data, dict):
+        return None
+    return {
+        split: _longest_and_mean(rows)
+        for split, rows in data.items()
+        if isinstance(rows, list) and rows
+    }
+
+
+def _longest_and_mean(rows: list) -> tuple[int, float]:
+    sizes = [_text_bytes(row) for row in rows] or [0]
+    return max(sizes), sum(sizes) / len(sizes)
+
+
+def _text_bytes(value: object) -> int:
+    if isinstance(value, str):
+        return len(value.encode("utf-8"))
+    if isinstance(value, dict):
+        return sum(_text_bytes(item) for item in value.values())
+    if isinstance(value, list):
+        return sum(_text_bytes(item) for item in value)
+    return 0
 
 
 def split_rows(path: Path, split: str) -> int | None:

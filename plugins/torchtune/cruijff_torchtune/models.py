@@ -36,6 +36,8 @@ class ModelSpec:
     args: dict[str, Any]
     weights: tuple[str, ...]
     parameters: int
+    config: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+    """The folder's ``config.json`` as read."""
 
     @property
     def has_weights(self) -> bool:
@@ -184,6 +186,7 @@ def read_model(folder: Path) -> ModelSpec:
         args=args,
         weights=weights,
         parameters=parameter_count(args),
+        config=config,
     )
 
 

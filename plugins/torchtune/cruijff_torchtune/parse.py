@@ -404,11 +404,11 @@ def _check_warmup(
     ranks = max(1, gpu_count(experiment, run))  # each GPU reads its share of the rows
     per_epoch = outputs.steps_per_epoch(rows, batch, accumulation, _count(cap), ranks)
     steps = per_epoch * epochs
-    if 0 < steps < warmup:
+    if 0 < steps <= warmup:
         report(
             _where(run, "num_warmup_steps", controls),
-            f"{steps} optimizer steps, fewer than num_warmup_steps {warmup}: the learning rate "
-            "is still warming up when training ends",
+            f"{steps} optimizer steps, no more than num_warmup_steps {warmup}: the learning "
+            "rate is still warming up when training ends",
             f"set num_warmup_steps below {steps} (cruijff_kit's default is 100)",
             Severity.WARNING,
         )

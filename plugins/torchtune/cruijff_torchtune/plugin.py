@@ -110,3 +110,39 @@ def cruijff_commands(cli):
     from cruijff_torchtune.commands import recipes
 
     cli.add_command(recipes)
+
+
+@hookimpl
+def cruijff_estimate(experiment, unit, job, hardware, measurements):
+    if unit.tool != NAME:
+        return None
+    from cruijff_torchtune import sizing
+
+    return sizing.training_estimate(unit, job, hardware, measurements)
+
+
+@hookimpl
+def cruijff_review(plan):
+    if NAME not in plan.experiment.tools.values():
+        return None
+    from cruijff_torchtune import sizing
+
+    return sizing.review(plan)
+
+
+@hookimpl
+def cruijff_measure(experiment, unit, status):
+    if unit.tool != NAME:
+        return None
+    from cruijff_torchtune import sizing
+
+    return sizing.measure(unit, status)
+
+
+@hookimpl
+def cruijff_calibration(experiment, unit, directory):
+    if unit.tool != NAME:
+        return None
+    from cruijff_torchtune import sizing
+
+    return sizing.calibration(experiment, unit, directory)

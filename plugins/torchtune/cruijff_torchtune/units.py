@@ -71,6 +71,12 @@ class TrainingPlan:
     settings: tuple[Setting, ...] = attrs.field(converter=tuple)
     resources: Resources
     adapters_only: bool = False
+    model_config: Mapping[str, Any] = attrs.field(factory=dict, converter=freeze)
+    """The model folder's ``config.json``, for estimates."""
+    train_rows: int | None = None
+    row_bytes: tuple[int, float] | None = None
+    """The text bytes of the longest training row and their mean: a byte-level tokenizer's
+    bound on its tokens (None: unknown before a generation job writes the file)."""
 
     @property
     def nproc(self) -> int:
@@ -136,6 +142,9 @@ def training_unit(experiment: Experiment, run: Run, upstream: tuple[Unit, ...] =
             settings=settings,
             resources=resources,
             adapters_only=built.adapters_only,
+            model_config=model.config,
+            train_rows=data.rows("train"),
+            row_bytes=data.row_bytes("train"),
         ),
     )
 
