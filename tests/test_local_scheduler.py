@@ -503,3 +503,26 @@ def test_local_jobs_get_gpus_only_where_the_driver_lists_visible_devices(monkeyp
     assert has_cuda_devices() is False
     (info,) = list(cruijff_schedulers())
     assert info.gpus(None) is False
+
+
+def test_a_finished_job_reports_its_peak_resident_memory_and_wall_time(lab: Lab) -> None:
+    # a child of a child holds 200 MiB (touched, so resident) for 0.3 s: the wrapper's
+    # peak counts the command's whole process tree
+    hold = "import time; b = bytearray(200 * 2**20); time.sleep(0.3)"
+    body = f"{sys.executable} -c {hold!r}"
+    job = JobSpec(
+        unit_id="big",
+        name="big",
+        argv=("sh", "-c", f"{body}; true"),
+        workdir=lab.root,
+        log=lab.root / "big.log",
+    )
+    small = lab.job("small")
+    scheduler = lab.scheduler(jobs=1)
+    handles = scheduler.submit([job, small], {})
+    statuses = wait_until_finished(scheduler, handles)
+    big, little = (statuses[h] for h in handles)
+    assert big.state is JobState.SUCCEEDED
+    assert 200 <= big.peak_memory_mb < 400
+    assert little.peak_memory_mb is not None and little.peak_memory_mb < 100
+    assert big.wall_s >= 0.3 and little.wall_s < big.wall_s

@@ -91,6 +91,50 @@ def test_lora_and_full_runs(tmp_path, tiny_model):
     assert not (tmp_path / "runs" / "finetune-full" / "adapters").exists()
     status = cruijff("status", str(path), "--json")
     assert status.stdout.count('"SUCCEEDED"') == 2
+    # each finished job's peak resident memory (the local job wrapper's) and wall time went
+    # into the index beside its prediction, and the CPU bounds held what the real run used
+    found = measured_jobs()
+    assert sorted(found) == ["finetune-full.train", "finetune-lora.train"]
+    for unit, measurement in found.items():
+        low, _, high = measurement.predicted["memory_gb"]
+        assert low <= measurement.measured["peak_rss_gb"] <= high, (unit, measurement)
+        assert measurement.measured["steps"] == 12 and measurement.measured["wall_s"] > 1
+    # the next plan estimates these jobs from what they measured
+    plan = json.loads(cruijff("plan", str(path), "--json").stdout)
+    assert {job["estimate"]["source"] for job in plan["jobs"]} == {"measured"}
+
+
+def measured_jobs() -> dict:
+    """unit -> its latest measurement in the test's own index (CRUIJFF_DATA_DIR)."""
+    from cruijff.measurements import Index
+
+    root = Index().root
+    found = {}
+    for path in sorted(root.glob("*/*.json")):
+        data = json.loads(path.read_text())
+        found[data["unit"]] = Index().find(data["key"])[0]
+    return found
+
+
+def test_calibrate_measures_a_few_real_steps_and_the_next_plan_uses_them(tmp_path, tiny_model):
+    path = write_experiment(tmp_path, tiny_model, {"variables": {"lora_rank": [4]}})
+    before = json.loads(cruijff("plan", str(path), "--json").stdout)
+    assert before["jobs"][0]["estimate"]["source"] == "formula"
+    result = cruijff("calibrate", str(path), "--json", timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    done = json.loads(result.stdout)
+    assert done["state"] == "SUCCEEDED" and done["measured"]["steps"] == 5  # of 6 an epoch
+    assert Path(done["recorded"]).exists()
+    folder = Path(done["directory"])
+    assert (folder / "finetune.yaml").exists() and not list(folder.rglob("*.safetensors"))
+    assert not (tmp_path / "runs" / "lora_rank4").exists()  # the run itself is untouched
+    after = json.loads(cruijff("plan", str(path), "--json").stdout)
+    estimate = after["jobs"][0]["estimate"]
+    assert estimate["source"] == "calibration"
+    measured = done["measured"]
+    assert 0 < measured["step_s"] * measured["steps"] < measured["wall_s"]
+    assert estimate["facts"]["step_s"][1] == pytest.approx(measured["step_s"], rel=1e-3)
+    assert estimate["memory_gb"][1] == pytest.approx(measured["memory_gb"], rel=1e-3)
 
 
 @pytest.mark.parametrize("finetune", ["lora", "full"])

@@ -63,10 +63,11 @@ network file system)."""
 CPU_GFLOPS = (40.0, 15.0, 4.0)
 """Sustained training GFLOP/s a CPU core (fast, expected, slow): fp32 matrix products on
 AVX2/AVX-512 reach 30 to 60; small models stay far below."""
-RUNTIME_GIB = (0.35, 0.43, 0.55)
-"""What a CPU job's resident memory holds besides training (:func:`estimate.training_memory`
-counts what torch allocates): the interpreter with torch, torchtune and transformers
-imported, 0.43 GiB measured with torch 2.13 (a GPU job's host memory is not its peak)."""
+RUNTIME_GIB = (0.15, 0.2, 0.3)
+"""What a CPU job's resident memory holds that :func:`estimate.training_memory` leaves out:
+the interpreter with torch imported (0.2 GiB of the 0.43 GiB measured with torch 2.13,
+torchtune and transformers imported; the rest is in its CPU overhead). A GPU job's host
+memory is not its peak."""
 CALIBRATION_STEPS = 5
 LOG_GB = 0.001
 """torchtune's logs and cruijff's metrics: a few hundred bytes a step."""
@@ -285,12 +286,8 @@ def _measured_step(
 
 
 def _step_s(measurement: Measurement) -> float | None:
-    measured = measurement.measured
-    wall, steps = measured.get("wall_s"), measured.get("steps")
-    fixed = measured.get("fixed_s")
-    if not wall or not steps:
-        return None
-    return max(0.0, float(wall) - float(fixed or 0)) / float(steps)
+    value = measurement.measured.get("step_s")
+    return float(value) if isinstance(value, int | float) and value > 0 else None
 
 
 def disk(found: Inputs) -> dict[str, Range]:
@@ -413,17 +410,19 @@ def smallest_fix(found: Inputs, capacity: float) -> str:
 
 
 def measure(unit: Unit, status: JobStatus) -> dict[str, Any] | None:
-    """What a finished training job did: its optimizer steps, the peak GPU memory torchtune
-    logged (reserved by the allocator, GiB; CUDA only) and its median tokens per second, with
-    the fixed part of its time as estimated (to separate from the steps')."""
+    """What a finished training job did: its optimizer steps, the seconds a step took, the
+    peak GPU memory torchtune logged (reserved by the allocator, GiB; CUDA only) and its
+    median tokens per second. A step's time comes from torchtune's last disk log, named
+    after the time its logger started (before the model is loaded) and last written at the
+    last logged step; the checkpoint's reading, as estimated, is taken off."""
     found = inputs(unit)
     rows = outputs.read_metrics(unit.directory)
     if found is None or not rows:
         return None
-    measured: dict[str, Any] = {
-        "steps": len(rows),
-        "fixed_s": fixed_seconds(found, found.args["device"]).expected,
-    }
+    measured: dict[str, Any] = {"steps": int(float(rows[-1]["step"]))}
+    loop = _training_loop(unit.directory / "logs", found)
+    if loop is not None:
+        measured["step_s"] = loop
     peaks = [float(r["peak_memory_reserved"]) for r in rows if r.get("peak_memory_reserved")]
     if peaks:
         measured["peak_memory_gb"] = max(peaks)
@@ -433,6 +432,32 @@ def measure(unit: Unit, status: JobStatus) -> dict[str, Any] | None:
     if rates:
         measured["tokens_per_s"] = statistics.median(rates)
     return measured
+
+
+def _training_loop(log_dir: Path, found: Inputs) -> float | None:
+    """Seconds a step, from the newest of torchtune's ``log_<start>.txt`` (module
+    docstring); None where it cannot be read."""
+    logs = sorted(log_dir.glob("log_*.txt"), key=lambda p: p.stem)
+    if not logs:
+        return None
+    log = logs[-1]
+    try:
+        began = float(log.stem.removeprefix("log_"))
+        ended = log.stat().st_mtime
+        numbers = [
+            int(match.group(1))
+            for line in log.read_text(encoding="utf-8", errors="replace").splitlines()
+            if (match := outputs.STEP_LINE.match(line.strip()))
+        ]
+    except (OSError, ValueError):
+        return None
+    if not numbers:
+        return None
+    # a log after a resume may number its steps on from the earlier epochs'
+    steps = max(numbers) if len(logs) == 1 else max(numbers) - min(numbers) + 1
+    weights = estimate.parameter_count(found.config) * estimate._file_bytes(found.config) / 1e9
+    loading = weights / DISK_GBPS[1]
+    return max(0.0, ended - began - loading) / max(1, steps)
 
 
 def calibration(experiment: Experiment, unit: Unit, directory: Path) -> Unit:

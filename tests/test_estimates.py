@@ -1,0 +1,222 @@
+"""Estimates as the core combines them (totals), the GPU table, the index of measurements,
+and the torchtune tool's fit review: a run that cannot fit says what would."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import pytest
+from test_torchtune_config import model_folder
+from test_torchtune_estimate import LLAMA_3_2_1B
+
+from cruijff.design import design
+from cruijff.estimates import Estimate, Range, totals
+from cruijff.hardware import GPUS, Hardware, gpu_from
+from cruijff.measurements import Index, Measurement, data_dir, past_error
+from cruijff.records import SchedulerInfo
+from cruijff_torchtune import plugin as torchtune_plugin
+
+# --- the core's arithmetic ------------------------------------------------------------------
+
+
+def test_totals_add_gpu_hours_job_hours_disk_and_samples_and_count_the_unknown():
+    jobs = [
+        (1, Estimate(hours=Range(1, 2, 3), disk_gb={"checkpoints": Range(1, 2, 4)}, samples=10)),
+        (2, Estimate(hours=Range(0.5, 1, 2), disk_gb={"adapters": Range.of(0.5)})),
+        (0, Estimate(hours=Range(0.1, 0.2, 0.3), samples=5)),
+        (1, Estimate(memory_gb=Range(1, 2, 3))),  # no time
+        (1, None),  # no estimate at all
+    ]
+    found = totals(jobs, runs=3)
+    # GPU-hours: 1 × (1, 2, 3) + 2 × (0.5, 1, 2); the CPU job counts in job-hours only
+    assert found["gpu_hours"] == [2.0, 4.0, 7.0]
+    assert found["job_hours"] == [1.6, 3.2, 5.3]
+    assert found["eval_samples"] == 15
+    assert found["disk_gb"]["total"] == [1.5, 2.5, 4.5]
+    assert found["disk_gb"]["logs"] == [0.0, 0.0, 0.0]
+    assert found["unknown"] == {"hours": 2, "memory": 4}
+    assert (found["runs"], found["jobs"]) == (3, 5)
+
+
+def test_a_range_is_ordered():
+    with pytest.raises(ValueError, match="ordered"):
+        Range(2, 1, 3)
+    assert 1.5 in Range(1, 2, 3) and 4 not in Range(1, 2, 3)
+
+
+def test_gpu_types_and_figures():
+    a100 = gpu_from("a100-80gb")
+    assert (a100.memory_gb, a100.tflops("bf16"), a100.tflops("fp32")) == (80, 312, 19.5)
+    assert gpu_from({"type": "h100-80gb", "memory_gb": 94}).memory_gb == 94
+    custom = gpu_from({"memory_gb": 24, "tflops_bf16": 100})
+    assert (custom.name, custom.tflops("fp32")) == ("24gb", 100 / 16)
+    with pytest.raises(ValueError, match="not in cruijff's table") as error:
+        gpu_from("b300")
+    assert all(name in str(error.value) for name in GPUS)
+    with pytest.raises(ValueError, match="memory_gb must be a positive number"):
+        gpu_from({"memory_gb": -1, "tflops_bf16": 100})
+    with pytest.raises(ValueError, match="no key speed"):
+        gpu_from({"type": "l4", "speed": 3})
+    assert Hardware(gpu=custom).device == "cuda" and Hardware().name == "cpu"
+
+
+# --- the index of measurements ----------------------------------------------------------
+
+
+def measurement(key, memory=2.0, predicted=(1.0, 1.5, 2.5), source="run", unit="a.train"):
+    return Measurement(
+        key=key,
+        tool="t",
+        source=source,
+        measured={"memory_gb": memory, "step_s": 1.0},
+        predicted={"memory_gb": list(predicted)},
+        unit=unit,
+    )
+
+
+def test_the_index_keeps_measurements_by_key_newest_first(tmp_path):
+    index = Index(tmp_path)
+    key, other = {"model": "m", "seq_len": 64}, {"model": "m", "seq_len": 128}
+    first = index.record(measurement(key, memory=1.0))
+    index.record(measurement(key, memory=3.0, source="calibration", unit="a/b train"))
+    index.record(measurement(other, memory=9.0))
+    assert first.is_relative_to(tmp_path / "measurements" / "v1")
+    fresh = Index(tmp_path)  # another process reads the same files
+    found = fresh.find({"seq_len": 64, "model": "m"})  # key order does not matter
+    assert sorted(m.measured["memory_gb"] for m in found) == [1.0, 3.0]
+    assert [m.source for m in fresh.find(key, source="calibration")] == ["calibration"]
+    assert [m.measured["memory_gb"] for m in fresh.find(other)] == [9.0]
+    assert fresh.find({"model": "n"}) == ()
+    # a half-copied or foreign file is skipped, not fatal
+    (first.parent / "zzz-broken.json").write_text("{not json")
+    assert len(Index(tmp_path).find(key)) == 2
+
+
+def test_past_error_is_measured_over_predicted():
+    runs = (
+        measurement({}, memory=3.0, predicted=(1.0, 2.0, 2.5)),  # 1.5×, above the high bound
+        measurement({}, memory=2.0, predicted=(1.0, 2.0, 2.5)),  # 1.0×, inside
+        measurement({}, memory=1.0, predicted=(0.5, 2.0, 2.5)),  # 0.5×, inside
+    )
+    found = past_error(runs, "memory_gb", "memory_gb")
+    assert found == {
+        "runs": 3,
+        "ratio_median": 1.0,
+        "ratio_range": [0.5, 1.5],
+        "within_bounds": 2,
+    }
+    assert past_error(runs, "hours", "hours") is None
+
+
+def test_the_data_directory(monkeypatch, tmp_path):
+    monkeypatch.setenv("CRUIJFF_DATA_DIR", str(tmp_path / "mine"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert data_dir() == tmp_path / "mine"
+    monkeypatch.delenv("CRUIJFF_DATA_DIR")
+    assert data_dir() == tmp_path / "xdg" / "cruijff"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    assert data_dir() == __import__("pathlib").Path.home() / ".local" / "share" / "cruijff"
+
+
+# --- torchtune: a run that cannot fit ---------------------------------------------------
+
+
+@pytest.fixture
+def on_gpu(plugin_manager, register_plugin):
+    """Register a scheduler whose jobs get one GPU of the type asked for (it runs nothing)."""
+    from cruijff.hookspecs import hookimpl
+
+    def make(gpu: str) -> str:
+        class Plugin:
+            @hookimpl
+            def cruijff_schedulers(self):
+                yield SchedulerInfo(
+                    name="gpus",
+                    factory=lambda e, o: None,
+                    available=lambda: False,
+                    gpus=lambda experiment: True,
+                    hardware=lambda experiment: Hardware(gpu=gpu_from(gpu)),
+                )
+
+        register_plugin(Plugin(), name=f"gpus-{gpu}")
+        return "gpus"
+
+    return make
+
+
+@pytest.fixture
+def long_rows_experiment(make_experiment, tmp_path, plugin_manager, register_plugin):
+    """A LoRA run of Llama-3.2-1B (config.json only) on rows of about 2,000 tokens."""
+    register_plugin(torchtune_plugin, name="torchtune")
+    row = {"input": "word " * 1600, "output": "WORD " * 400}  # 10,000 bytes: ~2,500 tokens
+    data = tmp_path / "long.json"
+    data.write_text(json.dumps({"train": [row] * 64}))
+
+    def make(controls: dict) -> os.PathLike:
+        base = {
+            "tools": {"preparation": "torchtune", "evaluation": None},
+            "evaluation": None,
+            "variables": None,
+            "runs": [{"name": "big", "model": "tiny", "parameters": {"lr": 1e-4}}],
+            "scheduler": {"name": "gpus"},
+            "data": {"training": {"path": str(data)}},
+            "controls": {"dataset_type": "chat_completion", "num_warmup_steps": 0, **controls},
+        }
+        path = make_experiment(base)
+        model_folder(tmp_path / "models", LLAMA_3_2_1B, "tiny")  # over the fake tools' model
+        return path
+
+    return make
+
+
+def fit_warnings(plan):
+    return [w for w in plan.warnings if "per device, more than" in w.message]
+
+
+def test_a_run_that_cannot_fit_says_the_smallest_change_that_would(
+    plugin_manager, on_gpu, long_rows_experiment
+):
+    on_gpu("l4")
+    path = long_rows_experiment({"batch_size": 8})
+    plan = design(plugin_manager, path)
+    (warning,) = fit_warnings(plan)
+    estimate = plan.estimates["big.train"]
+    assert estimate.memory_gb.expected > 24
+    assert warning.message.startswith("run 'big' needs about ")
+    assert "more than the 24 GiB of the GPU (l4)" in warning.message
+    assert warning.where.path == "runs[0]" and warning.where.line
+    assert warning.hint.startswith("set enable_activation_checkpointing: true (about ")
+    # the change it names does fit
+    fixed = design(
+        plugin_manager,
+        long_rows_experiment({"batch_size": 8, "enable_activation_checkpointing": True}),
+    )
+    assert not fit_warnings(fixed)
+    assert fixed.estimates["big.train"].memory_gb.expected <= 24
+
+
+def test_when_checkpointing_is_on_already_a_smaller_micro_batch_is_next(
+    plugin_manager, on_gpu, long_rows_experiment
+):
+    on_gpu("l4")
+    controls = {"batch_size": 32, "enable_activation_checkpointing": True}
+    plan = design(plugin_manager, long_rows_experiment(controls))
+    (warning,) = fit_warnings(plan)
+    assert "the same effective batch" in warning.hint
+    found = re.search(r"batch_size: (\d+) with gradient_accumulation_steps: (\d+)", warning.hint)
+    batch, accumulation = int(found.group(1)), int(found.group(2))
+    assert batch * accumulation == 32  # the effective batch is kept
+    smaller = {**controls, "batch_size": batch, "gradient_accumulation_steps": accumulation}
+    assert not fit_warnings(design(plugin_manager, long_rows_experiment(smaller)))
+
+
+def test_the_same_run_fits_a_bigger_gpu(plugin_manager, on_gpu, long_rows_experiment):
+    on_gpu("a100-80gb")
+    plan = design(plugin_manager, long_rows_experiment({"batch_size": 8, "epochs": 1}))
+    assert not fit_warnings(plan)
+    estimate = plan.estimates["big.train"]
+    assert estimate.source == "formula" and estimate.hours is not None
+    assert estimate.facts["parameters"] == 1_235_814_400
+    assert estimate.facts["steps"] == 8  # 64 rows, batch 8, one epoch
