@@ -211,6 +211,29 @@ def test_samples_for_power_by_hand():
     assert stats.samples_for_power_paired(0.0, 0.5) is None
 
 
+def test_detectable_difference_by_hand():
+    # p = 0.5 against 0.6: p-bar 0.55, so (1.959964 * sqrt(2 * 0.55 * 0.45) + 0.841621 *
+    # sqrt(0.25 + 0.24))^2 / 0.1^2 = (1.378945 + 0.589135)^2 / 0.01 = 387.3 samples: 388 detect
+    # ten points, 387 do not.
+    assert stats.detectable_difference(388) <= 0.1 < stats.detectable_difference(387)
+    assert stats.detectable_difference(388) > 0.099  # the step is just below ten points
+    # p = 0.2 against 0.4: (1.959964 * sqrt(2 * 0.3 * 0.7) + 0.841621 * sqrt(0.16 + 0.24))^2
+    # / 0.2^2 = (1.270202 + 0.532290)^2 / 0.04 = 81.2: 82 samples detect twenty points.
+    assert stats.detectable_difference(82, 0.2) <= 0.2 < stats.detectable_difference(81, 0.2)
+    # the smallest such difference: the function the analysis uses agrees at it, and not just
+    # below it
+    d = stats.detectable_difference(150, 0.3)
+    assert (
+        stats.samples_for_power(0.3, 0.3 + d) <= 150 < stats.samples_for_power(0.3, 0.3 + d - 1e-6)
+    )
+    # toward higher accuracy only: from 0.9, even a perfect score needs
+    # (1.959964 * sqrt(2 * 0.95 * 0.05) + 0.841621 * sqrt(0.09))^2 / 0.01 = 73.4 samples
+    assert stats.detectable_difference(73, 0.9) == math.inf
+    assert stats.detectable_difference(74, 0.9) <= 0.1
+    with pytest.raises(ValueError):
+        stats.detectable_difference(0)
+
+
 def test_method_names():
     assert stats.RESAMPLES == 10_000
     assert stats.PAIRED_BOOTSTRAP == "paired bootstrap (percentile, 10000, seed 0)"

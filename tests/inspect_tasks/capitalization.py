@@ -12,6 +12,7 @@ from pathlib import Path
 
 from inspect_ai import Task, task
 from inspect_ai.dataset import MemoryDataset, Sample
+from inspect_ai.model import GenerateConfig
 from inspect_ai.scorer import (
     Score,
     Target,
@@ -43,6 +44,8 @@ def capitalization(
         dataset=samples(data_path, split, prompt),
         solver=solver,
         scorer=[match(location="exact", ignore_case=False), includes(ignore_case=False)],
+        # a capitalized word takes a few tokens; evaluation.max_tokens overrides this cap
+        config=GenerateConfig(max_tokens=32),
     )
 
 

@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 
 import numpy as np
+import scipy.optimize
 import scipy.stats
 from statsmodels.stats.multitest import multipletests
 
@@ -253,6 +254,44 @@ def samples_for_power(
         p1 * (1 - p1) + p2 * (1 - p2)
     )
     return math.ceil((spread / (p1 - p2)) ** 2)
+
+
+def detectable_difference(
+    n: int, p: float = 0.5, *, power: float = 0.8, alpha: float = 0.05
+) -> float:
+    """The smallest absolute difference in a proportion that ``n`` samples (per run) detect:
+    the smallest ``d`` with ``samples_for_power(p, p + d, power=power, alpha=alpha) <= n``, the
+    very approximation the analysis plans with, toward higher accuracy (``p`` the control's).
+
+    Solved with ``scipy.optimize.brentq`` over ``d`` in ``(0, 1 - p)``: the samples needed
+    fall as ``d`` grows, in whole steps (``samples_for_power`` rounds up), so the root is the
+    step from more than ``n`` to at most ``n``, nudged to its far side. ``inf`` when not even
+    ``d = 1 - p`` (a perfect score) is detectable with ``n`` samples; ValueError for ``n`` below
+    1 or ``p`` outside ``[0, 1)``.
+    """
+    if n < 1:
+        raise ValueError(f"detectable_difference needs at least one sample, not {n}")
+    if not 0 <= p < 1:
+        raise ValueError(f"p must be a proportion below 1, not {p}")
+    top = 1 - p
+
+    def excess(d: float) -> float:
+        needed = samples_for_power(p, min(1.0, p + d), power=power, alpha=alpha)
+        return (math.inf if needed is None else needed) - n - 0.5
+
+    if excess(top) > 0:
+        return math.inf
+    low = min(top, 1e-6)
+    while excess(low) <= 0 and low > 1e-15:  # enough samples for the tiniest difference
+        low /= 2
+    if excess(low) <= 0:
+        return low
+    found = scipy.optimize.brentq(excess, low, top, xtol=1e-12)
+    for _ in range(64):  # brentq stops within xtol of the step, on either side of it
+        if excess(found) < 0:
+            return float(found)
+        found = min(top, found + 1e-12)
+    return float(top)
 
 
 def samples_for_power_paired(

@@ -34,6 +34,7 @@ from cruijff.records import (
 )
 from cruijff_inspect import introspect
 from cruijff_inspect.data import eval_data
+from cruijff_inspect.estimate import PROVIDER_DEFAULT, max_tokens
 from cruijff_inspect.matrix import BASE, CHECKPOINT, EPOCH
 from cruijff_inspect.results import CONFIG, JOB_LOG, LOGS, RESULTS
 from cruijff_inspect.settings import (
@@ -327,9 +328,13 @@ def configure(
         sources["scorers"] = ("the task's own", f"{here} (it takes no config_path{unread})")
     for key, value in generate.items():
         sources[key] = (value, "evaluation" if settings.get(key) is not None else "default")
-    if "max_tokens" not in generate:
-        default = function.default("max_tokens") if function is not None else None
-        sources["max_tokens"] = (default, "the task's default" if default else "the task's own")
+    cap = max_tokens(experiment, task)
+    if "max_tokens" not in generate or cap.source.startswith("generate("):
+        # a task's own generate(max_tokens=N) wins over the evaluation's
+        sources["max_tokens"] = (
+            cap.value,
+            cap.source or f"none: inspect's default ({PROVIDER_DEFAULT} tokens with hf)",
+        )
     if "do_sample" in model["args"]:
         sources["do_sample"] = (
             model["args"]["do_sample"],

@@ -19,10 +19,26 @@ import attrs
 
 
 @attrs.frozen
+class Given:
+    """A ``max_tokens=`` keyword given in a call inside a function's body: the called name
+    (``generate``, ``GenerateConfig``...), its line, and its value: a ``literal``, one of the
+    function's own parameters passed on (``max_tokens=max_tokens``), or neither (an
+    expression this reading cannot evaluate)."""
+
+    call: str
+    line: int
+    literal: bool = False
+    value: Any = None
+    parameter: str | None = None
+
+
+@attrs.frozen
 class Function:
     """A function found in source: its name, line, parameter names, whether it takes
-    ``**kwargs``, whether it carries the decorator that was looked for, and the defaults of
-    its parameters that are literals (``split="validation"``)."""
+    ``**kwargs``, whether it carries the decorator that was looked for, the defaults of
+    its parameters that are literals (``split="validation"``), the ``max_tokens`` its body
+    gives the calls it makes (:class:`Given`), and the plain names it calls (a module's own
+    helpers among them)."""
 
     name: str
     line: int
@@ -30,6 +46,8 @@ class Function:
     var_keyword: bool
     decorated: bool
     defaults: tuple[tuple[str, Any], ...] = ()
+    max_tokens: tuple[Given, ...] = ()
+    calls: tuple[str, ...] = ()
 
     def accepts(self, name: str) -> bool:
         """Whether calling it with keyword ``name`` is valid."""
@@ -76,9 +94,41 @@ def _literal_defaults(args: ast.arguments) -> tuple[tuple[str, Any], ...]:
     return tuple(found)
 
 
+def _called(call: ast.Call) -> str:
+    target = call.func
+    if isinstance(target, ast.Name):
+        return target.id
+    return target.attr if isinstance(target, ast.Attribute) else ""
+
+
+def _given(node: ast.FunctionDef | ast.AsyncFunctionDef, params: list[str]) -> tuple[Given, ...]:
+    """Every ``max_tokens=`` keyword of the calls in the function's body."""
+    found = []
+    for call in ast.walk(node):
+        if not isinstance(call, ast.Call):
+            continue
+        for keyword in call.keywords:
+            if keyword.arg != "max_tokens":
+                continue
+            value, where = keyword.value, (_called(call), call.lineno)
+            if isinstance(value, ast.Name) and value.id in params:
+                found.append(Given(*where, parameter=value.id))
+                continue
+            try:
+                found.append(Given(*where, literal=True, value=ast.literal_eval(value)))
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                found.append(Given(*where))
+    return tuple(found)
+
+
 def _function(node: ast.FunctionDef | ast.AsyncFunctionDef, decorator: str) -> Function:
     args = node.args
     params = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+    calls = {
+        call.func.id
+        for call in ast.walk(node)
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
+    }
     return Function(
         name=node.name,
         line=node.lineno,
@@ -86,6 +136,8 @@ def _function(node: ast.FunctionDef | ast.AsyncFunctionDef, decorator: str) -> F
         var_keyword=args.kwarg is not None,
         decorated=_decorated_with(node, decorator),
         defaults=_literal_defaults(args),
+        max_tokens=_given(node, params),
+        calls=tuple(sorted(calls)),
     )
 
 

@@ -65,6 +65,8 @@ class Cell:
     vis_source: str = ""
     data_maker: str | None = None
     """The unit that generates the cell's data file, if a tool of the experiment does."""
+    data_artifact: Artifact | None = None
+    """That unit's ``dataset`` artifact (its rows per split, known before the file exists)."""
 
     @property
     def label(self) -> str:
@@ -253,10 +255,11 @@ def labelled(cells: list[Cell], label: str, source: str, tasks: int) -> list[Cel
 
 def data_dependencies(
     experiment: Experiment, cells: list[Cell], upstream: tuple[Unit, ...]
-) -> tuple[dict[tuple[str, str], str], list[Problem]]:
-    """For each (run, task) whose data file a generation tool writes, that tool's unit; and a
-    problem (once per place) for each split a cell reads that the dataset does not declare."""
-    makers: dict[tuple[str, str], str] = {}
+) -> tuple[dict[tuple[str, str], tuple[str, Artifact]], list[Problem]]:
+    """For each (run, task) whose data file a generation tool writes, that tool's unit and its
+    dataset artifact; and a problem (once per place) for each split a cell reads that the
+    dataset does not declare."""
+    makers: dict[tuple[str, str], tuple[str, Artifact]] = {}
     problems: dict[tuple[str, str], Problem] = {}
     for run, task in {(c.run.name, c.task.name): (c.run, c.task) for c in cells}.values():
         data = eval_data(experiment, run, task)
@@ -264,7 +267,7 @@ def data_dependencies(
         if made is None:
             continue
         maker, artifact = made
-        makers[(run.name, task.name)] = maker.id
+        makers[(run.name, task.name)] = (maker.id, artifact)
         if data.split is None or not artifact.splits or (data.split_where, data.split) in problems:
             continue
         missing = missing_split(data.path, data.split, artifact.splits)
@@ -293,9 +296,9 @@ def cells(experiment: Experiment, upstream: tuple[Unit, ...]) -> list[Cell]:
         raise ProblemsFound((*planner.problems, *problems))
     unique: dict[tuple[str, str, str], Cell] = {}
     for cell in found:
-        maker = makers.get((cell.run.name, cell.task.name))
-        if maker is not None:
-            cell = attrs.evolve(cell, data_maker=maker)
+        made = makers.get((cell.run.name, cell.task.name))
+        if made is not None:
+            cell = attrs.evolve(cell, data_maker=made[0], data_artifact=made[1])
         unique.setdefault((cell.run.name, cell.task.name, cell.label), cell)
     return list(unique.values())
 

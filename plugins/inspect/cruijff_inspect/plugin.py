@@ -12,7 +12,12 @@
 - validate (:mod:`cruijff_inspect.results`): complete when the job read a ``success`` log;
 - retry (:mod:`cruijff_inspect.retry`): out of memory, half the batch;
 - observe (:mod:`cruijff_inspect.observe`): for the analysis, every scorer's metrics and
-  per-sample scores, read from the cell's ``.eval`` log through inspect's log API.
+  per-sample scores, read from the cell's ``.eval`` log through inspect's log API;
+- estimate and measure (:mod:`cruijff_inspect.estimate`): a cell's samples, memory, hours and
+  log size from its model's config, its data and its task's ``max_tokens`` (or from earlier
+  cells' measurements), and what a finished cell evaluated in how long;
+- review (:mod:`cruijff_inspect.review`): tasks whose answers nothing caps, and test splits
+  too small to detect the effect the experiment looks for.
 
 Nothing imported here imports inspect_ai, torch or transformers: the job
 (:mod:`cruijff_inspect.job`) does, in its own process. The stages' modules are imported when a
@@ -90,3 +95,30 @@ def cruijff_observe(experiment, unit):
     from cruijff_inspect import observe
 
     return observe.observe(experiment, unit)
+
+
+@hookimpl
+def cruijff_estimate(experiment, unit, job, hardware, measurements):
+    if unit.tool != TOOL.name:
+        return None
+    from cruijff_inspect import estimate
+
+    return estimate.estimate(experiment, unit, job, hardware, measurements)
+
+
+@hookimpl
+def cruijff_review(plan):
+    if not any(name in (TOOL.name, *TOOL.aliases) for name in plan.experiment.tools.values()):
+        return None
+    from cruijff_inspect import review
+
+    return review.review(plan)
+
+
+@hookimpl
+def cruijff_measure(experiment, unit, status):
+    if unit.tool != TOOL.name:
+        return None
+    from cruijff_inspect import estimate
+
+    return estimate.measure(unit, status)
