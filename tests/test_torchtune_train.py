@@ -102,6 +102,10 @@ def test_lora_and_full_runs(tmp_path, tiny_model):
     # the next plan estimates these jobs from what they measured
     plan = json.loads(cruijff("plan", str(path), "--json").stdout)
     assert {job["estimate"]["source"] for job in plan["jobs"]} == {"measured"}
+    for job in plan["jobs"]:
+        assert job["estimate"]["facts"]["past_error"]["memory_gb"]["within_bounds"] == 1
+    shown = cruijff("plan", str(path)).stdout
+    assert "2 of 2 jobs estimated from earlier measurements (measured ÷ predicted" in shown
 
 
 def measured_jobs() -> dict:

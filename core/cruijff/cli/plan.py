@@ -65,6 +65,9 @@ def command(
                 columns,
                 ([r.get(c) for c in columns] for r in rows),
             )
+    learned = _learned(jobs)
+    if learned:
+        click.echo(learned)
     click.echo(_totals_line(plan, totals))
 
 
@@ -134,6 +137,27 @@ def _duration(hours: float) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     return f"{hours:.1f} h"
+
+
+def _learned(jobs: list[dict]) -> str:
+    """Which estimates came from measurements, and how far off past predictions were."""
+    measured = [
+        j for j in jobs if (j["estimate"] or {}).get("source") in ("measured", "calibration")
+    ]
+    if not measured:
+        return ""
+    ratios: dict[str, list[float]] = {"hours": [], "memory_gb": []}
+    for job in measured:
+        for figure, error in (job["estimate"]["facts"].get("past_error") or {}).items():
+            if error:
+                ratios.setdefault(figure, []).extend(error["ratio_range"])
+    said = [
+        f"{name} {min(values):.2g}× to {max(values):.2g}×"
+        for figure, name in (("hours", "time"), ("memory_gb", "memory"))
+        if (values := ratios.get(figure))
+    ]
+    text = f"{len(measured)} of {len(jobs)} jobs estimated from earlier measurements"
+    return text + (f" (measured ÷ predicted then: {', '.join(said)})" if said else "")
 
 
 def _totals_line(plan, totals: dict) -> str:  # type: ignore[no-untyped-def]
