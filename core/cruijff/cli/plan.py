@@ -63,7 +63,7 @@ def command(
             table(
                 name.replace("_", " ").capitalize(),
                 columns,
-                ([r.get(c) for c in columns] for r in rows),
+                ([_cell(r.get(c)) for c in columns] for r in rows),
             )
     learned = _learned(jobs)
     if learned:
@@ -76,6 +76,7 @@ def planned(plan) -> dict:  # type: ignore[no-untyped-def]
     reviews' warnings and notes."""
     from cruijff.design import runs_table
     from cruijff.estimates import totals
+    from cruijff.records import thaw
 
     estimates = plan.estimates
     jobs = [
@@ -105,13 +106,23 @@ def planned(plan) -> dict:  # type: ignore[no-untyped-def]
             ((job.resources.gpus, estimates.get(job.unit_id)) for job in plan.jobs), len(runs)
         ),
         "warnings": list(plan.warnings),
-        "notes": dict(plan.notes),
+        "notes": thaw(plan.notes),
     }
+
+
+def _cell(value: object) -> str:
+    """A note's value in a table cell: lists shortened to their first two and a count."""
+    if value is None or value == []:
+        return "-"
+    if isinstance(value, list):
+        shown = ", ".join(str(v) for v in value[:2])
+        return shown + (f" (+{len(value) - 2})" if len(value) > 2 else "")
+    return str(value)
 
 
 def _asks(job: dict) -> str:
     memory = f"{job['mem_mb'] / 1024:.3g} GB" if job["mem_mb"] else "-"
-    limit = f"{job['time_s'] / 3600:.3g} h" if job["time_s"] else "-"
+    limit = _duration(job["time_s"] / 3600) if job["time_s"] else "-"
     return f"{memory}, {limit}"
 
 

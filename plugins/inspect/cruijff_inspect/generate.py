@@ -82,11 +82,25 @@ def weights_gb(folder: Path) -> float:
 
 def model_size(experiment: Experiment, unit: Unit) -> float:
     """The model's size in GB: ``size_gb`` of its base model, else its weights on disk (a
-    fine-tuned checkpoint does not exist yet; it weighs what its base model weighs)."""
+    fine-tuned checkpoint does not exist yet; it weighs what its base model weighs), else
+    what its ``config.json`` says they will weigh (a folder planned before its download)."""
     base = experiment.model(experiment.run(unit.run).model)
     if unit.params["source"] == CHECKPOINT:
-        return weights_gb(Path(unit.params["model"])) or base.size_gb or 0.0
-    return base.size_gb if base.size_gb is not None else weights_gb(base.path)
+        found = weights_gb(Path(unit.params["model"])) or base.size_gb
+        return found or weights_gb(base.path) or described_gb(base.path)
+    if base.size_gb is not None:
+        return base.size_gb
+    return weights_gb(base.path) or described_gb(base.path)
+
+
+def described_gb(folder: Path) -> float:
+    """The weights a model folder's ``config.json`` describes, in GB (0 when it cannot say)."""
+    from cruijff_inspect.estimate import DTYPE_BYTES, read_model
+
+    model = read_model(folder)
+    if not model.parameters:
+        return 0.0
+    return model.parameters * DTYPE_BYTES.get(model.dtype or "bfloat16", 2) / 1e9
 
 
 def evaluation_resources(experiment: Experiment, size_gb: float) -> Resources:
