@@ -2,7 +2,9 @@
 
 ``fake`` trains one unit per fine-tuned run (writing a ``model.json`` per epoch); ``fake-eval``
 evaluates each run's last epoch and each base model once, depending on the training unit. Their
-jobs are :mod:`cruijff.testing.fake_job`. Third-party plugin authors can read this as the
+jobs are :mod:`cruijff.testing.fake_job`. ``fake`` also estimates its jobs (from the index of
+measurements once it has some), measures them, and gives ``cruijff calibrate`` a one-epoch
+version of a run. Third-party plugin authors can read this as the
 smallest complete tool plugin.
 """
 
@@ -15,6 +17,7 @@ import attrs
 
 from cruijff import hookimpl
 from cruijff.analysis.model import Observations, Scores
+from cruijff.estimates import Estimate, Range
 from cruijff.records import (
     Artifact,
     ArtifactKind,
@@ -313,3 +316,48 @@ def cruijff_retry(experiment, unit, job, status):
         return None
     more = attrs.evolve(job.resources, time_s=job.resources.time_s * 2)
     return attrs.evolve(job, resources=more)
+
+
+@hookimpl
+def cruijff_estimate(experiment, unit, job, hardware, measurements):
+    """A fake training takes its ``sleep`` (plus a second), or what runs like it measured:
+    how a tool prefers measurements to its formula."""
+    if unit.tool != TRAIN:
+        return None
+    epochs = int(unit.params.get("epochs", 1))
+    key = {"tool": TRAIN, "hardware": hardware.name}
+    found = [m for m in measurements.find(key) if m.measured.get("wall_s")]
+    if found:
+        per_epoch = sorted(m.measured["wall_s"] / m.measured["epochs"] for m in found)
+        seconds = Range(per_epoch[0], per_epoch[len(per_epoch) // 2], per_epoch[-1]) * epochs
+        source = "calibration" if all(m.source == "calibration" for m in found) else "measured"
+    else:
+        sleep = float(unit.params.get("sleep", 0))
+        seconds, source = Range(sleep + 0.1, sleep + 1, sleep + 5), "formula"
+    return Estimate(
+        memory_gb=Range(0.01, 0.02, 0.05),
+        hours=seconds * (1 / 3600),
+        disk_gb={"checkpoints": Range.of(1e-6 * epochs)},
+        source=source,
+        facts={"epochs": epochs, "measurements": len(found)},
+        key=key,
+    )
+
+
+@hookimpl
+def cruijff_measure(experiment, unit, status):
+    if unit.tool != TRAIN:
+        return None
+    return {"epochs": int(unit.params.get("epochs", 1))}
+
+
+@hookimpl
+def cruijff_calibration(experiment, unit, directory):
+    """One epoch of the run, written under ``directory``."""
+    if unit.tool != TRAIN:
+        return None
+    produces = [
+        Artifact(kind=ArtifactKind.HF_MODEL, run=unit.run, epoch=0, path=directory / "epoch_0")
+    ]
+    params = {**unit.params, "epochs": 1}
+    return attrs.evolve(unit, directory=directory, params=params, produces=produces)
