@@ -212,3 +212,13 @@ def test_progress_line_skips_the_job_wrappers_own_lines(tmp_path):
     )
     assert last_line(log) == "1|20|Loss: 0.53: 100%|##########| 20/20"
     assert last_line(tmp_path / "missing.log") == ""
+
+
+def test_scaffold_and_run_show_the_plans_warnings_before_anything_runs(
+    cruijff_cli, fake_tools, make_experiment
+):
+    path = make_experiment({"experiment": {"seed": 3}})  # retired: a warning, not an error
+    for command in ("scaffold", "run"):
+        result = cruijff_cli(command, str(path))
+        assert result.exit_code == 0, result.output
+        assert "warning: " in result.stderr and "experiment.seed" in result.stderr

@@ -3,6 +3,7 @@ what it returns. Tool names never appear here: everything goes through the plugi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,15 @@ def scaffold_experiment(
 ) -> tuple[Plan, ScaffoldResult]:
     """Design, then write the run directories, with the scheduler's files (SLURM's batch
     scripts: read them, or edit them, before anything is submitted)."""
-    the_plan = design(manager, path, scheduler=scheduler)
+    return scaffold_plan(
+        manager, design(manager, path, scheduler=scheduler), force=force, dry_run=dry_run
+    )
+
+
+def scaffold_plan(
+    manager: PluginManager, the_plan: Plan, *, force: bool = False, dry_run: bool = False
+) -> tuple[Plan, ScaffoldResult]:
+    """Write a plan's run directories and its scheduler's files."""
     files = scheduler_files(open_scheduler(the_plan, manager, {}), the_plan.jobs)
     return the_plan, scaffold(manager, the_plan, force=force, dry_run=dry_run, extra=files)
 
@@ -87,9 +96,13 @@ def run_experiment(
     *,
     scheduler: str | None = None,
     observer: Observer | None = None,
+    on_plan: Callable[[Plan], None] = lambda plan: None,
 ) -> RunResult:
-    """Scaffold (keeping user edits), then submit and watch under the experiment's lock."""
-    the_plan, written = scaffold_experiment(manager, path, scheduler=scheduler)
+    """Scaffold (keeping user edits), then submit and watch under the experiment's lock;
+    ``on_plan`` sees the plan first (its warnings are worth reading before jobs start)."""
+    the_plan = design(manager, path, scheduler=scheduler)
+    on_plan(the_plan)
+    the_plan, written = scaffold_plan(manager, the_plan)
     state = ExperimentState(the_plan.experiment.state_dir)
     with state.driving():
         sched = open_scheduler(the_plan, manager, {"jobs": options.jobs} if options.jobs else {})

@@ -44,7 +44,7 @@ def command(
     Ctrl-C stops watching; the jobs go on (`cruijff status`, `cruijff cancel`).
     """
     from cruijff import orchestrator
-    from cruijff.cli.render import Progress, console
+    from cruijff.cli.render import Progress, console, print_problems
     from cruijff.errors import UserError
     from cruijff.records import JobState
     from cruijff.runner import RunOptions
@@ -64,11 +64,20 @@ def command(
             click.echo(f"  would write {spec.path}")
         return
     progress = Progress(out)
+
+    def warn(plan) -> None:  # type: ignore[no-untyped-def]
+        print_problems(plan.warnings)
+
     try:
         with out.status("starting", spinner="dots") as status:
             progress.status = status
             result = orchestrator.run_experiment(
-                app.manager, experiment, options, scheduler=scheduler, observer=progress
+                app.manager,
+                experiment,
+                options,
+                scheduler=scheduler,
+                observer=progress,
+                on_plan=warn,
             )
             progress.flush()
     except KeyboardInterrupt:

@@ -25,7 +25,7 @@ def command(
     named) unless --force is given.
     """
     from cruijff import orchestrator
-    from cruijff.cli.render import print_json
+    from cruijff.cli.render import print_json, print_problems
 
     plan, result = orchestrator.scaffold_experiment(
         app.manager, experiment, force=force, dry_run=dry_run, scheduler=scheduler
@@ -42,6 +42,7 @@ def command(
             }
         )
         return
+    print_problems(plan.warnings)
     verb = "would write" if dry_run else "wrote"
     for path in result.written:
         click.echo(f"{verb} {path.relative_to(root)}")
