@@ -17,7 +17,7 @@ from cruijff.orchestrator import run_experiment
 from cruijff.runner import RunOptions
 
 FAST = RunOptions(jobs=2, poll_interval=0.05, max_interval=0.2)
-KEY = {"tool": "fake", "hardware": "cpu"}
+KEY = {"tool": "fake", "hardware": "cpu", "batch_size": None}
 
 
 def test_a_finished_job_is_measured_and_the_next_plan_estimates_from_it(
@@ -63,16 +63,21 @@ def test_a_detached_calibration_is_collected_by_the_next_one(
 ):
     gate = tmp_path / "gate"
     monkeypatch.setenv("CRUIJFF_FAKE_GATE", str(gate))  # the job waits for this file
-    plan = design(plugin_manager, make_experiment())
+    path = make_experiment()
+    plan = design(plugin_manager, path)
     first = calibrate(plugin_manager, plan, None, detach=True)
     assert not first.status.state.finished and (first.directory / PENDING).exists()
     assert first.measurement is None and not Index().find(KEY)
     gate.touch()
+    # the file changes before the calibration is collected: it is kept under the key it ran
+    # with, not the new one
+    make_experiment({"controls": {"batch_size": 8}})
     said = []
-    second = calibrate(plugin_manager, plan, None, progress=said.append)
+    second = calibrate(plugin_manager, design(plugin_manager, path), None, progress=said.append)
     assert said[0].startswith("collecting rank4.train.calibrate")  # not submitted again
     assert second.status.state.value == "SUCCEEDED" and not (second.directory / PENDING).exists()
     assert [m.source for m in Index().find(KEY)] == ["calibration"]
+    assert not Index().find({**KEY, "batch_size": 8})
     jobs = plan.experiment.state_dir / "local" / "jobs"
     assert [p.name for p in jobs.iterdir()] == ["rank4.train.calibrate.1"]
 

@@ -128,7 +128,7 @@ def on_gpu(plugin_manager, register_plugin):
     """Register a scheduler whose jobs get one GPU of the type asked for (it runs nothing)."""
     from cruijff.hookspecs import hookimpl
 
-    def make(gpu: str) -> str:
+    def make(gpu: str | dict) -> str:
         class Plugin:
             @hookimpl
             def cruijff_schedulers(self):
@@ -140,7 +140,7 @@ def on_gpu(plugin_manager, register_plugin):
                     hardware=lambda experiment: Hardware(gpu=gpu_from(gpu)),
                 )
 
-        register_plugin(Plugin(), name=f"gpus-{gpu}")
+        register_plugin(Plugin(), name=f"gpus-{json.dumps(gpu)}")
         return "gpus"
 
     return make
@@ -179,22 +179,22 @@ def test_a_run_that_cannot_fit_says_the_smallest_change_that_would(
     plugin_manager, on_gpu, long_rows_experiment
 ):
     on_gpu("l4")
-    path = long_rows_experiment({"batch_size": 8})
+    path = long_rows_experiment({"batch_size": 4})
     plan = design(plugin_manager, path)
     (warning,) = fit_warnings(plan)
     estimate = plan.estimates["big.train"]
-    assert estimate.memory_gb.expected > 24
+    assert estimate.memory_gb.expected > 22.5
     assert warning.message.startswith("run 'big' needs about ")
-    assert "more than the 24 GiB of the GPU (l4)" in warning.message
+    assert "more than the 22.5 GiB of the GPU (l4)" in warning.message
     assert warning.where.path == "runs[0]" and warning.where.line
     assert warning.hint.startswith("set enable_activation_checkpointing: true (about ")
     # the change it names does fit
     fixed = design(
         plugin_manager,
-        long_rows_experiment({"batch_size": 8, "enable_activation_checkpointing": True}),
+        long_rows_experiment({"batch_size": 4, "enable_activation_checkpointing": True}),
     )
     assert not fit_warnings(fixed)
-    assert fixed.estimates["big.train"].memory_gb.expected <= 24
+    assert fixed.estimates["big.train"].memory_gb.expected <= 22.5
 
 
 def test_when_checkpointing_is_on_already_a_smaller_micro_batch_is_next(
@@ -220,3 +220,89 @@ def test_the_same_run_fits_a_bigger_gpu(plugin_manager, on_gpu, long_rows_experi
     assert estimate.source == "formula" and estimate.hours is not None
     assert estimate.facts["parameters"] == 1_235_814_400
     assert estimate.facts["steps"] == 8  # 64 rows, batch 8, one epoch
+
+
+def test_a_steps_time_is_read_from_the_training_loops_progress_bars(tmp_path):
+    from cruijff_torchtune.sizing import _training_loop
+
+    log = tmp_path / "train.log"
+    # two epochs of 4 steps: 40 s and 44 s to the last step; after it, a checkpoint save
+    # moves the clock on (never counted), and set-up printed before any bar
+    bar = "1|{n}|Loss: 0.5: {p}%|##| {n}/4 [{t}<00:10,  9.50s/it]"
+    lines = ["loading the model...", "Setting up"]
+    lines += [bar.format(n=n, p=25 * n, t=f"00:{10 * n:02d}") for n in range(1, 5)]
+    lines.append(bar.format(n=4, p=100, t="01:30"))  # the save, after the last step
+    lines += [bar.format(n=n, p=25 * n, t=f"00:{11 * n:02d}") for n in range(1, 5)]
+    log.write_text("\r".join(lines) + "\n")
+    assert _training_loop(log) == pytest.approx((40 + 44) / 8)
+    # a few fast steps: whole seconds say too little; tqdm's rate (here 4 steps a second)
+    log.write_text("\r".join(["1|1|x: 3/3 [00:01<00:00,  4.00it/s]"]))
+    assert _training_loop(log) == pytest.approx(0.25)
+    log.write_text("no bar at all\n")
+    assert _training_loop(log) is None
+
+
+def test_the_key_separates_what_takes_different_time_or_memory(
+    plugin_manager, on_gpu, long_rows_experiment
+):
+    on_gpu("a100-80gb")
+
+    def key(controls):
+        plan = design(plugin_manager, long_rows_experiment({"batch_size": 8, **controls}))
+        return dict(plan.estimates["big.train"].key)
+
+    base = key({})
+    assert key({"lr": 3e-4}) == base  # a sweep over learning rates shares measurements
+    assert key({"gradient_accumulation_steps": 4})["gradient_accumulation"] == 4
+    assert key({"dataset.max_seq_len": 256})["longest"] == 256  # rows cut: a shorter peak
+    assert base["device"] == "cuda" and base["hardware"] == "a100-80gb"
+
+
+def test_a_gpu_of_unknown_type_gives_memory_but_no_time(
+    plugin_manager, register_plugin, long_rows_experiment
+):
+    from cruijff.hookspecs import hookimpl
+
+    class Plugin:
+        @hookimpl
+        def cruijff_schedulers(self):
+            yield SchedulerInfo(
+                name="gpus",
+                factory=lambda e, o: None,
+                available=lambda: False,
+                gpus=lambda experiment: True,
+                hardware=lambda experiment: Hardware(),  # GPUs, but of no known type
+            )
+
+    register_plugin(Plugin(), name="unknown-gpus")
+    plan = design(plugin_manager, long_rows_experiment({"batch_size": 2}))
+    estimate = plan.estimates["big.train"]
+    assert estimate.memory_gb is not None and estimate.hours is None
+    assert estimate.key["hardware"] == "unknown-gpu" and estimate.key["device"] == "cuda"
+
+
+def test_a_smaller_micro_batch_keeps_the_effective_batch_exactly(
+    plugin_manager, on_gpu, long_rows_experiment
+):
+    on_gpu({"memory_gb": 10, "tflops_bf16": 100})
+    controls = {"batch_size": 5, "enable_activation_checkpointing": True}
+    (warning,) = fit_warnings(design(plugin_manager, long_rows_experiment(controls)))
+    found = re.search(r"batch_size: (\d+) with gradient_accumulation_steps: (\d+)", warning.hint)
+    assert (int(found.group(1)), int(found.group(2))) == (1, 5)  # not 2 × 2: 4 rows a step
+
+
+def test_a_gpu_jobs_host_memory_is_not_taken_for_its_gpu_memory():
+    from types import SimpleNamespace
+
+    from cruijff.measurements import of_job
+    from cruijff.records import JobState, JobStatus
+
+    manager = SimpleNamespace(measure=lambda experiment, unit, status: {"steps": 3})
+    unit = SimpleNamespace(tool="t", id="a.train")
+    status = JobStatus(state=JobState.SUCCEEDED, peak_memory_mb=2048, wall_s=10)
+    estimate = Estimate(memory_gb=Range(1, 2, 3), key={"k": 1})
+    experiment = SimpleNamespace(name="e")
+    on_cpu = of_job(manager, experiment, unit, status, estimate, gpus=0)
+    on_gpu = of_job(manager, experiment, unit, status, estimate, gpus=1)
+    assert on_cpu.measured["memory_gb"] == 2.0 and on_cpu.measured["hours"] == 10 / 3600
+    assert "memory_gb" not in on_gpu.measured and on_gpu.measured["peak_rss_gb"] == 2.0

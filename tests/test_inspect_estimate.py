@@ -94,7 +94,9 @@ def test_a_cells_estimate_on_the_cpu_by_hand(
         "tool": "inspect",
         "model": f"LlamaForCausalLM/{PARAMETERS}",
         "dtype": "float32",
+        "device": "cpu",
         "hardware": "cpu",
+        "gpus": 0,
         "max_tokens": 16,
         "batch": 32,
     }
@@ -124,7 +126,7 @@ def test_a_cells_estimate_on_the_cpu_by_hand(
     assert found.memory_gb.expected == pytest.approx(expected_gib, rel=1e-9)
     assert weights / GIB < found.memory_gb.low < expected_gib < found.memory_gb.high
     # the .eval log: 2.5 KB a sample and 10 KB
-    assert found.disk_gb["logs"].expected == pytest.approx((10 + 40 * 2.5) * 1e3 / GIB)
+    assert found.disk_gb["logs"].expected == pytest.approx((10 + 40 * 2.5) * 1e3 / 1e9)  # GB
 
 
 def test_a_cells_estimate_on_a_gpu_uses_its_peak_and_the_dtype_it_loads(

@@ -507,7 +507,7 @@ def test_local_jobs_get_gpus_only_where_the_driver_lists_visible_devices(monkeyp
 
 def test_a_finished_job_reports_its_peak_resident_memory_and_wall_time(lab: Lab) -> None:
     # a child of a child holds 200 MiB (touched, so resident) for 0.3 s: the wrapper's
-    # peak counts the command's whole process tree
+    # peak is the largest process of the command's tree, however deep
     hold = "import time; b = bytearray(200 * 2**20); time.sleep(0.3)"
     body = f"{sys.executable} -c {hold!r}"
     job = JobSpec(

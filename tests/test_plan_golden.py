@@ -108,3 +108,15 @@ def test_plan_json_of_a_multi_model_multi_axis_experiment(tmp_path):
     assert "Arrays" in shown and "Evaluation power" in shown
     gpu_hours = found["totals"]["gpu_hours"]
     assert f"{gpu_hours[1]:.3g} GPU-hours ({gpu_hours[0]:.3g} to {gpu_hours[2]:.3g})" in shown
+
+
+def test_gpus_of_unknown_type_give_memory_but_no_time(tmp_path):
+    path = write_experiment(tmp_path)
+    document = yaml.safe_load(path.read_text())
+    del document["scheduler"]["gpu"]  # the jobs get GPUs; nobody says which
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    found = json.loads(plan("--json", str(path), cwd=tmp_path))
+    for job in found["jobs"]:
+        assert job["gpus"] == 1 and job["estimate"]["memory_gb"]
+        assert job["estimate"]["hours"] is None, job["unit"]  # never a CPU's time for a GPU job
+    assert found["totals"]["unknown"]["hours"] == len(found["jobs"])

@@ -24,10 +24,11 @@ from typing import Any
 import attrs
 
 from cruijff.errors import UserError
+from cruijff.estimates import Estimate, Range
 from cruijff.fsutil import read_json, write_atomic, write_json
 from cruijff.manager import PluginManager
 from cruijff.measurements import Index, Measurement, of_job
-from cruijff.records import JobHandle, JobState, JobStatus, Plan, Unit
+from cruijff.records import JobHandle, JobState, JobStatus, Plan, Unit, thaw
 from cruijff.runner import open_scheduler
 from cruijff.suggest import did_you_mean
 
@@ -46,7 +47,6 @@ class Calibration:
     measurement: Measurement | None = None
     recorded: Path | None = None
     directory: Path
-    predicted: Any = None
 
 
 def calibrate(
@@ -73,7 +73,7 @@ def calibrate(
     )
     scheduler = open_scheduler(plan, manager, {})
     estimate = manager.estimate(experiment, short, job, plan.hardware, Index())
-    pending = _pending(directory)
+    pending, submitted = _pending(directory)
     if pending is None:
         if any(dep not in _done(plan) for dep in unit.depends_on):
             raise UserError(
@@ -86,10 +86,15 @@ def calibrate(
             spec.path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(spec.path, spec.content, executable=spec.executable)
         (handle,) = scheduler.submit([job], {})
-        write_json(directory / PENDING, {"handle": attrs.asdict(handle), "unit": unit.id})
+        # what it was predicted and keyed as now: the file may change before it is collected
+        pending_estimate = _estimate_json(estimate)
+        write_json(
+            directory / PENDING,
+            {"handle": attrs.asdict(handle), "unit": unit.id, "estimate": pending_estimate},
+        )
         progress(f"submitted {job.unit_id} ({handle.scheduler} job {handle.id})")
     else:
-        handle = pending
+        handle, estimate = pending, _estimate_of(submitted)
         progress(f"collecting {job.unit_id} ({handle.scheduler} job {handle.id})")
     status = _wait(scheduler, handle, detach, progress)
     if not status.state.finished:
@@ -104,16 +109,26 @@ def calibrate(
             status=attrs.evolve(status, state=JobState.FAILED, cause=cause),
             directory=directory,
         )
-    measurement = of_job(manager, experiment, short, status, estimate, source="calibration")
+    measurement = of_job(
+        manager,
+        experiment,
+        short,
+        status,
+        estimate,
+        gpus=job.resources.gpus,
+        source="calibration",
+    )
     recorded = Index().record(measurement) if measurement is not None else None
     _drop_weights(directory)
+    if measurement is None:
+        cause = f"{short.tool} could not estimate {unit.id}, so there is nothing to compare with"
+        status = attrs.evolve(status, cause=cause)
     return Calibration(
         unit=unit.id,
         status=status,
         measurement=measurement,
         recorded=recorded,
         directory=directory,
-        predicted=estimate,
     )
 
 
@@ -145,12 +160,31 @@ def _done(plan: Plan) -> set[str]:
     return {unit for unit, record in records.items() if record.done}
 
 
-def _pending(directory: Path) -> JobHandle | None:
+def _pending(directory: Path) -> tuple[JobHandle | None, dict]:
+    """The job a detached calibration submitted, and its estimate as it was then."""
     try:
         data = read_json(directory / PENDING)
-        return JobHandle(**data["handle"])
+        return JobHandle(**data["handle"]), dict(data.get("estimate") or {})
     except (OSError, ValueError, KeyError, TypeError, UserError):
+        return None, {}
+
+
+def _estimate_json(estimate: Estimate | None) -> dict | None:
+    if estimate is None:
         return None
+    return {**estimate.to_json(), "key": thaw(estimate.key)}
+
+
+def _estimate_of(data: dict) -> Estimate | None:
+    if not data or not data.get("key"):
+        return None
+    memory, hours = data.get("memory_gb"), data.get("hours")
+    return Estimate(
+        memory_gb=Range(*memory) if memory else None,
+        hours=Range(*hours) if hours else None,
+        source=data.get("source", "formula"),
+        key=data["key"],
+    )
 
 
 def _wait(

@@ -15,21 +15,22 @@ from typing import Any
 import attrs
 
 GPUS: dict[str, tuple[float, float, float]] = {
-    # type: (memory GiB, dense bf16 TFLOP/s, fp32 TFLOP/s without TF32)
-    "a100-40gb": (40, 312, 19.5),
-    "a100-80gb": (80, 312, 19.5),
-    "h100-80gb": (80, 989, 67),
-    "h100-pcie": (80, 756, 51),
-    "h200": (141, 989, 67),
-    "l40s": (48, 362, 91.6),
-    "l4": (24, 121, 30.3),
-    "a40": (48, 150, 37.4),
-    "a6000": (48, 155, 38.7),
-    "v100-32gb": (32, 125, 15.7),
+    # type: (memory GiB as nvidia-smi reports it, dense bf16 TFLOP/s, fp32 TFLOP/s without TF32)
+    "a100-40gb": (40.0, 312, 19.5),
+    "a100-80gb": (80.0, 312, 19.5),
+    "h100-80gb": (79.6, 989, 67),
+    "h100-pcie": (79.6, 756, 51),
+    "h200": (140.4, 989, 67),
+    "l40s": (45.0, 362, 91.6),
+    "l4": (22.5, 121, 30.3),
+    "a40": (45.0, 150, 37.4),
+    "a6000": (48.0, 155, 38.7),
+    "v100-32gb": (32.0, 125, 15.7),
 }
-"""NVIDIA's data sheets (SXM parts unless named; bf16 tensor cores without sparsity; V100 has
-no bf16 and is given its fp16 figure). PyTorch does not allow TF32 in matrix products by
-default, so fp32 training runs at the plain FP32 rate."""
+"""Memory as ``nvidia-smi`` totals it (MiB / 1024: an "80 GB" H100 holds 81,559 MiB, an L4's
+"24 GB" are 23,034 MiB); peaks from NVIDIA's data sheets (SXM parts unless named; bf16 tensor
+cores without sparsity; V100 has no bf16 and is given its fp16 figure). PyTorch does not allow
+TF32 in matrix products by default, so fp32 training runs at the plain FP32 rate."""
 
 
 @attrs.frozen(kw_only=True)

@@ -143,11 +143,13 @@ def of_job(
     status: Any,
     estimate: Any,
     *,
+    gpus: int = 0,
     source: str = "run",
 ) -> Measurement | None:
     """The measurement of a job that succeeded: its tool's (``cruijff_measure``) with the
     scheduler's wall time and peak resident memory, next to the estimate made for it. None
-    when the job had no estimate with a key (nothing to compare it with)."""
+    when the job had no estimate with a key (nothing to compare it with). ``gpus`` says where
+    its memory was estimated: on GPUs only the tool's GPU peak compares with it."""
     if estimate is None or not estimate.key:
         return None
     measured = dict(manager.measure(experiment, unit, status) or {})
@@ -156,8 +158,9 @@ def of_job(
         measured["hours"] = status.wall_s / 3600
     if status.peak_memory_mb is not None:
         measured["peak_rss_gb"] = status.peak_memory_mb / 1024
-    # the figure estimates are made of: the GPU's peak where the tool logs it, else the host's
-    memory = measured.get("peak_memory_gb", measured.get("peak_rss_gb"))
+    # the figure estimates are made of: the GPU's peak where the tool logs it; the host's for a
+    # job without GPUs (a GPU job's host memory says nothing of its GPU's)
+    memory = measured.get("peak_memory_gb", None if gpus else measured.get("peak_rss_gb"))
     if memory is not None:
         measured["memory_gb"] = memory
     predicted = {

@@ -9,6 +9,7 @@ Conversion to and from plain data lives in :mod:`cruijff.convert`.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -406,17 +407,20 @@ class Experiment:
 
     def run(self, name: str) -> Run:
         """The run called ``name`` (KeyError if there is none)."""
-        for run in self.runs:
-            if run.name == name:
-                return run
-        raise KeyError(name)
+        return self._runs[name]
 
     def model(self, name: str) -> ModelRef:
         """The base model called ``name`` (KeyError if there is none)."""
-        for model in self.models:
-            if model.name == name:
-                return model
-        raise KeyError(name)
+        return self._models[name]
+
+    @functools.cached_property
+    def _runs(self) -> dict[str, Run]:
+        # looked up once per unit: a scan would make a plan of N runs cost N²
+        return {run.name: run for run in reversed(self.runs)}
+
+    @functools.cached_property
+    def _models(self) -> dict[str, ModelRef]:
+        return {model.name: model for model in reversed(self.models)}
 
     @property
     def state_dir(self) -> Path:

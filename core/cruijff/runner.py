@@ -154,6 +154,7 @@ class Runner:
                 unit,
                 status,
                 self.plan.estimates.get(unit.id),
+                gpus=job.resources.gpus if (job := self.jobs.get(unit.id)) else 0,
             )
             if found is not None:
                 measurements.Index().record(found)

@@ -18,12 +18,24 @@ from cruijff.records import NAME_PATTERN, Artifact, ArtifactKind, Unit
 def dataset_maker(upstream: Iterable[Unit], path: Path) -> tuple[Unit, Artifact] | None:
     """The unit that produces the dataset at ``path``, and that artifact; None when no unit
     does (the file is the user's own)."""
-    target = Path(path).absolute()
+    return _datasets(upstream).get(Path(path).absolute())
+
+
+_last: list = [None, {}]
+"""The upstream units last indexed, and their index: every unit of a tool asks of the same
+units, so indexing them once keeps a plan of N units from costing N²."""
+
+
+def _datasets(upstream: Iterable[Unit]) -> dict[Path, tuple[Unit, Artifact]]:
+    if _last[0] is upstream and isinstance(upstream, tuple):
+        return _last[1]
+    index: dict[Path, tuple[Unit, Artifact]] = {}
     for unit in upstream:
         for artifact in unit.produces:
-            if artifact.kind == ArtifactKind.DATASET and Path(artifact.path).absolute() == target:
-                return unit, artifact
-    return None
+            if artifact.kind == ArtifactKind.DATASET:
+                index.setdefault(Path(artifact.path).absolute(), (unit, artifact))
+    _last[:] = [upstream, index]
+    return index
 
 
 CONDITION_KINDS = ("train", "test")

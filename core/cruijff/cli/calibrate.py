@@ -43,7 +43,11 @@ def command(
         if not as_json:
             click.echo(f"calibrate: {text}", err=True)
 
-    done = calibrate(app.manager, plan, run, detach=detach, progress=progress)
+    from cruijff.state import ExperimentState
+
+    # the experiment's lock: a calibration serves the local queue as a driving `run` does
+    with ExperimentState(plan.experiment.state_dir).driving():
+        done = calibrate(app.manager, plan, run, detach=detach, progress=progress)
     measured = dict(done.measurement.measured) if done.measurement else {}
     if as_json:
         print_json(
@@ -65,8 +69,11 @@ def command(
             )
         return
     if done.measurement is None:
+        failed = done.status.state.value != "SUCCEEDED"
         raise UserError(
-            f"the calibration of {done.unit} failed: {done.status.cause}",
+            f"the calibration of {done.unit} "
+            + ("failed: " if failed else "measured nothing: ")
+            + done.status.cause,
             hint=f"its log and configs are in {done.directory}",
         )
     if as_json:

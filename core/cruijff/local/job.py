@@ -2,11 +2,12 @@
 
 Started by the executor with the job's lock already held on ``lock_fd``, on a queued job which it
 marks running. It runs the command in a process group of its own with output appended to the
-job's log, records how it ended (with the command's wall time and peak resident memory,
-``wall_s`` and ``peak_rss_mb``, what estimates are checked against), and on SIGTERM (or a
-``cancel`` file) stops the whole group: SIGTERM, then SIGKILL after a grace period. The
-command inherits the lock fd too, so the job counts as running for as long as its command
-lives, even if this wrapper is killed. Stdlib imports only: it starts once per job.
+job's log, records how it ended (with the command's wall time and the peak resident memory
+of its largest process, ``wall_s`` and ``peak_rss_mb``, what estimates are checked against),
+and on SIGTERM (or a ``cancel`` file) stops the whole group: SIGTERM, then SIGKILL after a
+grace period. The command inherits the lock fd too, so the job counts as running for as long
+as its command lives, even if this wrapper is killed. Stdlib imports only: it starts once
+per job.
 """
 
 from __future__ import annotations
@@ -133,8 +134,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _peak_rss_mb() -> float:
-    """The peak resident memory of the command's process tree: Linux reports the largest of
-    the waited-for children and, through them, their own waited-for children (in KiB)."""
+    """The peak resident memory of the largest process of the command's tree: Linux reports
+    the largest of the waited-for children and, through them, of their own waited-for
+    children (in KiB). Not a sum: processes that run side by side count one at a time."""
     return round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
 
 

@@ -325,7 +325,7 @@ def cruijff_estimate(experiment, unit, job, hardware, measurements):
     if unit.tool != TRAIN:
         return None
     epochs = int(unit.params.get("epochs", 1))
-    key = {"tool": TRAIN, "hardware": hardware.name}
+    key = {"tool": TRAIN, "hardware": hardware.name, "batch_size": unit.params.get("batch_size")}
     found = [m for m in measurements.find(key) if m.measured.get("wall_s")]
     if found:
         per_epoch = sorted(m.measured["wall_s"] / m.measured["epochs"] for m in found)

@@ -637,7 +637,8 @@ def estimate(
     batch = max(1, min(int(batch_setting), inputs.samples or int(batch_setting)))
     provider = evaluation_setting(experiment, "provider", DEFAULT_PROVIDER)
     gpus = job.resources.gpus
-    device = "cuda" if hardware.gpu is not None and gpus > 0 else "cpu"
+    # a job with GPUs runs on them, whether or not the scheduler knows their type
+    device = "cuda" if gpus > 0 else "cpu"
     cpus = min(job.resources.cpus or hardware.cpus or 1, hardware.cpus or job.resources.cpus or 1)
     facts: dict[str, Any] = {
         "samples": inputs.samples,
@@ -649,7 +650,7 @@ def estimate(
         "device": device,
     }
     logs = Range(
-        *((LOG_BASE_KB + (inputs.samples or 0) * kb) * 1e3 / GIB for kb in LOG_KB_PER_SAMPLE)
+        *((LOG_BASE_KB + (inputs.samples or 0) * kb) * 1e3 / 1e9 for kb in LOG_KB_PER_SAMPLE)
     )
     disk = {"logs": logs}
     if provider != DEFAULT_PROVIDER:  # no model of ours: nothing to size
@@ -675,7 +676,11 @@ def estimate(
         "tool": TOOL,
         "model": model.fingerprint,
         "dtype": dtype,
-        "hardware": hardware.name if device == "cuda" else "cpu",
+        "device": device,
+        "hardware": (hardware.name if hardware.gpu else "unknown-gpu")
+        if device == "cuda"
+        else "cpu",
+        "gpus": gpus,
         "max_tokens": cap.value,
         "batch": batch,
     }
@@ -700,8 +705,10 @@ def estimate(
         facts.update(found)
         facts["past_error"] = {
             "hours": past_error(tuple(usable), "hours", "hours"),
-            "memory_gb": past_error(tuple(usable), "memory_gb", "peak_memory_gb"),
+            "memory_gb": past_error(tuple(usable), "memory_gb", "memory_gb"),
         }
+    elif device == "cuda" and hardware.gpu is None:
+        facts["note"] = "the GPU's type is unknown (a profile's gpu: names it): no time"
     elif model.parameters is not None and inputs.samples is not None and cap.value is not None:
         if device == "cuda":
             assert hardware.gpu is not None

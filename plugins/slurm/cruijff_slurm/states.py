@@ -148,11 +148,11 @@ def parse_sacct(text: str) -> dict[str, Row]:
 
 def memory_mb(text: str) -> float | None:
     """sacct's ``MaxRSS`` in MB: ``"2097152K"`` -> 2048.0, ``"1.5G"`` -> 1536.0; None for an
-    empty or unreadable field."""
+    empty or unreadable field, and for 0 (a step too short to be sampled measured nothing)."""
     match = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGTP]?)", text.strip().upper())
     if not match:
         return None
-    return float(match[1]) * MEMORY_UNITS[match[2]]
+    return float(match[1]) * MEMORY_UNITS[match[2]] or None
 
 
 def whole_number(text: str) -> float | None:

@@ -159,20 +159,6 @@ FRAGMENTATION = (0.0, 0.1, 0.2)
 OVERHEAD_GIB = {"cuda": (0.5, 1.0, 1.5), "cpu": (0.15, 0.3, 0.6)}
 UTILISATION = (0.2, 0.35, 0.5)
 
-PEAK_TFLOPS = {
-    "A100": 312.0,
-    "H100": 989.0,
-    "H100-PCIe": 756.0,
-    "H200": 989.0,
-    "L40S": 362.0,
-    "L4": 121.0,
-    "A40": 150.0,
-    "A6000": 155.0,
-}
-"""Dense bf16 tensor-core peaks (TFLOP/s, without sparsity), from NVIDIA's data sheets (SXM
-parts unless named). fp32 training runs on plain FP32 units unless TF32 is allowed (PyTorch
-does not allow it for matrix products by default): A100 19.5, H100 SXM 67."""
-
 Method = Literal["full", "lora", "qlora"]
 
 

@@ -24,6 +24,7 @@ Time, in order of preference
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections.abc import Mapping
 from pathlib import Path
@@ -91,9 +92,9 @@ def inputs(unit: Unit) -> Inputs | None:
     plan: TrainingPlan = unit.payload
     finetune = thaw(plan.config)
     try:
-        estimate.dims(plan.model_config)
-    except (ModelError, ValueError):
-        return None
+        estimate.parameter_count(plan.model_config)
+    except (ModelError, ValueError, TypeError, KeyError, ZeroDivisionError):
+        return None  # parse says what is wrong with the folder
     args = estimate.memory_arguments(finetune)
     ranks = plan.nproc
     cap = (finetune.get("dataset") or {}).get("max_seq_len")
@@ -139,10 +140,11 @@ def _tokens(text_bytes: float) -> tuple[int, int, int]:
 
 def key(found: Inputs, hardware: Hardware) -> dict[str, Any]:
     """What makes two training jobs' measurements comparable: the model, the method and its
-    numerics, the micro-batch, the sequence length (rounded up to a power of two), the GPUs
-    and their type. Not the learning rate, seed, rank or epochs: a sweep over them shares
-    one figure."""
-    seq = found.seq_time[1]
+    numerics, the micro-batch and accumulation (a step's work), the typical and the longest
+    sequence (rounded up to powers of two: time and peak memory), the device, the GPUs and
+    their type (or the CPU's cores). Not the learning rate, seed, rank or epochs: a sweep
+    over them shares one figure."""
+    on_gpu = found.args["device"] == "cuda"
     return {
         "tool": NAME,
         "architecture": str((found.config.get("architectures") or ["?"])[0]),
@@ -150,11 +152,20 @@ def key(found: Inputs, hardware: Hardware) -> dict[str, Any]:
         "method": found.args["method"],
         "dtype": found.args["dtype"],
         "micro_batch": found.args["micro_batch"],
-        "seq_len": 1 << max(0, seq - 1).bit_length(),
+        "gradient_accumulation": found.args["gradient_accumulation"],
+        "seq_len": _bucket(found.seq_time[1]),
+        "longest": _bucket(found.seq[2]),  # what the peak memory depends on
         "activation_checkpointing": found.args["activation_checkpointing"],
-        "gpus": found.ranks if hardware.gpu is not None else 0,
-        "hardware": hardware.name,
+        "device": found.args["device"],
+        "gpus": found.ranks if on_gpu else 0,
+        "hardware": (hardware.name if hardware.gpu else "unknown-gpu") if on_gpu else "cpu",
+        "cpus": None if on_gpu else hardware.cpus,
     }
+
+
+def _bucket(tokens: int) -> int:
+    """``tokens`` rounded up to a power of two."""
+    return 1 << max(0, tokens - 1).bit_length()
 
 
 def memory(found: Inputs, **changes: Any) -> Range:
@@ -235,7 +246,7 @@ def training_estimate(
             found.ranks,
         )
         * found.steps,
-        "device": device if device == "cpu" else hardware.name,
+        "device": device if device == "cpu" else (hardware.name if hardware.gpu else "unknown-gpu"),
         "gpus": found.ranks if device == "cuda" else 0,
         "fixed_s": fixed.rounded(),
     }
@@ -251,8 +262,9 @@ def training_estimate(
         mem = measured_memory
     hours = None
     if step is not None:
-        hours = (fixed + step * found.steps) * (1 / 3600)
         facts["step_s"] = step.rounded()
+        if found.plan.train_rows:  # unknown rows (a job writes the file): steps are unknown
+            hours = (fixed + step * found.steps) * (1 / 3600)
     return Estimate(
         memory_gb=mem,
         hours=hours,
@@ -348,7 +360,7 @@ def review(plan: Plan) -> Review | None:
             Problem(
                 where=experiment.locate(experiment.run(unit.run).yaml_path),
                 message=f"run {unit.run!r} needs about {estimated.memory_gb.text('GiB')} "
-                f"per device, more than the {capacity:.0f} GiB of the {where}"
+                f"per device, more than the {capacity:.3g} GiB of the {where}"
                 + (f" ({hardware.gpu.name})" if on_gpu and hardware.gpu else ""),
                 hint=fix,
                 severity=Severity.WARNING,
@@ -360,8 +372,9 @@ def review(plan: Plan) -> Review | None:
 
 def smallest_fix(found: Inputs, capacity: float) -> str:
     """The first change, smallest first, after which the expected peak fits: activation
-    checkpointing, then halving the micro-batch (doubling accumulation: the same effective
-    batch), then both, then QLoRA for LoRA or LoRA for a full fine-tune."""
+    checkpointing, then a smaller micro-batch (a divisor of it, with as much more accumulation:
+    exactly the same effective batch), then both, then QLoRA for LoRA or LoRA for a full
+    fine-tune."""
     args = found.args
     batch, accumulation = args["micro_batch"], args["gradient_accumulation"]
     candidates: list[tuple[str, dict[str, Any]]] = []
@@ -369,9 +382,8 @@ def smallest_fix(found: Inputs, capacity: float) -> str:
         candidates.append(
             ("set enable_activation_checkpointing: true", {"activation_checkpointing": True})
         )
-    smaller = batch // 2
-    while smaller >= 1:
-        factor = batch // smaller
+    for smaller in sorted((d for d in range(1, batch) if batch % d == 0), reverse=True):
+        factor = batch // smaller  # a divisor keeps the effective batch exactly
         change = {"micro_batch": smaller, "gradient_accumulation": accumulation * factor}
         text = f"batch_size: {smaller} with gradient_accumulation_steps: {accumulation * factor}"
         candidates.append((f"set {text} (the same effective batch)", change))
@@ -382,7 +394,6 @@ def smallest_fix(found: Inputs, capacity: float) -> str:
                     {**change, "activation_checkpointing": True},
                 )
             )
-        smaller //= 2
     if args["method"] == "lora":
         candidates.append(("train QLoRA: set quantize_base: true", {"method": "qlora"}))
     if args["method"] == "full":
@@ -412,15 +423,14 @@ def smallest_fix(found: Inputs, capacity: float) -> str:
 def measure(unit: Unit, status: JobStatus) -> dict[str, Any] | None:
     """What a finished training job did: its optimizer steps, the seconds a step took, the
     peak GPU memory torchtune logged (reserved by the allocator, GiB; CUDA only) and its
-    median tokens per second. A step's time comes from torchtune's last disk log, named
-    after the time its logger started (before the model is loaded) and last written at the
-    last logged step; the checkpoint's reading, as estimated, is taken off."""
+    median tokens per second (torchtune's, of label tokens). A step's time comes from the
+    training loop's progress bars in the job's log (:func:`_training_loop`)."""
     found = inputs(unit)
     rows = outputs.read_metrics(unit.directory)
     if found is None or not rows:
         return None
     measured: dict[str, Any] = {"steps": int(float(rows[-1]["step"]))}
-    loop = _training_loop(unit.directory / "logs", found)
+    loop = _training_loop(unit.directory / outputs.LOG)
     if loop is not None:
         measured["step_s"] = loop
     peaks = [float(r["peak_memory_reserved"]) for r in rows if r.get("peak_memory_reserved")]
@@ -434,30 +444,40 @@ def measure(unit: Unit, status: JobStatus) -> dict[str, Any] | None:
     return measured
 
 
-def _training_loop(log_dir: Path, found: Inputs) -> float | None:
-    """Seconds a step, from the newest of torchtune's ``log_<start>.txt`` (module
-    docstring); None where it cannot be read."""
-    logs = sorted(log_dir.glob("log_*.txt"), key=lambda p: p.stem)
-    if not logs:
-        return None
-    log = logs[-1]
+TQDM = re.compile(r"(\d+)/(\d+) \[(?:(\d+):)?(\d+):(\d+)<[^,\]]*,\s*([\d.]+)(s/it|it/s)")
+"""A progress line of torchtune's training loop: steps done of the epoch's, the time since the
+epoch's first step, and tqdm's smoothed rate."""
+
+
+def _training_loop(log: Path) -> float | None:
+    """Seconds an optimizer step takes, from the progress bars of the training loop in the job's
+    log: the time each epoch's bar took to reach its last step (set-up before the first step
+    and the checkpoint after the last are not in it), over the steps; tqdm's own rate where
+    the bars' whole seconds are too coarse. None where the log has no bar."""
     try:
-        began = float(log.stem.removeprefix("log_"))
-        ended = log.stat().st_mtime
-        numbers = [
-            int(match.group(1))
-            for line in log.read_text(encoding="utf-8", errors="replace").splitlines()
-            if (match := outputs.STEP_LINE.match(line.strip()))
-        ]
-    except (OSError, ValueError):
+        text = log.read_text(encoding="utf-8", errors="replace")
+    except OSError:
         return None
-    if not numbers:
+    bars: list[tuple[int, float, float]] = []  # per epoch: steps, seconds, seconds a step
+    for line in re.split(r"[\r\n]", text):
+        found = TQDM.search(line)
+        if not found:
+            continue
+        done = int(found.group(1))
+        seconds = int(found.group(3) or 0) * 3600 + int(found.group(4)) * 60 + int(found.group(5))
+        rate = float(found.group(6))
+        per_step = rate if found.group(7) == "s/it" else 1 / rate if rate else 0.0
+        if not bars or done < bars[-1][0]:
+            bars.append((done, seconds, per_step))  # a new epoch's bar
+        elif done > bars[-1][0]:
+            bars[-1] = (done, seconds, per_step)  # later updates of the last step: a save
+    steps = sum(bar[0] for bar in bars)
+    if not steps:
         return None
-    # a log after a resume may number its steps on from the earlier epochs'
-    steps = max(numbers) if len(logs) == 1 else max(numbers) - min(numbers) + 1
-    weights = estimate.parameter_count(found.config) * estimate._file_bytes(found.config) / 1e9
-    loading = weights / DISK_GBPS[1]
-    return max(0.0, ended - began - loading) / max(1, steps)
+    seconds = sum(bar[1] for bar in bars)
+    if seconds >= 10 * len(bars):
+        return seconds / steps
+    return bars[-1][2] or None
 
 
 def calibration(experiment: Experiment, unit: Unit, directory: Path) -> Unit:
