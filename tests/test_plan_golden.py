@@ -120,3 +120,20 @@ def test_gpus_of_unknown_type_give_memory_but_no_time(tmp_path):
         assert job["gpus"] == 1 and job["estimate"]["memory_gb"]
         assert job["estimate"]["hours"] is None, job["unit"]  # never a CPU's time for a GPU job
     assert found["totals"]["unknown"]["hours"] == len(found["jobs"])
+
+
+def test_a_plan_imports_no_scipy_torch_or_inspect(tmp_path):
+    # planning is arithmetic on what the files say: the heavy libraries stay in the jobs
+    path = write_experiment(tmp_path)
+    code = (
+        "import sys\n"
+        "from cruijff.cli import main\n"
+        f"sys.argv = ['cruijff', 'plan', '--json', {str(path)!r}]\n"
+        "try:\n    main()\nexcept SystemExit as end:\n    assert not end.code, end.code\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'scipy', 'torch', 'torchtune', 'inspect_ai', 'transformers', 'matplotlib'})\n"
+        "print('HEAVY', heavy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("HEAVY []")

@@ -504,13 +504,36 @@ class Resources:
     extras: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
 
 
-@record
+@attrs.frozen(kw_only=True, eq=False)
 class FileSpec:
-    """A file a tool wants written into the experiment directory, with its full text."""
+    """A file a tool wants written into the experiment directory, with its full text.
+
+    ``content`` may be given as a function of no arguments that returns the text: it is then
+    rendered the first time it is read, so planning (which needs only the paths) renders
+    nothing, and scaffolding renders each file once. Two FileSpecs are equal when path, text
+    and mode are.
+    """
 
     path: Path
-    content: str
+    _content: str | Callable[[], str] = attrs.field(alias="content", repr=False)
     executable: bool = False
+
+    @functools.cached_property
+    def content(self) -> str:
+        """The file's text (rendered now if it was given as a function)."""
+        return self._content() if callable(self._content) else self._content
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FileSpec):
+            return NotImplemented
+        return (self.path, self.content, self.executable) == (
+            other.path,
+            other.content,
+            other.executable,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.path, self.executable))
 
 
 @record

@@ -14,7 +14,6 @@ import warnings
 from collections.abc import Iterator, Sequence
 
 import numpy as np
-import scipy.optimize
 import scipy.stats
 from statsmodels.stats.multitest import multipletests
 
@@ -31,8 +30,22 @@ PAIRED_BOOTSTRAP = f"paired bootstrap (percentile, {RESAMPLES}, seed {SEED})"
 SEED_BOOTSTRAP = f"two-level bootstrap over seeds, then samples ({RESAMPLES}, seed {SEED})"
 MCNEMAR = "mcnemar exact"
 WILCOXON = "wilcoxon"
-TWO_PROPORTIONS = "two-proportion normal approximation"
-PAIRED_NORMAL = "paired normal approximation"
+# how many samples would detect a difference: plans ask it too, without importing scipy
+from cruijff.analysis.power import (  # noqa: E402
+    PAIRED_NORMAL,
+    TWO_PROPORTIONS,
+    detectable_difference,
+    samples_for_power,
+    samples_for_power_paired,
+)
+
+__all__ = [
+    "PAIRED_NORMAL",
+    "TWO_PROPORTIONS",
+    "detectable_difference",
+    "samples_for_power",
+    "samples_for_power_paired",
+]
 
 Interval = tuple[float | None, float | None]
 
@@ -236,72 +249,3 @@ def seed_pooled(
     pooled = np.einsum("rj,rj->r", drawn, seeds) / (k * n)
     low, high = _percentile(pooled)
     return mean, sd, low, high
-
-
-def samples_for_power(
-    p1: float, p2: float, *, power: float = 0.8, alpha: float = 0.05
-) -> int | None:
-    """Roughly how many samples (per run) a two-sided test at level ``alpha`` needs to detect
-    proportions ``p1`` and ``p2`` apart with probability ``power``: the two-proportion normal
-    approximation without continuity correction (Fleiss),
-    ``n = (z_{1-alpha/2} sqrt(2 p q) + z_power sqrt(p1 q1 + p2 q2))^2 / (p1 - p2)^2`` with ``p``
-    the mean of the two; None when they are equal."""
-    if p1 == p2:
-        return None
-    z_alpha, z_power = scipy.stats.norm.ppf(1 - alpha / 2), scipy.stats.norm.ppf(power)
-    p = (p1 + p2) / 2
-    spread = z_alpha * math.sqrt(2 * p * (1 - p)) + z_power * math.sqrt(
-        p1 * (1 - p1) + p2 * (1 - p2)
-    )
-    return math.ceil((spread / (p1 - p2)) ** 2)
-
-
-def detectable_difference(
-    n: int, p: float = 0.5, *, power: float = 0.8, alpha: float = 0.05
-) -> float:
-    """The smallest absolute difference in a proportion that ``n`` samples (per run) detect:
-    the smallest ``d`` with ``samples_for_power(p, p + d, power=power, alpha=alpha) <= n``, the
-    very approximation the analysis plans with, toward higher accuracy (``p`` the control's).
-
-    Solved with ``scipy.optimize.brentq`` over ``d`` in ``(0, 1 - p)``: the samples needed
-    fall as ``d`` grows, in whole steps (``samples_for_power`` rounds up), so the root is the
-    step from more than ``n`` to at most ``n``, nudged to its far side. ``inf`` when not even
-    ``d = 1 - p`` (a perfect score) is detectable with ``n`` samples; ValueError for ``n`` below
-    1 or ``p`` outside ``[0, 1)``.
-    """
-    if n < 1:
-        raise ValueError(f"detectable_difference needs at least one sample, not {n}")
-    if not 0 <= p < 1:
-        raise ValueError(f"p must be a proportion below 1, not {p}")
-    top = 1 - p
-
-    def excess(d: float) -> float:
-        needed = samples_for_power(p, min(1.0, p + d), power=power, alpha=alpha)
-        return (math.inf if needed is None else needed) - n - 0.5
-
-    if excess(top) > 0:
-        return math.inf
-    low = min(top, 1e-6)
-    while excess(low) <= 0 and low > 1e-15:  # enough samples for the tiniest difference
-        low /= 2
-    if excess(low) <= 0:
-        return low
-    found = scipy.optimize.brentq(excess, low, top, xtol=1e-12)
-    for _ in range(64):  # brentq stops within xtol of the step, on either side of it
-        if excess(found) < 0:
-            return float(found)
-        found = min(top, found + 1e-12)
-    return float(top)
-
-
-def samples_for_power_paired(
-    delta: float, sd: float, *, power: float = 0.8, alpha: float = 0.05
-) -> int | None:
-    """Roughly how many paired samples a two-sided test at level ``alpha`` needs to detect a mean
-    difference ``delta`` whose paired differences spread by ``sd``, with probability ``power``:
-    the normal approximation ``n = ((z_{1-alpha/2} + z_power) sd / delta)^2`` (for metrics that
-    are not proportions); None when ``delta`` is 0."""
-    if delta == 0:
-        return None
-    z_alpha, z_power = scipy.stats.norm.ppf(1 - alpha / 2), scipy.stats.norm.ppf(power)
-    return max(1, math.ceil(((z_alpha + z_power) * sd / delta) ** 2))

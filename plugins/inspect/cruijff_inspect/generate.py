@@ -379,6 +379,14 @@ def _adapter_source(unit: Unit) -> str:
     return f"the lora-adapter artifact of {', '.join(unit.depends_on[-1:]) or 'its training'}"
 
 
+# libyaml's emitter where PyYAML has it (the pure-Python one is most of a big scaffold's time)
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def dump_yaml(config: Any) -> str:
+    return yaml.dump(thaw(config), Dumper=_DUMPER, sort_keys=False, width=100)
+
+
 def _label_source(unit: Unit) -> str:
     """Where a cell's label comes from (the matrix entry's ``vis_label``, or the run's name)."""
     return getattr(unit.payload, "vis_source", "") or "the run's name"
@@ -393,7 +401,6 @@ def generate(experiment: Experiment, unit: Unit) -> Generated:
         f"# Evaluation {unit.id} of experiment {experiment.name}, written by cruijff.\n"
         f"# Run it as it stands: python -m {JOB_MODULE} {CONFIG}\n"
     )
-    text = header + yaml.safe_dump(thaw(config), sort_keys=False, width=100)
     job = JobSpec(
         unit_id=unit.id,
         name=f"{experiment.name}.{unit.id}",
@@ -406,7 +413,8 @@ def generate(experiment: Experiment, unit: Unit) -> Generated:
         produces=unit.produces,
     )
     return Generated(
-        files=(FileSpec(path=path, content=text),),
+        # rendered when written or previewed, never to plan
+        files=(FileSpec(path=path, content=lambda: header + dump_yaml(config)),),
         job=job,
         settings=provenance({key: (thaw(v), s) for key, (v, s) in sources.items()}),
     )

@@ -12,9 +12,9 @@ not do as the user expects.
   metric in the file, which lists a task's metrics in the analysis's order, its primary
   first), else 0.5 (where the samples needed are the most). With
   ``experiment.min_effect``: a warning where ``n`` is below
-  :func:`cruijff.analysis.stats.samples_for_power` of ``p`` and ``p + min_effect`` (capped at
+  :func:`cruijff.analysis.power.samples_for_power` of ``p`` and ``p + min_effect`` (capped at
   1); without it, a warning where the smallest difference ``n`` samples detect
-  (:func:`cruijff.analysis.stats.detectable_difference`, 80% power, two-sided 5%) is over
+  (:func:`cruijff.analysis.power.detectable_difference`, 80% power, two-sided 5%) is over
   :data:`NOISE` (ten points). The notes' ``evaluation_power`` table has a row per task:
   its samples, the baseline, the smallest detectable difference (None: not even a perfect
   score is), ``min_effect`` and the samples needed for it (for ten points without it).
@@ -122,7 +122,7 @@ def _points(value: float) -> str:
 
 def power(plan: Plan) -> tuple[list[Problem], list[dict[str, Any]]]:
     """The power warnings and the ``evaluation_power`` rows (module docstring)."""
-    from cruijff.analysis.stats import detectable_difference, samples_for_power
+    from cruijff.analysis.power import detectable_difference, samples_for_power
 
     experiment = plan.experiment
     assert experiment.evaluation is not None

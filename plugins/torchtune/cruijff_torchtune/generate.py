@@ -52,11 +52,14 @@ def generate(experiment: Experiment, unit: Unit) -> Generated:
         f"# torchtune config of run {unit.run} of experiment {experiment.name}, written "
         f"by cruijff.\n# Run it as it stands: tune run {plan.recipe} --config {CONFIG}\n"
     )
-    provenance = {s.path: {"value": thaw(s.value), "source": s.source} for s in plan.settings}
+
+    def provenance() -> str:
+        found = {s.path: {"value": thaw(s.value), "source": s.source} for s in plan.settings}
+        return json.dumps(found, indent=2) + "\n"
+
+    # rendered when written or previewed, never to plan
     files = (
-        FileSpec(path=config_path, content=header + dump_yaml(thaw(plan.config))),
-        FileSpec(
-            path=unit.directory / "provenance.json", content=json.dumps(provenance, indent=2) + "\n"
-        ),
+        FileSpec(path=config_path, content=lambda: header + dump_yaml(thaw(plan.config))),
+        FileSpec(path=unit.directory / "provenance.json", content=provenance),
     )
     return Generated(files=files, job=job, settings=plan.settings)
