@@ -222,3 +222,15 @@ def test_scaffold_and_run_show_the_plans_warnings_before_anything_runs(
         result = cruijff_cli(command, str(path))
         assert result.exit_code == 0, result.output
         assert "warning: " in result.stderr and "experiment.seed" in result.stderr
+
+
+def test_plan_lists_the_first_rows_and_all_of_them_with_all(
+    cruijff_cli, fake_tools, make_experiment
+):
+    path = make_experiment({"variables": {"lora_rank": list(range(1, 41))}})  # 41 runs
+    shown = cruijff_cli("plan", str(path))
+    assert shown.exit_code == 0, shown.output
+    assert "Runs of demo: the first 30 of 41 (--all" in shown.stdout
+    assert "rank30 " in shown.stdout and "rank31 " not in shown.stdout
+    every = cruijff_cli("plan", str(path), "--all")
+    assert "rank40 " in every.stdout and "the first" not in every.stdout

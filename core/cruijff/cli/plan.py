@@ -8,20 +8,31 @@ import click
 
 from cruijff.cli import App, experiment_argument, json_option, scheduler_option
 
+ROWS = 30
+"""Rows a table of runs or jobs lists unless --all."""
+
 
 @click.command()
 @experiment_argument
 @click.option("--explain", metavar="RUN", help="Show every setting of RUN and where it came from.")
+@click.option("--all", "show_all", is_flag=True, help=f"List every run and job (else {ROWS} each).")
 @scheduler_option
 @json_option
 @click.pass_obj
 def command(
-    app: App, experiment: Path, explain: str | None, scheduler: str | None, as_json: bool
+    app: App,
+    experiment: Path,
+    explain: str | None,
+    show_all: bool,
+    scheduler: str | None,
+    as_json: bool,
 ) -> None:
-    """Show the runs and jobs EXPERIMENT would create, with totals. Writes nothing.
+    """Show the runs and jobs EXPERIMENT would create, with estimates and totals. Writes
+    nothing.
 
-    With --explain RUN, show each final setting of RUN's units with its source (recipe,
-    default, controls, run...).
+    The tables list the first runs and jobs (--all: every one; --json: everything, for
+    scripts). With --explain RUN, show each final setting of RUN's units with its source
+    (recipe, default, controls, run...).
     """
     from cruijff import orchestrator
     from cruijff.cli.render import params_text, print_json, print_problems, table
@@ -36,13 +47,17 @@ def command(
         return
     print_problems(plan.warnings)
     runs, jobs, totals = document["runs"], document["jobs"], document["totals"]
+    limit = None if show_all else ROWS
     table(
-        f"Runs of {plan.experiment.name}",
+        f"Runs of {plan.experiment.name}" + _shown(runs, limit),
         ["run", "type", "model", "parameters", "jobs"],
-        ([r["name"], r["type"], r["model"], params_text(r["parameters"]), r["jobs"]] for r in runs),
+        (
+            [r["name"], r["type"], r["model"], params_text(r["parameters"]), r["jobs"]]
+            for r in runs[:limit]
+        ),
     )
     table(
-        f"Jobs (estimates for {document['hardware']['name']})",
+        f"Jobs (estimates for {document['hardware']['name']})" + _shown(jobs, limit),
         ["unit", "after", "gpus", "asks", "memory (est.)", "time (est.)", "from"],
         (
             [
@@ -54,7 +69,7 @@ def command(
                 _hours(j["estimate"]),
                 (j["estimate"] or {}).get("source", "-"),
             ]
-            for j in jobs
+            for j in jobs[:limit]
         ),
     )
     for name, rows in document["notes"].items():
@@ -69,6 +84,14 @@ def command(
     if learned:
         click.echo(learned)
     click.echo(_totals_line(plan, totals))
+
+
+def _shown(rows: list, limit: int | None) -> str:
+    """A table title's note when it lists only the first rows (a person reads a sample and the
+    totals; --all and --json give every row)."""
+    if limit is None or len(rows) <= limit:
+        return ""
+    return f": the first {limit} of {len(rows):,} (--all lists every one)"
 
 
 def planned(plan) -> dict:  # type: ignore[no-untyped-def]

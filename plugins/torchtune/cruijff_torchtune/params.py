@@ -219,8 +219,10 @@ class Layered:
             if isinstance(value, dict) and isinstance(into.get(key), dict):
                 self._merge(into[key], value, f"{path}.", source)
                 continue
-            self._forget(path)
-            into[key] = copy.deepcopy(value)
+            if key in into:  # only what it replaces loses its sources (not a scan of all)
+                for leaf, _ in _leaves(into[key], path):
+                    self.source.pop(leaf, None)
+            into[key] = value  # thawed by apply: a copy of the caller's, shared by no one
             for leaf, _ in _leaves(value, path):
                 self.source[leaf] = source
 

@@ -1,0 +1,174 @@
+"""Benchmark: the everyday commands at scale with the real plugins (torchtune training, one
+inspect-ai evaluation task, the local scheduler), each figure printed beside its goal.
+
+A sweep of lora_rank (10) × lr (10) × seed (N/100) on a SmolLM2-135M-shaped model folder
+(config.json and an empty weights file: nothing here loads a model). Measured, in fresh
+processes, as a user types them: `cruijff plan`, `cruijff status` (records of every job, as a
+finished local run leaves them), `cruijff scaffold` and a second scaffold that changes nothing,
+`cruijff --help`, `cruijff validate` of a 10-run file; and the peak resident memory of the plan
+of 10,000 runs.
+
+Run: .venv/bin/python bench/bench_scale.py [--repeat N] [--only plan1000,...]
+Figures are medians of --repeat runs (default 5; 1 for the 10,000-run scaffold).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+TASK = Path(__file__).resolve().parents[1] / "tests" / "inspect_tasks" / "capitalization.py"
+SMOL = {
+    "architectures": ["LlamaForCausalLM"],
+    "vocab_size": 49152,
+    "hidden_size": 576,
+    "intermediate_size": 1536,
+    "num_hidden_layers": 30,
+    "num_attention_heads": 9,
+    "num_key_value_heads": 3,
+    "max_position_embeddings": 8192,
+    "rope_theta": 100000.0,
+    "rms_norm_eps": 1e-5,
+    "tie_word_embeddings": True,
+    "torch_dtype": "bfloat16",
+}
+CRUIJFF = [sys.executable, "-m", "cruijff"]
+
+
+def experiment(root: Path, runs: int) -> Path:
+    (root / "model").mkdir(parents=True)
+    (root / "model" / "config.json").write_text(json.dumps(SMOL))
+    (root / "model" / "model.safetensors").write_bytes(b"")
+    rows = [{"input": f"word{i}", "output": f"WORD{i}"} for i in range(64)]
+    (root / "data.json").write_text(json.dumps({"train": rows, "test": rows[:20]}))
+    seeds = max(1, runs // 100)
+    document = {
+        "experiment": {"name": f"scale{runs}", "dir": "runs"},
+        "tools": {"preparation": "torchtune", "evaluation": "inspect"},
+        "variables": {
+            "lora_rank": list(range(1, 11)) if runs >= 100 else list(range(1, runs + 1)),
+            "lr": [i * 1e-5 for i in range(1, 11)] if runs >= 100 else [1e-4],
+            **({"seed": list(range(seeds))} if runs >= 100 else {}),
+        },
+        "controls": {
+            "epochs": 1,
+            "batch_size": 4,
+            "num_warmup_steps": 0,
+            "dataset_type": "chat_completion",
+        },
+        "models": {"base": [{"name": "smol", "path": "model"}]},
+        "data": {"training": {"path": "data.json"}},
+        "evaluation": {
+            "max_tokens": 8,
+            "tasks": [{"name": "capitalization", "script": str(TASK), "dataset": "same"}],
+        },
+    }
+    path = root / "experiment.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def timed(argv: list[str], repeat: int, env: dict[str, str]) -> tuple[float, float]:
+    """Median wall seconds of ``repeat`` runs, and the largest peak RSS (MB) of one."""
+    times, peak = [], 0.0
+    for _ in range(repeat):
+        with tempfile.TemporaryFile() as out:
+            began = time.perf_counter()
+            child = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+            _, status, usage = os.wait4(child.pid, 0)
+            times.append(time.perf_counter() - began)
+            if os.waitstatus_to_exitcode(status):
+                out.seek(0)
+                raise SystemExit(f"{' '.join(argv)} failed:\n{out.read().decode()[-3000:]}")
+        peak = max(peak, usage.ru_maxrss / 1024)
+    return statistics.median(times), peak
+
+
+def finished(path: Path, env: dict[str, str]) -> None:
+    """Records for every job of the experiment as a finished run leaves them (succeeded,
+    validated): what `cruijff status` reads every few minutes."""
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from cruijff.manager import PluginManager\n"
+        "from cruijff.orchestrator import design\n"
+        "from cruijff.records import JobHandle, JobState\n"
+        "from cruijff.state import ExperimentState, JobRecord\n"
+        "plan = design(PluginManager(), Path(sys.argv[1]))\n"
+        "state = ExperimentState(plan.experiment.state_dir)\n"
+        "for job in plan.jobs:\n"
+        "    state.save(JobRecord(unit_id=job.unit_id, job=job, attempt=1,\n"
+        "        state=JobState.SUCCEEDED, exit_code=0,\n"
+        "        handle=JobHandle(scheduler='local', id=f'{job.unit_id}.1', name=job.name)))\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(path)], env=env, check=True)
+
+
+GOALS = {
+    "plan1000": ("cruijff plan, 1,000 runs", 0.5),
+    "plan10000": ("cruijff plan, 10,000 runs", 3.0),
+    "status10000": ("cruijff status, 10,000 runs (20,001 jobs)", 1.0),
+    "scaffold1000": ("cruijff scaffold, 1,000 runs", 2.0),
+    "rescaffold1000": ("cruijff scaffold again, 1,000 runs, nothing changed", 1.0),
+    "scaffold10000": ("cruijff scaffold, 10,000 runs", 15.0),
+    "rescaffold10000": ("cruijff scaffold again, 10,000 runs, nothing changed", 10.0),
+    "help": ("cruijff --help", 0.3),
+    "validate10": ("cruijff validate, 10 runs", 1.0),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--only", default="", help="comma-separated names: " + ", ".join(GOALS))
+    args = parser.parse_args()
+    wanted = set(filter(None, args.only.split(","))) or set(GOALS)
+    env = {**os.environ, "CRUIJFF_PLUGINS": "", "NO_COLOR": "1", "COLUMNS": "120"}
+    figures: dict[str, tuple[float, float]] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        env["CRUIJFF_DATA_DIR"] = str(Path(folder) / "data")
+        for runs in (10, 1_000, 10_000):
+            names = {f"plan{runs}", f"scaffold{runs}", f"rescaffold{runs}", f"status{runs}"}
+            if runs == 10:
+                names = {"validate10"}
+            if not names & wanted:
+                continue
+            path = experiment(Path(folder) / str(runs), runs)
+            repeat = args.repeat if runs < 10_000 else max(1, args.repeat // 2)
+            if f"plan{runs}" in wanted:
+                figures[f"plan{runs}"] = timed([*CRUIJFF, "plan", str(path)], repeat, env)
+            if "validate10" in wanted and runs == 10:
+                figures["validate10"] = timed([*CRUIJFF, "validate", str(path)], repeat, env)
+            if f"scaffold{runs}" in wanted or f"rescaffold{runs}" in wanted:
+                once = 1 if runs == 10_000 else repeat
+                for attempt in range(once):
+                    subprocess.run(["rm", "-rf", str(path.parent / "runs")], check=True)
+                    wall, peak = timed([*CRUIJFF, "scaffold", str(path)], 1, env)
+                    figures.setdefault(f"scaffold{runs}", (0.0, 0.0))
+                    if attempt == 0 or wall < figures[f"scaffold{runs}"][0]:
+                        figures[f"scaffold{runs}"] = (wall, peak)
+                figures[f"rescaffold{runs}"] = timed([*CRUIJFF, "scaffold", str(path)], repeat, env)
+            if f"status{runs}" in wanted:
+                finished(path, env)
+                figures[f"status{runs}"] = timed([*CRUIJFF, "status", str(path)], repeat, env)
+        if "help" in wanted:
+            figures["help"] = timed([*CRUIJFF, "--help"], args.repeat, env)
+    print(f"{'what':58} {'median':>8} {'goal':>7} {'peak RSS':>9}")
+    for name, (what, goal) in GOALS.items():
+        if name in figures:
+            wall, peak = figures[name]
+            mark = "ok" if wall <= goal else "over"
+            print(f"{what:58} {wall:7.2f}s {goal:6.1f}s {peak:7.0f}MB  {mark}")
+
+
+if __name__ == "__main__":
+    main()
