@@ -43,7 +43,6 @@ from cruijff.records import (
     Problem,
     Severity,
     Unit,
-    thaw,
 )
 from cruijff_torchtune import NAME, estimate, outputs
 from cruijff_torchtune.models import ModelError
@@ -90,7 +89,7 @@ class Inputs:
 def inputs(unit: Unit) -> Inputs | None:
     """The inputs of a training unit's estimate; None where the model cannot be sized."""
     plan: TrainingPlan = unit.payload
-    finetune = thaw(plan.config)
+    finetune = plan.config  # read-only mappings: read as they are
     try:
         estimate.parameter_count(plan.model_config)
     except (ModelError, ValueError, TypeError, KeyError, ZeroDivisionError):
@@ -222,13 +221,44 @@ def formula_step_seconds(found: Inputs, hardware: Hardware, cpus: int) -> Range 
     return Range(*sorted(seconds))
 
 
+_made: dict[str, Any] = {"index": None, "estimates": {}}
+"""The estimates made for the current plan (its index of measurements), by what they are made
+of: a sweep of a thousand runs over learning rates and seeds has a handful of distinct ones."""
+
+
 def training_estimate(
     unit: Unit, job: JobSpec, hardware: Hardware, measurements: Index
 ) -> Estimate | None:
-    """The estimate of one training job (module docstring)."""
+    """The estimate of one training job (module docstring), made once per distinct input."""
     found = inputs(unit)
     if found is None:
         return None
+    if _made["index"] is not measurements:
+        _made.update(index=measurements, estimates={})
+    signature = (
+        id(found.config),
+        tuple(sorted(found.args.items())),
+        found.seq,
+        found.seq_time,
+        found.steps,
+        found.ranks,
+        found.plan.adapters_only,
+        found.plan.config.get("epochs"),
+        bool(found.plan.train_rows),
+        hardware,
+        job.resources.cpus,
+    )
+    known = _made["estimates"].get(signature)
+    if known is not None and known[0] is found.config:  # the same model config, not its id's heir
+        return known[1]
+    made = _training_estimate(found, job, hardware, measurements)
+    _made["estimates"][signature] = (found.config, made)
+    return made
+
+
+def _training_estimate(
+    found: Inputs, job: JobSpec, hardware: Hardware, measurements: Index
+) -> Estimate:
     device = found.args["device"]
     mem = memory(found)
     fixed = fixed_seconds(found, device)

@@ -71,8 +71,9 @@ class TrainingPlan:
     settings: tuple[Setting, ...] = attrs.field(converter=tuple)
     resources: Resources
     adapters_only: bool = False
-    model_config: Mapping[str, Any] = attrs.field(factory=dict, converter=freeze)
-    """The model folder's ``config.json``, for estimates."""
+    model_config: Mapping[str, Any] = attrs.field(factory=dict)
+    """The model folder's ``config.json``, read-only, for estimates: one object for every
+    unit of a model folder."""
     train_rows: int | None = None
     row_bytes: tuple[int, float] | None = None
     """The text bytes of the longest training row and their mean: a byte-level tokenizer's
@@ -142,11 +143,22 @@ def training_unit(experiment: Experiment, run: Run, upstream: tuple[Unit, ...] =
             settings=settings,
             resources=resources,
             adapters_only=built.adapters_only,
-            model_config=model.config,
+            model_config=_frozen_config(model),
             train_rows=data.rows("train"),
             row_bytes=data.row_bytes("train"),
         ),
     )
+
+
+_FROZEN: dict[int, tuple[ModelSpec, Mapping[str, Any]]] = {}
+
+
+def _frozen_config(model: ModelSpec) -> Mapping[str, Any]:
+    """The model's config.json, frozen once per read of the folder (not once per run)."""
+    known = _FROZEN.get(id(model))
+    if known is None or known[0] is not model:
+        known = _FROZEN[id(model)] = (model, freeze(model.config))
+    return known[1]
 
 
 def _model(path: Path) -> ModelSpec:
