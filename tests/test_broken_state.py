@@ -279,7 +279,7 @@ def test_a_full_disk_is_an_error_and_leaves_the_state_as_it_was(
         json.loads(file.read_text())
     (disk / "filler").unlink()
     assert cli("run", path, "--jobs", "2").exit_code == 0  # and it carries on from there
-    assert all(r.state is JobState.SUCCEEDED for r in status(plugin_manager, path)[1].values())
+    assert all(r.state is JobState.SUCCEEDED for r in status(plugin_manager, path).records.values())
 
 
 # --- bug reports ------------------------------------------------------------------------------

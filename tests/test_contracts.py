@@ -115,5 +115,5 @@ def test_the_loop_runs_in_process(plugin_manager, fake_tools, cruijff_inprocess,
     assert {r.state for r in result.records.values()} == {JobState.SUCCEEDED}
     assert len(result.records) == 5
     assert not (path.parent / ".cruijff" / "local").exists()  # no executor was ever involved
-    _, now = status(plugin_manager, path, scheduler=cruijff_inprocess)
+    now = status(plugin_manager, path, scheduler=cruijff_inprocess).records
     assert all(r.state is JobState.SUCCEEDED for r in now.values())

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from inspect_helpers import TASKS, CopyTrainer, write_words
 
-from cruijff.orchestrator import cancel, run_experiment, status
+from cruijff.orchestrator import cancel, design, run_experiment
 from cruijff.records import JobState
 from cruijff.runner import RunOptions
 from cruijff_inspect import plugin as inspect_plugin
@@ -106,11 +106,8 @@ def test_mock_evaluation_through_cruijff_run(plugin_manager, inspect_only, tmp_p
     assert results["metrics"]["match/accuracy"] == 1.0
     assert results["metrics"]["includes/accuracy"] == 1.0
     assert results["log"] == str(the_log(cell).relative_to(cell))
-    verdict = plugin_manager.validate(
-        status(plugin_manager, path)[0].experiment,
-        next(u for u in status(plugin_manager, path)[0].units),
-        None,
-    )
+    planned = design(plugin_manager, path)
+    verdict = plugin_manager.validate(planned.experiment, planned.units[0], None)
     assert verdict.ok and verdict.metrics["match/accuracy"] == 1.0
 
     again = cli("run", path)  # nothing runs twice

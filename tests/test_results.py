@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from cruijff.design import design
+from cruijff.jobindex import jobs_of
 from cruijff.records import JobSpec, JobState
 from cruijff.results import format_value, results_table
 from cruijff.state import JobRecord
@@ -27,7 +28,7 @@ def test_one_row_per_run_with_each_units_summary(plugin_manager, fake_tools, mak
             "base.eval.caps", {"accuracy": 0.0, "task": "caps"}, ("accuracy",)
         ),
     }
-    columns, rows = results_table(plan, records)
+    columns, rows = results_table(plan.experiment, jobs_of(plan), records)
     assert columns == ["run", "type", "final_loss", "accuracy", "samples"]
     assert rows == [
         {"run": "rank4", "type": "fine-tuned", "final_loss": 0.5, "accuracy": 0.25, "samples": 20},
@@ -43,7 +44,7 @@ def test_a_metric_of_several_units_is_told_apart(plugin_manager, fake_tools, mak
     records = {
         unit.id: record(unit.id, {"accuracy": 0.5}) for unit in plan.units if unit.run == "base"
     }
-    columns, _ = results_table(plan, records)
+    columns, _ = results_table(plan.experiment, jobs_of(plan), records)
     assert columns == ["run", "type", "eval.caps accuracy", "eval.lower accuracy"]
 
 

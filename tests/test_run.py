@@ -139,7 +139,7 @@ def test_detach_returns_at_once_and_status_follows(
     gate.touch()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        _, now = status(plugin_manager, path)
+        now = status(plugin_manager, path).records
         if all(r and r.state is JobState.SUCCEEDED for r in now.values()):
             break
         time.sleep(0.2)
@@ -155,7 +155,7 @@ def test_cancel_stops_running_and_waiting_jobs(plugin_manager, fake_tools, make_
     cancelled = cancel(plugin_manager, path)
     assert {r.state for r in cancelled} == {JobState.CANCELLED}
     assert len(cancelled) == 5
-    _, now = status(plugin_manager, path)
+    now = status(plugin_manager, path).records
     assert {r.state for r in now.values()} == {JobState.CANCELLED}
     assert len(starts(trace)) == 1  # nothing started after the cancel
 
@@ -315,3 +315,32 @@ def test_an_unchanged_scaffold_outdates_nothing(plugin_manager, fake_tools, make
     scaffold(plugin_manager, design(plugin_manager, path))
     records = ExperimentState(first.plan.experiment.state_dir).records()
     assert not any(record.outdated for record in records.values())
+
+
+def test_status_reads_the_scaffolds_job_index_and_plans_only_when_the_file_changed(
+    plugin_manager, fake_tools, make_experiment, monkeypatch
+):
+    import cruijff.orchestrator
+
+    path = make_experiment()
+    run_experiment(plugin_manager, path, FAST)
+    planned = []
+    real = cruijff.orchestrator.design
+    monkeypatch.setattr(
+        cruijff.orchestrator, "design", lambda *a, **k: planned.append(1) or real(*a, **k)
+    )
+    found = status(plugin_manager, path)
+    assert not planned  # the index stands for the file as it is
+    assert [job.unit_id for job in found.jobs] == [
+        "rank4.train",
+        "rank8.train",
+        "rank4.eval.caps.e1",
+        "rank8.eval.caps.e1",
+        "base.eval.caps",
+    ]
+    assert all(r.state is JobState.SUCCEEDED for r in found.records.values())
+    # an edit that changes the grid: the index no longer stands, status plans again
+    make_experiment({"variables": {"lora_rank": [4, 8, 16]}})
+    again = status(plugin_manager, path)
+    assert planned == [1] and "rank16.train" in again.records
+    assert again.records["rank16.train"] is None  # never submitted

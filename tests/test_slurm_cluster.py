@@ -421,7 +421,7 @@ def test_detach_status_and_cancel(manager, experiment, trace, cli, tmp_path):
     assert result.exit_code == 0, result.output
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        _, records = status(manager, path)
+        records = status(manager, path).records
         if records["rank4.train"] and records["rank4.train"].state is JobState.RUNNING:
             break
         time.sleep(0.2)
@@ -431,7 +431,7 @@ def test_detach_status_and_cancel(manager, experiment, trace, cli, tmp_path):
     flying = ("rank4.train", "rank8.train", "rank4.eval.caps.e1", "rank8.eval.caps.e1")
     deadline = time.monotonic() + 30  # accounting may lag a moment behind
     while time.monotonic() < deadline:
-        _, records = status(manager, path)
+        records = status(manager, path).records
         if all(records[unit].state.finished for unit in flying):
             break
         time.sleep(0.2)
@@ -605,7 +605,7 @@ def test_a_timeout_is_retried_with_more_time(early_timeout):
     manager, path = early_timeout
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
-        _, records = status(manager, path)
+        records = status(manager, path).records
         if records["slow.train"].state.finished:
             break
         time.sleep(1)

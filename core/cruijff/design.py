@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -51,13 +52,34 @@ class Checked:
         return tuple(p for p in self.problems if p.severity is Severity.ERROR)
 
 
-def check(manager: PluginManager, path: Path, *, scheduler: str | None = None) -> Checked:
-    """Load ``path`` and check it through the core and every plugin; never raises for a
-    mistake in the file (the problems say what is wrong)."""
+def load(manager: PluginManager, path: Path) -> Any:
+    """The experiment file as the core reads it (run names with the tools' labels), not yet
+    checked by any plugin: what ``status`` needs of it."""
     labels: dict[str, str] = {}
     for tool in manager.tools():
         labels.update(tool.labels)
-    loaded = load_experiment(path, labels=labels)
+    return load_experiment(path, labels=labels)
+
+
+def with_scheduler(
+    manager: PluginManager, experiment: Experiment, requested: str | None
+) -> Experiment:
+    """``experiment`` with the scheduler it runs on (:func:`choose_scheduler`)."""
+    chosen = choose_scheduler(manager, experiment, requested)
+    return attrs.evolve(
+        experiment,
+        scheduler=SchedulerConfig(
+            name=chosen.name,
+            options=experiment.scheduler.options,
+            gpus=bool(chosen.gpus(experiment)),
+        ),
+    )
+
+
+def check(manager: PluginManager, path: Path, *, scheduler: str | None = None) -> Checked:
+    """Load ``path`` and check it through the core and every plugin; never raises for a
+    mistake in the file (the problems say what is wrong)."""
+    loaded = load(manager, path)
     experiment, problems = loaded.experiment, list(loaded.problems)
     if experiment is None:
         return Checked(experiment=None, problems=tuple(problems))
@@ -74,15 +96,7 @@ def check(manager: PluginManager, path: Path, *, scheduler: str | None = None) -
                     hint=error.hint,
                 )
             )
-    chosen = choose_scheduler(manager, experiment, scheduler)
-    experiment = attrs.evolve(
-        experiment,
-        scheduler=SchedulerConfig(
-            name=chosen.name,
-            options=experiment.scheduler.options,
-            gpus=bool(chosen.gpus(experiment)),
-        ),
-    )
+    experiment = with_scheduler(manager, experiment, scheduler)
 
     claimed: set[str] = set()
     vocabulary: dict[str, set[str]] = {}

@@ -9,9 +9,11 @@ from typing import Any
 
 import attrs
 
-from cruijff.design import Checked, check, plan
+from cruijff import jobindex
+from cruijff.design import Checked, check, load, plan, with_scheduler
+from cruijff.jobindex import IndexedJob
 from cruijff.manager import PluginManager
-from cruijff.records import FileSpec, JobSpec, Plan
+from cruijff.records import Experiment, FileSpec, JobSpec, Plan, Severity
 from cruijff.runner import Observer, Runner, RunOptions, open_scheduler
 from cruijff.scaffold import ScaffoldResult, scaffold
 from cruijff.scheduler import scheduler_files
@@ -111,13 +113,40 @@ def run_experiment(
     return RunResult(plan=the_plan, scaffold=written, records=records)
 
 
-def status(
-    manager: PluginManager, path: Path, *, scheduler: str | None = None
-) -> tuple[Plan, dict[str, JobRecord | None]]:
-    """Every job of the experiment with its latest state. Writes nothing."""
-    the_plan = design(manager, path, scheduler=scheduler)
-    sched = open_scheduler(the_plan, manager, {})
-    return the_plan, Runner(manager, the_plan, sched).status()
+@attrs.frozen(kw_only=True)
+class Status:
+    """Every job of an experiment (unit, run, log) in plan order, with its latest record
+    (None: never submitted)."""
+
+    experiment: Experiment
+    jobs: tuple[IndexedJob, ...]
+    records: dict[str, JobRecord | None]
+
+
+def status(manager: PluginManager, path: Path, *, scheduler: str | None = None) -> Status:
+    """Every job of the experiment with its latest state, from one scheduler query. Writes
+    nothing. The jobs come from the index the last scaffold left while the file is as it was
+    then (:mod:`cruijff.jobindex`), else from planning again."""
+    loaded = load(manager, path)
+    jobs = None
+    if loaded.experiment is not None and not any(
+        p.severity is Severity.ERROR for p in loaded.problems
+    ):
+        experiment = with_scheduler(manager, loaded.experiment, scheduler)
+        jobs = jobindex.read(experiment.state_dir, experiment.file, experiment.scheduler.name)
+    if jobs is None:
+        the_plan = design(manager, path, scheduler=scheduler)
+        experiment = the_plan.experiment
+        jobs = jobindex.jobs_of(the_plan)
+    else:
+        the_plan = Plan(experiment=experiment)
+    runner = Runner(manager, the_plan, open_scheduler(the_plan, manager, {}))
+    records = runner.refresh(runner.state.records(), write=False)
+    return Status(
+        experiment=experiment,
+        jobs=tuple(jobs),
+        records={job.unit_id: records.get(job.unit_id) for job in jobs},
+    )
 
 
 def analyze(

@@ -4,10 +4,10 @@ analysis; this is the table a person wants when the run ends."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from cruijff.records import JobState, Plan
+from cruijff.records import Experiment, JobState
 from cruijff.state import JobRecord
 
 
@@ -22,22 +22,23 @@ def summary_of(record: JobRecord) -> dict[str, Any]:
 
 
 def results_table(
-    plan: Plan, records: Mapping[str, JobRecord | None]
+    experiment: Experiment, jobs: Iterable[Any], records: Mapping[str, JobRecord | None]
 ) -> tuple[list[str], list[dict[str, Any]]]:
-    """Columns and one row per run that has results. A metric that several units of one run
+    """Columns and one row per run that has results; ``jobs`` have a ``unit_id`` and a
+    ``run`` (:class:`cruijff.jobindex.IndexedJob`). A metric that several units of one run
     report is told apart by the rest of their unit ids."""
     per_run: dict[str, list[tuple[str, dict[str, Any]]]] = {}
-    for unit in plan.units:
-        record = records.get(unit.id)
+    for job in jobs:
+        record = records.get(job.unit_id)
         if record is None or record.state is not JobState.SUCCEEDED:
             continue
         values = summary_of(record)
         if values:
-            suffix = unit.id.removeprefix(f"{unit.run}.")
-            per_run.setdefault(unit.run, []).append((suffix, values))
+            suffix = job.unit_id.removeprefix(f"{job.run}.")
+            per_run.setdefault(job.run, []).append((suffix, values))
     columns: dict[str, None] = {}
     rows = []
-    for run in plan.experiment.runs:
+    for run in experiment.runs:
         units = per_run.get(run.name)
         if not units:
             continue

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import attrs
 
+from cruijff import jobindex
 from cruijff.errors import UserError
 from cruijff.fsutil import read_json, write_atomic, write_json
 from cruijff.manager import PluginManager
@@ -136,6 +137,7 @@ def scaffold(
         raise
     result = ScaffoldResult(written=tuple(written), unchanged=tuple(unchanged), kept=tuple(kept))
     if not dry_run:
+        jobindex.write(plan)  # what `cruijff status` reads without planning again
         manager.after_scaffold(plan, result.written)
     return result
 

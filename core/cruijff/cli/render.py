@@ -165,13 +165,17 @@ def last_line(path: Path, limit: int = 100) -> str:
     return lines[-1].strip()[:limit] if lines else ""
 
 
-def show_results(plan: Any, records: Any) -> None:
-    """The results table, when the tools reported any."""
+def show_results(found: Any, limit: int | None = None) -> None:
+    """The results table of a :class:`cruijff.orchestrator.Status` (or a run's plan and
+    records), when the tools reported any: the first ``limit`` runs."""
     from cruijff.results import format_value, results_table
 
-    columns, rows = results_table(plan, records)
+    columns, rows = results_table(found.experiment, found.jobs, found.records)
+    title = "Results"
+    if limit is not None and len(rows) > limit:
+        title += f": the first {limit} of {len(rows):,} runs (--all, or analyze, for every one)"
     if rows:
-        table("Results", columns, ([format_value(row.get(c)) for c in columns] for row in rows))
+        table(title, columns, ([format_value(row.get(c)) for c in columns] for row in rows[:limit]))
 
 
 def _interval(value: float | None, low: float | None, high: float | None) -> str:

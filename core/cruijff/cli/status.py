@@ -8,27 +8,37 @@ import click
 
 from cruijff.cli import App, experiment_argument, json_option, scheduler_option
 
+ROWS = 30
+"""Jobs the table lists unless --all (unfinished ones first); the counts cover every job."""
+
 
 @click.command()
 @experiment_argument
+@click.option("--all", "show_all", is_flag=True, help=f"List every job (else {ROWS}).")
 @scheduler_option
 @json_option
 @click.pass_obj
-def command(app: App, experiment: Path, scheduler: str | None, as_json: bool) -> None:
-    """Show every job of EXPERIMENT: its state, attempt, scheduler id and cause of failure.
+def command(
+    app: App, experiment: Path, show_all: bool, scheduler: str | None, as_json: bool
+) -> None:
+    """Show the jobs of EXPERIMENT: state, attempt, scheduler id and cause of failure, with
+    counts by state and the results so far.
 
-    Reads the experiment's records and asks the scheduler once; changes nothing.
+    Reads the experiment's records and asks the scheduler once; changes nothing. The table
+    lists unfinished jobs first, up to 30 (--all: every one; --json: everything).
     """
     from cruijff import orchestrator
     from cruijff.cli.render import print_json, show_results, table
     from cruijff.local.scheduler import UNSERVED
 
-    plan, records = orchestrator.status(app.manager, experiment, scheduler=scheduler)
+    found = orchestrator.status(app.manager, experiment, scheduler=scheduler)
+    name, scheduler_name = found.experiment.name, found.experiment.scheduler.name
     rows = []
-    for unit_id, record in records.items():
+    for job in found.jobs:
+        record = found.records[job.unit_id]
         rows.append(
             {
-                "unit": unit_id,
+                "unit": job.unit_id,
                 "state": record.state.value
                 if record and record.state
                 else ("SUBMITTING" if record and record.submitting else "NOT_SUBMITTED"),
@@ -36,26 +46,26 @@ def command(app: App, experiment: Path, scheduler: str | None, as_json: bool) ->
                 "job_id": record.handle.id if record and record.handle else None,
                 "exit_code": record.exit_code if record else None,
                 "cause": record.cause if record else "",
-                "log": str(record.job.log) if record else str(_log_of(plan, unit_id)),
+                "log": str(record.job.log) if record else str(job.log),
                 "updated": record.updated if record else None,
                 "metrics": dict(record.metrics) if record else {},
             }
         )
     if as_json:
-        print_json(
-            {
-                "experiment": plan.experiment.name,
-                "scheduler": plan.experiment.scheduler.name,
-                "jobs": rows,
-            }
-        )
+        print_json({"experiment": name, "scheduler": scheduler_name, "jobs": rows})
         return
+    # every job that is not done, then the done ones, as many as a terminal shows
+    shown = [r for r in rows if r["state"] != "SUCCEEDED"] + [
+        r for r in rows if r["state"] == "SUCCEEDED"
+    ]
+    limit = None if show_all else ROWS
+    more = f": {limit} of {len(rows):,}, unfinished first (--all lists every one)"
     table(
-        f"{plan.experiment.name} ({plan.experiment.scheduler.name})",
+        f"{name} ({scheduler_name})" + (more if limit and len(rows) > limit else ""),
         ["unit", "state", "attempt", "job id", "cause"],
         (
             [r["unit"], r["state"], r["attempt"] or "-", r["job_id"] or "-", r["cause"]]
-            for r in rows
+            for r in shown[:limit]
         ),
     )
     counts: dict[str, int] = {}
@@ -65,11 +75,4 @@ def command(app: App, experiment: Path, scheduler: str | None, as_json: bool) ->
     unserved = sum(1 for row in rows if row["cause"] == UNSERVED)
     if unserved:
         click.echo(f"No executor is serving {unserved} queued jobs: run `cruijff run` to resume.")
-    show_results(plan, records)
-
-
-def _log_of(plan, unit_id: str) -> Path | None:  # type: ignore[no-untyped-def]
-    for job in plan.jobs:
-        if job.unit_id == unit_id:
-            return job.log
-    return None
+    show_results(found, limit)
