@@ -141,7 +141,7 @@ def status(manager: PluginManager, path: Path, *, scheduler: str | None = None) 
     else:
         the_plan = Plan(experiment=experiment)
     runner = Runner(manager, the_plan, open_scheduler(the_plan, manager, {}))
-    records = runner.refresh(runner.state.records(), write=False)
+    records = runner.refresh(runner.state.records(brief=True), write=False)
     return Status(
         experiment=experiment,
         jobs=tuple(jobs),

@@ -165,14 +165,16 @@ class ExperimentState:
         """The record of one job, or None if it was never submitted."""
         return _read_record(self.jobs_dir / f"{unit_id}.json")
 
-    def records(self) -> dict[str, JobRecord]:
-        """Every job record, by unit id."""
+    def records(self, *, brief: bool = False) -> dict[str, JobRecord]:
+        """Every job record, by unit id. ``brief`` leaves out what each job produces (its
+        artifacts): for reading only, as ``status`` does, never to be saved back."""
         if not self.jobs_dir.is_dir():
             return {}
         self.check_format()
         found = {}
-        for path in sorted(self.jobs_dir.glob("*.json")):
-            record = _read_record(path)
+        names = sorted(e.name for e in os.scandir(self.jobs_dir) if e.name.endswith(".json"))
+        for name in names:
+            record = _read_record(self.jobs_dir / name, brief=brief)
             if record is not None:
                 found[record.unit_id] = record
         return found
@@ -257,7 +259,7 @@ def _names(path: Path, fd: int) -> bool:
     return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
-def _read_record(path: Path) -> JobRecord | None:
+def _read_record(path: Path, *, brief: bool = False) -> JobRecord | None:
     data = read_json(
         path,
         fix="if its job may still be queued or running, let it finish (or cancel it on the "
@@ -266,6 +268,8 @@ def _read_record(path: Path) -> JobRecord | None:
     )
     if not data:
         return None
+    if brief and isinstance(data.get("job"), dict):
+        data["job"]["produces"] = []
     try:
         return from_plain(JobRecord, data)
     except (KeyError, TypeError, ValueError, AttributeError) as error:
