@@ -530,3 +530,9 @@ def test_job_refuses_an_unreadable_spec(tmp_path, capsys):
     assert job.main([str(spec_path), str(tmp_path / "out.json")]) == 1
     assert "cannot read the spec" in capsys.readouterr().err
     assert job.main([str(spec_path)]) == 2
+
+
+def test_the_plugin_names_its_tools_as_its_modules_do():
+    from cruijff_model_organism import plugin, spec, tabular
+
+    assert (plugin.TOOL, plugin.TABULAR) == (spec.TOOL, tabular.TOOL)

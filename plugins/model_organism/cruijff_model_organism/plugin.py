@@ -24,10 +24,13 @@ from cruijff.records import (
     Unit,
     Validation,
 )
-from cruijff_model_organism import parse, tabular, work
-from cruijff_model_organism.spec import TOOL
 
-OURS = (TOOL, tabular.TOOL)
+TOOL = "model_organism"
+TABULAR = "tabular_to_text_gen"
+"""The tools' names (:data:`.spec.TOOL`, :data:`.tabular.TOOL`): the stages' modules are
+imported when a hook first needs them, so loading the plugin (``cruijff --help``) is cheap."""
+
+OURS = (TOOL, TABULAR)
 
 
 def _generator(experiment: Experiment) -> str | None:
@@ -44,7 +47,7 @@ def cruijff_tools() -> Iterator[Tool]:
         produces=(ArtifactKind.DATASET,),
     )
     yield Tool(
-        name=tabular.TOOL,
+        name=TABULAR,
         role=Role.GENERATION,
         description="cruijff_kit's tabular-to-text data, used as it exists (not regenerated)",
     )
@@ -55,8 +58,12 @@ def cruijff_parse(experiment: Experiment, keys: tuple[Key, ...]) -> ParseReport 
     """Check the generation block of an experiment that names one of our tools."""
     generator = _generator(experiment)
     if generator == TOOL:
+        from cruijff_model_organism import parse
+
         return parse.parse(experiment, keys)
-    if generator == tabular.TOOL:
+    if generator == TABULAR:
+        from cruijff_model_organism import tabular
+
         return tabular.parse(experiment, keys)
     return None
 
@@ -67,8 +74,10 @@ def cruijff_select(
 ) -> tuple[Unit, ...] | None:
     """One generation unit for model_organism; none for existing tabular data."""
     if tool.name == TOOL:
+        from cruijff_model_organism import work
+
         return work.select(experiment)
-    if tool.name == tabular.TOOL:
+    if tool.name == TABULAR:
         return ()
     return None
 
@@ -76,7 +85,11 @@ def cruijff_select(
 @hookimpl
 def cruijff_generate(experiment: Experiment, unit: Unit) -> Generated | None:
     """The generation job."""
-    return work.generate(experiment, unit) if unit.tool == TOOL else None
+    if unit.tool != TOOL:
+        return None
+    from cruijff_model_organism import work
+
+    return work.generate(experiment, unit)
 
 
 @hookimpl
@@ -84,4 +97,8 @@ def cruijff_validate(
     experiment: Experiment, unit: Unit, status: JobStatus | None
 ) -> Validation | None:
     """Whether the dataset is whole."""
-    return work.validate(unit, status) if unit.tool == TOOL else None
+    if unit.tool != TOOL:
+        return None
+    from cruijff_model_organism import work
+
+    return work.validate(unit, status)
