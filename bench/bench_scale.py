@@ -95,10 +95,12 @@ def timed(argv: list[str], repeat: int, env: dict[str, str]) -> tuple[float, flo
 
 def finished(path: Path, env: dict[str, str]) -> None:
     """Records for every job of the experiment as a finished run leaves them (succeeded,
-    validated): what `cruijff status` reads every few minutes."""
+    validated), and the job index its scaffold left: what `cruijff status` reads every few
+    minutes."""
     code = (
         "import sys\n"
         "from pathlib import Path\n"
+        "from cruijff import jobindex\n"
         "from cruijff.manager import PluginManager\n"
         "from cruijff.orchestrator import design\n"
         "from cruijff.records import JobHandle, JobState\n"
@@ -109,6 +111,7 @@ def finished(path: Path, env: dict[str, str]) -> None:
         "    state.save(JobRecord(unit_id=job.unit_id, job=job, attempt=1,\n"
         "        state=JobState.SUCCEEDED, exit_code=0,\n"
         "        handle=JobHandle(scheduler='local', id=f'{job.unit_id}.1', name=job.name)))\n"
+        "jobindex.write(plan)\n"
     )
     subprocess.run([sys.executable, "-c", code, str(path)], env=env, check=True)
 

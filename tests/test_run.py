@@ -11,7 +11,7 @@ import pytest
 
 from cruijff import hookimpl, hookspecs
 from cruijff.errors import UserError
-from cruijff.orchestrator import cancel, run_experiment, status
+from cruijff.orchestrator import cancel, design, run_experiment, status
 from cruijff.records import JobState
 from cruijff.runner import RunOptions
 from cruijff.state import ExperimentState
@@ -344,3 +344,21 @@ def test_status_reads_the_scaffolds_job_index_and_plans_only_when_the_file_chang
     again = status(plugin_manager, path)
     assert planned == [1] and "rank16.train" in again.records
     assert again.records["rank16.train"] is None  # never submitted
+
+
+def test_brief_records_say_what_full_ones_say_of_state_and_results(
+    plugin_manager, fake_tools, make_experiment
+):
+    from cruijff.state import ExperimentState
+
+    path = make_experiment({"variables": {"lora_rank": [4], "fail": [False, True]}})
+    run_experiment(plugin_manager, path, FAST)
+    state = ExperimentState(design(plugin_manager, path).experiment.state_dir)
+    full, brief = state.records(), state.records(brief=True)
+    assert full.keys() == brief.keys() and len(full) >= 4
+    for unit, record in full.items():
+        short = brief[unit]
+        assert attrs.evolve(short, job=record.job) == record  # everything but the job
+        job = (record.job.unit_id, record.job.name, record.job.workdir, record.job.log)
+        assert (short.job.unit_id, short.job.name, short.job.workdir, short.job.log) == job
+    assert {r.state for r in brief.values()} >= {JobState.SUCCEEDED, JobState.FAILED}
