@@ -138,8 +138,9 @@ def test_calibrate_measures_a_few_real_steps_and_the_next_plan_uses_them(tmp_pat
     measured = done["measured"]
     # the loop's own time: set-up (imports, model, data) and the checkpoint are not in it
     assert 0 < measured["step_s"] * measured["steps"] < 0.8 * measured["wall_s"]
-    assert estimate["facts"]["step_s"][1] == pytest.approx(measured["step_s"], rel=1e-3)
-    assert estimate["memory_gb"][1] == pytest.approx(measured["memory_gb"], rel=1e-3)
+    # plan --json gives three significant digits
+    assert estimate["facts"]["step_s"][1] == pytest.approx(measured["step_s"], rel=6e-3)
+    assert estimate["memory_gb"][1] == pytest.approx(measured["memory_gb"], rel=6e-3)
 
 
 @pytest.mark.parametrize("finetune", ["lora", "full"])
