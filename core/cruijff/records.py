@@ -564,14 +564,32 @@ class Setting:
     source: str
 
 
-@record
+@attrs.frozen(kw_only=True, eq=False)
 class Generated:
     """What ``cruijff_generate`` returns for a unit: files to write, the job to run (None when
-    the unit needs no job, e.g. a base model used as it is), and its settings' provenance."""
+    the unit needs no job, e.g. a base model used as it is), and its settings' provenance.
+
+    ``settings`` may be given as a function of no arguments returning them: they are then
+    made the first time they are read (``plan --explain``), not for every plan."""
 
     files: tuple[FileSpec, ...] = attrs.field(default=(), converter=_tuple)
     job: JobSpec | None = None
-    settings: tuple[Setting, ...] = attrs.field(default=(), converter=_tuple)
+    _settings: tuple[Setting, ...] | Callable[[], Any] = attrs.field(
+        default=(), alias="settings", repr=False
+    )
+
+    @functools.cached_property
+    def settings(self) -> tuple[Setting, ...]:
+        """Every final setting of the unit and where it came from."""
+        return tuple(self._settings() if callable(self._settings) else self._settings)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Generated):
+            return NotImplemented
+        return (self.files, self.job, self.settings) == (other.files, other.job, other.settings)
+
+    def __hash__(self) -> int:
+        return hash((self.files, self.job))
 
 
 class JobState(enum.Enum):

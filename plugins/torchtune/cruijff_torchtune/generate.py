@@ -62,4 +62,4 @@ def generate(experiment: Experiment, unit: Unit) -> Generated:
         FileSpec(path=config_path, content=lambda: header + dump_yaml(thaw(plan.config))),
         FileSpec(path=unit.directory / "provenance.json", content=provenance),
     )
-    return Generated(files=files, job=job, settings=plan.settings)
+    return Generated(files=files, job=job, settings=lambda: plan.settings)

@@ -68,7 +68,7 @@ class TrainingPlan:
     recipe: str
     lora: bool
     config: Mapping[str, Any] = attrs.field(converter=freeze)
-    settings: tuple[Setting, ...] = attrs.field(converter=tuple)
+    _settings: Callable[[], list[Setting]] = attrs.field(alias="settings", repr=False)
     resources: Resources
     adapters_only: bool = False
     model_config: Mapping[str, Any] = attrs.field(factory=dict)
@@ -78,6 +78,12 @@ class TrainingPlan:
     row_bytes: tuple[int, float] | None = None
     """The text bytes of the longest training row and their mean: a byte-level tokenizer's
     bound on its tokens (None: unknown before a generation job writes the file)."""
+
+    @functools.cached_property
+    def settings(self) -> tuple[Setting, ...]:
+        """Every value of the config and resource, with its source: made when first read
+        (provenance.json, ``plan --explain``), not for every plan."""
+        return tuple(self._settings())
 
     @property
     def nproc(self) -> int:
@@ -120,12 +126,15 @@ def training_unit(experiment: Experiment, run: Run, upstream: tuple[Unit, ...] =
     if not experiment.scheduler.gpus:  # its jobs get none, whatever the block asks (parse warns)
         compute = attrs.evolve(compute, gpus=None)
     resources, sources = _resources(model, (gpus, gpus_source), compute, controls, mine)
-    settings = [Setting(path=p, value=v, source=s) for p, v, s in built.settings]
-    settings += [
-        Setting(path=f"resources.{field}", value=value, source=sources[field])
-        for field, value in _resource_values(resources)
-    ]
-    settings += _data_settings(experiment, data)
+
+    def settings() -> list[Setting]:
+        made = [Setting(path=p, value=v, source=s) for p, v, s in built.settings]
+        made += [
+            Setting(path=f"resources.{field}", value=value, source=sources[field])
+            for field, value in _resource_values(resources)
+        ]
+        return made + _data_settings(experiment, data)
+
     return Unit(
         id=f"{run.name}.train",
         tool=NAME,
