@@ -41,13 +41,13 @@ def command(
     if explain is not None:
         _explain(plan, explain, as_json)
         return
-    document = planned(plan)
+    limit = None if show_all else ROWS
+    document = planned(plan, None if as_json else limit)
     if as_json:
         print_json(document)
         return
     print_problems(plan.warnings)
     runs, jobs, totals = document["runs"], document["jobs"], document["totals"]
-    limit = None if show_all else ROWS
     table(
         f"Runs of {plan.experiment.name}" + _shown(runs, limit),
         ["run", "type", "model", "parameters", "jobs"],
@@ -57,7 +57,7 @@ def command(
         ),
     )
     table(
-        f"Jobs (estimates for {document['hardware']['name']})" + _shown(jobs, limit),
+        f"Jobs (estimates for {document['hardware']['name']})" + _shown(plan.jobs, limit),
         ["unit", "after", "gpus", "asks", "memory (est.)", "time (est.)", "from"],
         (
             [
@@ -80,7 +80,7 @@ def command(
                 columns,
                 ([_cell(r.get(c)) for c in columns] for r in rows),
             )
-    learned = _learned(jobs)
+    learned = _learned(plan)
     if learned:
         click.echo(learned)
     click.echo(_totals_line(plan, totals))
@@ -94,9 +94,9 @@ def _shown(rows: list, limit: int | None) -> str:
     return f": the first {limit} of {len(rows):,} (--all lists every one)"
 
 
-def planned(plan) -> dict:  # type: ignore[no-untyped-def]
+def planned(plan, rows: int | None = None) -> dict:  # type: ignore[no-untyped-def]
     """What ``cruijff plan --json`` prints: runs, jobs with their estimates, totals, the
-    reviews' warnings and notes."""
+    reviews' warnings and notes; with ``rows``, only the first jobs (the totals count all)."""
     from cruijff.design import runs_table
     from cruijff.estimates import totals
     from cruijff.records import thaw
@@ -114,7 +114,7 @@ def planned(plan) -> dict:  # type: ignore[no-untyped-def]
             "workdir": str(job.workdir),
             "estimate": estimate.to_json() if (estimate := estimates.get(job.unit_id)) else None,
         }
-        for job in plan.jobs
+        for job in plan.jobs[:rows]
     ]
     runs = runs_table(plan)
     hardware = plan.hardware
@@ -173,16 +173,15 @@ def _duration(hours: float) -> str:
     return f"{hours:.1f} h"
 
 
-def _learned(jobs: list[dict]) -> str:
+def _learned(plan) -> str:  # type: ignore[no-untyped-def]
     """Which estimates came from measurements, and how far off past predictions were."""
-    measured = [
-        j for j in jobs if (j["estimate"] or {}).get("source") in ("measured", "calibration")
-    ]
+    estimates = [e for e in plan.estimates.values() if e is not None]
+    measured = [e for e in estimates if e.source in ("measured", "calibration")]
     if not measured:
         return ""
     ratios: dict[str, list[float]] = {"hours": [], "memory_gb": []}
-    for job in measured:
-        for figure, error in (job["estimate"]["facts"].get("past_error") or {}).items():
+    for estimate in measured:
+        for figure, error in (estimate.facts.get("past_error") or {}).items():
             if error:
                 ratios.setdefault(figure, []).extend(error["ratio_range"])
     said = [
@@ -190,7 +189,7 @@ def _learned(jobs: list[dict]) -> str:
         for figure, name in (("hours", "time"), ("memory_gb", "memory"))
         if (values := ratios.get(figure))
     ]
-    text = f"{len(measured)} of {len(jobs)} jobs estimated from earlier measurements"
+    text = f"{len(measured)} of {len(plan.jobs)} jobs estimated from earlier measurements"
     return text + (f" (measured ÷ predicted then: {', '.join(said)})" if said else "")
 
 
