@@ -32,20 +32,8 @@ import time
 from pathlib import Path
 
 import yaml
+from models import SMOLLM2_135M  # bench/models.py, beside this script
 
-LLAMA = {
-    "architectures": ["LlamaForCausalLM"],
-    "vocab_size": 49152,
-    "hidden_size": 576,
-    "intermediate_size": 1536,
-    "num_hidden_layers": 30,
-    "num_attention_heads": 9,
-    "num_key_value_heads": 3,
-    "max_position_embeddings": 8192,
-    "rope_theta": 100000.0,
-    "rms_norm_eps": 1e-5,
-    "tie_word_embeddings": True,
-}
 TASK = """
 from inspect_ai import Task, task
 from inspect_ai.dataset import MemoryDataset, Sample
@@ -92,7 +80,7 @@ def templates(root: Path, samples: int, count: int = 10) -> list[Path]:
 
 def experiment(root: Path, cells: int) -> Path:
     (root / "model").mkdir(parents=True)
-    (root / "model" / "config.json").write_text(json.dumps(LLAMA))
+    (root / "model" / "config.json").write_text(json.dumps(SMOLLM2_135M))
     (root / "model" / "model.safetensors").write_bytes(b"")
     rows = [{"input": f"w{i}", "output": f"W{i}"} for i in range(64)]
     (root / "data.json").write_text(json.dumps({"train": rows, "test": rows}))

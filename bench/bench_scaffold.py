@@ -17,20 +17,7 @@ import time
 from pathlib import Path
 
 import yaml
-
-LLAMA = {
-    "architectures": ["LlamaForCausalLM"],
-    "vocab_size": 49152,
-    "hidden_size": 576,
-    "intermediate_size": 1536,
-    "num_hidden_layers": 30,
-    "num_attention_heads": 9,
-    "num_key_value_heads": 3,
-    "max_position_embeddings": 8192,
-    "rope_theta": 100000.0,
-    "rms_norm_eps": 1e-5,
-    "tie_word_embeddings": True,
-}
+from models import SMOLLM2_135M  # bench/models.py, beside this script
 
 ONE_RUN = """
 import sys, yaml
@@ -49,7 +36,7 @@ out.mkdir(parents=True, exist_ok=True)
 
 def experiment(root: Path, runs: int) -> Path:
     (root / "model").mkdir(parents=True)
-    (root / "model" / "config.json").write_text(json.dumps(LLAMA))
+    (root / "model" / "config.json").write_text(json.dumps(SMOLLM2_135M))
     (root / "model" / "model.safetensors").write_bytes(b"")
     # enough rows for an optimizer step at the default batch size (else: "would train nothing")
     rows = [{"input": f"w{i}", "output": f"W{i}"} for i in range(64)]

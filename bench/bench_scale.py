@@ -25,22 +25,10 @@ import time
 from pathlib import Path
 
 import yaml
+from models import SMOLLM2_135M  # bench/models.py, beside this script
 
 TASK = Path(__file__).resolve().parents[1] / "tests" / "inspect_tasks" / "capitalization.py"
-SMOL = {
-    "architectures": ["LlamaForCausalLM"],
-    "vocab_size": 49152,
-    "hidden_size": 576,
-    "intermediate_size": 1536,
-    "num_hidden_layers": 30,
-    "num_attention_heads": 9,
-    "num_key_value_heads": 3,
-    "max_position_embeddings": 8192,
-    "rope_theta": 100000.0,
-    "rms_norm_eps": 1e-5,
-    "tie_word_embeddings": True,
-    "torch_dtype": "bfloat16",
-}
+SMOL = {**SMOLLM2_135M, "torch_dtype": "bfloat16"}
 CRUIJFF = [sys.executable, "-m", "cruijff"]
 
 
