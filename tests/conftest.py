@@ -49,3 +49,30 @@ def tiny_model(tmp_path_factory):
     from tinymodel import build_tiny_llama
 
     return build_tiny_llama(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture
+def gpu_scheduler_with(register_plugin):
+    """Register the scheduler ``gpus``, whose jobs get GPUs (it runs nothing), on ``hardware``
+    (default: what a scheduler says without knowing better); returns its name."""
+    from cruijff.hookspecs import hookimpl
+    from cruijff.records import SchedulerInfo
+
+    def register(hardware=None) -> str:
+        extra = {} if hardware is None else {"hardware": lambda experiment: hardware}
+
+        class Plugin:
+            @hookimpl
+            def cruijff_schedulers(self):
+                yield SchedulerInfo(
+                    name="gpus",
+                    factory=lambda e, o: None,
+                    available=lambda: False,
+                    gpus=lambda experiment: True,
+                    **extra,
+                )
+
+        register_plugin(Plugin(), name=f"gpus-{id(Plugin)}")
+        return "gpus"
+
+    return register

@@ -15,7 +15,6 @@ from cruijff.design import design
 from cruijff.estimates import Estimate, Range, totals
 from cruijff.hardware import GPUS, Hardware, gpu_from
 from cruijff.measurements import Index, Measurement, data_dir, past_error
-from cruijff.records import SchedulerInfo
 from cruijff_torchtune import plugin as torchtune_plugin
 
 # --- the core's arithmetic ------------------------------------------------------------------
@@ -124,26 +123,9 @@ def test_the_data_directory(monkeypatch, tmp_path):
 
 
 @pytest.fixture
-def on_gpu(plugin_manager, register_plugin):
-    """Register a scheduler whose jobs get one GPU of the type asked for (it runs nothing)."""
-    from cruijff.hookspecs import hookimpl
-
-    def make(gpu: str | dict) -> str:
-        class Plugin:
-            @hookimpl
-            def cruijff_schedulers(self):
-                yield SchedulerInfo(
-                    name="gpus",
-                    factory=lambda e, o: None,
-                    available=lambda: False,
-                    gpus=lambda experiment: True,
-                    hardware=lambda experiment: Hardware(gpu=gpu_from(gpu)),
-                )
-
-        register_plugin(Plugin(), name=f"gpus-{json.dumps(gpu)}")
-        return "gpus"
-
-    return make
+def on_gpu(gpu_scheduler_with):
+    """Register a scheduler whose jobs get GPUs of the type asked for (it runs nothing)."""
+    return lambda gpu: gpu_scheduler_with(Hardware(gpu=gpu_from(gpu)))
 
 
 @pytest.fixture
@@ -259,22 +241,9 @@ def test_the_key_separates_what_takes_different_time_or_memory(
 
 
 def test_a_gpu_of_unknown_type_gives_memory_but_no_time(
-    plugin_manager, register_plugin, long_rows_experiment
+    plugin_manager, gpu_scheduler_with, long_rows_experiment
 ):
-    from cruijff.hookspecs import hookimpl
-
-    class Plugin:
-        @hookimpl
-        def cruijff_schedulers(self):
-            yield SchedulerInfo(
-                name="gpus",
-                factory=lambda e, o: None,
-                available=lambda: False,
-                gpus=lambda experiment: True,
-                hardware=lambda experiment: Hardware(),  # GPUs, but of no known type
-            )
-
-    register_plugin(Plugin(), name="unknown-gpus")
+    gpu_scheduler_with(Hardware())  # GPUs, but of no known type
     plan = design(plugin_manager, long_rows_experiment({"batch_size": 2}))
     estimate = plan.estimates["big.train"]
     assert estimate.memory_gb is not None and estimate.hours is None

@@ -21,7 +21,6 @@ from cruijff.records import (
     JobSpec,
     ParseReport,
     Role,
-    SchedulerInfo,
     Severity,
     Tool,
     Unit,
@@ -414,22 +413,9 @@ def test_a_generated_training_file_makes_training_wait_for_it(
 
 
 @pytest.fixture
-def gpu_scheduler(register_plugin):
+def gpu_scheduler(gpu_scheduler_with):
     """A scheduler whose jobs get GPUs (it runs nothing)."""
-    from cruijff.hookspecs import hookimpl
-
-    class Plugin:
-        @hookimpl
-        def cruijff_schedulers(self):
-            yield SchedulerInfo(
-                name="gpus",
-                factory=lambda e, o: None,
-                available=lambda: False,
-                gpus=lambda experiment: True,
-            )
-
-    register_plugin(Plugin(), name="gpus")
-    return "gpus"
+    return gpu_scheduler_with()
 
 
 def test_a_runs_compute_block_sets_its_resources_with_their_source(
