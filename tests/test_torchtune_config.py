@@ -14,10 +14,10 @@ import pytest
 import yaml
 
 from cruijff.design import check, design
-from cruijff.records import JobSpec, JobState, JobStatus, Resources, Unit
+from cruijff.records import JobSpec, JobState, JobStatus, Resources, Unit, thaw
 from cruijff.testing import merge
 from cruijff_torchtune import plugin as torchtune_plugin
-from cruijff_torchtune.config import build
+from cruijff_torchtune.config import Shared, build
 from cruijff_torchtune.models import ModelError, read_model, training_resources
 from cruijff_torchtune.params import expand
 from cruijff_torchtune.recipes import find_config, recipes, torchtune_folder
@@ -679,3 +679,46 @@ def test_wandb_logs_offline_beside_the_disk_log(tmp_path, monkeypatch):
     runs = list((tmp_path / "logs" / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(runs) == 1  # offline: nothing sent anywhere
     assert b"rank8" in runs[0].read_bytes() and b"capitalization" in runs[0].read_bytes()
+
+
+def test_a_shared_build_is_the_build_of_each_run_alone(tmp_path):
+    """Runs built through one Shared (the layers a sweep shares built once) get the config,
+    the read-only config and every source that building each alone gives, whatever their
+    parameters touch: plain values, sections, values that overlap, paths the experiment
+    layer names the run in, and the ones that decide QLoRA and the validation pass."""
+    model = read_model(model_folder(tmp_path, LLAMA))
+    controls = {"dataset_type": "chat_completion", "lr": 1e-3, "metric_logger.log_dir": "/logs"}
+    runs = [
+        {"lora_rank": 4, "lr": 5e-4, "seed": 1},
+        {"lora_rank": 8, "lr": 5e-4, "seed": 2},
+        {"lora_rank": 8, "lora_alpha": 3, "train_on_input": True},
+        {"lora_rank": 2, "model.lora_rank": 6},  # two names of one path: the later wins
+        {"optimizer": {"lr": 1e-2, "fused": False}, "lr": 2e-3},
+        {"model.quantize_base": True, "validation_during_training": True, "lora_rank": 2},
+        {"run_val_every_n_steps": 0, "validation_during_training": True, "epochs": 2},
+        {"finetune": "full", "lr": 3e-5},
+        {"lora_attn_modules": ["q_proj"], "checkpointer.output_dir": "/elsewhere"},
+    ]
+    shared = Shared()
+    for index, run in enumerate(runs * 2):  # the second time from made templates
+        kwargs = dict(
+            run_name=f"run{index}",
+            output_dir=tmp_path / f"out{index}",
+            model=model,
+            data=tmp_path / "data.json",
+            controls=controls,
+            run=run,
+            gpus=0,
+        )
+        alone, together = build(**kwargs), build(**kwargs, shared=shared)
+        assert together.config == alone.config, run
+        assert thaw(together.frozen) == alone.config, run
+        assert together.settings == alone.settings, run
+        assert (together.recipe, together.lora, together.validating) == (
+            alone.recipe,
+            alone.lora,
+            alone.validating,
+        )
+    assert together.config["metric_logger"]["run_name"] == f"run{index}"
+    assert together.config["checkpointer"]["output_dir"] == "/elsewhere"
+    assert together.config["output_dir"] == str(tmp_path / f"out{index}")

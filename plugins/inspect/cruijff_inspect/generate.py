@@ -14,6 +14,7 @@ replaced: a task that declares ``config_path`` builds them from the file (the ex
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from pathlib import Path
@@ -73,11 +74,17 @@ GPU_SIZES = (
 
 
 def weights_gb(folder: Path) -> float:
-    """The size of a model folder's weight files, in GB (0 when there are none yet)."""
+    """The size of a model folder's weight files, in GB (0 when there are none yet); listed
+    once per version of the folder (a file added or removed changes its mtime)."""
     try:
-        return sum(path.stat().st_size for path in folder.iterdir() if path.suffix in WEIGHTS) / 1e9
+        return _weights_gb(folder, folder.stat().st_mtime_ns)
     except OSError:
         return 0.0
+
+
+@functools.lru_cache(maxsize=256)
+def _weights_gb(folder: Path, mtime_ns: int) -> float:
+    return sum(path.stat().st_size for path in folder.iterdir() if path.suffix in WEIGHTS) / 1e9
 
 
 def model_size(experiment: Experiment, unit: Unit) -> float:
@@ -416,5 +423,5 @@ def generate(experiment: Experiment, unit: Unit) -> Generated:
         # rendered when written or previewed, never to plan
         files=(FileSpec(path=path, content=lambda: header + dump_yaml(config)),),
         job=job,
-        settings=provenance({key: (thaw(v), s) for key, (v, s) in sources.items()}),
+        settings=lambda: provenance({key: (thaw(v), s) for key, (v, s) in sources.items()}),
     )

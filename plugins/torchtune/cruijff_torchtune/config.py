@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import attrs
 import yaml
 
 from cruijff.errors import UserError
-from cruijff.records import thaw
+from cruijff.records import freeze, thaw
 from cruijff.yamlfile import load_yaml
 from cruijff_torchtune import params, resolve
 from cruijff_torchtune.models import ModelSpec
@@ -111,13 +111,19 @@ def recipe_for(finetune: str, gpus: int, validating: bool) -> str:
 class RunConfig:
     """A run's training config (plain data, to dump), the recipe ``tune run`` starts, whether it
     trains LoRA, whether it computes the validation loss, and every leaf's
-    ``(path, value, source)``."""
+    ``(path, value, source)`` (made when first read)."""
 
     recipe: str
     config: dict[str, Any]
-    settings: tuple[tuple[str, Any, str], ...]
+    frozen: Mapping[str, Any]
+    """The config read-only (for the unit's plan)."""
+    _layered: params.Layered = attrs.field(alias="layered", repr=False, eq=False)
     lora: bool
     validating: bool = False
+
+    @property
+    def settings(self) -> tuple[tuple[str, Any, str], ...]:
+        return tuple(self._layered.settings())
 
     @property
     def adapters_only(self) -> bool:
@@ -134,6 +140,55 @@ def dump_yaml(data: Any) -> str:
     return yaml.dump(data, Dumper=_DUMPER, sort_keys=False, width=100, allow_unicode=True)
 
 
+_RUN_NAME = "\x00run-name\x00"
+_RUN_DIR = Path("/\x00run-dir\x00")
+"""Stand-ins for a run's name and directory in the layers runs share (:class:`Shared`)."""
+
+_SHARED_LAYERS = frozenset({"model.quantize_base", "run_val_every_n_steps"})
+"""Config paths that decide more than their own value (QLoRA, the validation pass): a run
+that sets one builds its shared layers itself."""
+
+
+@attrs.define
+class _Template:
+    layered: params.Layered
+    recipe: str
+    lora: bool
+    validating: bool
+    stand_ins: tuple[str, ...]  # paths of the experiment layer's values that name the run
+    frozen: Mapping[str, Any] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.frozen = freeze(self.layered.config)
+
+
+class Shared:
+    """The layers of a config that the runs of one sweep share, built once per distinct input
+    (model, data, device, controls and the run's values that shape the config); each run then
+    applies its own plain values (``lora_rank``, ``lr``, ``seed``) on a copy. The result is
+    the config :func:`build` makes alone, value for value and source for source (a test
+    builds both): only parameters whose paths no other of the run's parameters touch are
+    applied late, and their layer (``run``) is the last but the derived values."""
+
+    def __init__(self) -> None:
+        self._made: dict[tuple, _Template] = {}
+        self._late: dict[tuple, tuple[str, ...]] = {}
+
+    def late(self, run: Mapping[str, Any]) -> tuple[str, ...]:
+        """:func:`_late` of ``run``, decided once per set of parameter names."""
+        shape = tuple((name, isinstance(value, Mapping)) for name, value in run.items())
+        known = self._late.get(shape)
+        if known is None:
+            known = self._late[shape] = _late(run)
+        return known
+
+    def template(self, key: tuple, make: Callable[[], _Template]) -> _Template:
+        known = self._made.get(key)
+        if known is None:
+            known = self._made[key] = make()
+        return known
+
+
 def build(
     *,
     run_name: str,
@@ -145,10 +200,109 @@ def build(
     gpus: int,
     wandb_project: str | None = None,
     max_samples: int | None = None,
+    shared: Shared | None = None,
 ) -> RunConfig:
     """The final config of a run: defaults < base recipe's values < model and experiment <
     controls < run < derived. ``max_samples`` keeps the first training rows only (cruijff_kit's
-    ``data.training.splits.train``)."""
+    ``data.training.splits.train``). With ``shared`` (one per experiment), the layers runs have
+    in common are built once."""
+    late = shared.late(run) if shared is not None else ()
+    early = {name: value for name, value in run.items() if name not in late}
+
+    def make() -> _Template:
+        return _template(
+            run_name=run_name,
+            stand_ins=shared is not None,
+            output_dir=output_dir,
+            model=model,
+            data=data,
+            controls=controls,
+            run=early,
+            gpus=gpus,
+            wandb_project=wandb_project,
+            max_samples=max_samples,
+        )
+
+    if shared is None:
+        template = make()
+        layered = template.layered
+        layered.changed = set()  # frozen anew from the template's, after the derived values
+    else:
+        key = (
+            repr(sorted(controls.items())),
+            model.path,
+            id(model),  # one spec per version of config.json (units._model)
+            str(data),
+            gpus,
+            wandb_project,
+            max_samples,
+            repr(sorted(early.items())),
+            tuple(late),
+        )
+        template = shared.template(key, make)
+        layered = template.layered.copy()
+        names = {_RUN_NAME: run_name, str(_RUN_DIR): str(output_dir)}
+        for path in template.stand_ins:
+            value = layered.get(path)
+            for stand_in, real in names.items():
+                value = value.replace(stand_in, real)
+            layered.put(path, value)
+        for name in late:
+            layered.apply(params.expand(name, run[name]), "run")
+    if template.lora:
+        _derive_lora_alpha(layered, controls, run)
+    if template.validating:
+        _add_validation_data(layered)
+    return RunConfig(
+        recipe=template.recipe,
+        config=layered.config,
+        frozen=layered.frozen(template.frozen),
+        layered=layered,
+        lora=template.lora,
+        validating=template.validating,
+    )
+
+
+def _late(run: Mapping[str, Any]) -> tuple[str, ...]:
+    """The run's parameters that may be applied after the shared layers: plain config values
+    (a friendly name, not a section) at paths no other parameter of the run touches and that
+    shape nothing else."""
+    paths = {name: params.FRIENDLY.get(name, name) for name in run if name not in params.TOOL}
+
+    def alone(name: str) -> bool:
+        mine = paths[name]
+        return not any(
+            other != name
+            and (theirs == mine or theirs.startswith(f"{mine}.") or mine.startswith(f"{theirs}."))
+            for other, theirs in paths.items()
+        )
+
+    return tuple(
+        name
+        for name, value in run.items()
+        if name in params.FRIENDLY
+        and name not in params.TOOL
+        and paths[name] not in _SHARED_LAYERS
+        and not isinstance(value, Mapping)
+        and alone(name)
+    )
+
+
+def _template(
+    *,
+    run_name: str,
+    stand_ins: bool,
+    output_dir: Path,
+    model: ModelSpec,
+    data: Path,
+    controls: Mapping[str, Any],
+    run: Mapping[str, Any],
+    gpus: int,
+    wandb_project: str | None,
+    max_samples: int | None,
+) -> _Template:
+    """Every layer up to the run's own values, and what the derived layers need; with
+    ``stand_ins``, the run's name and directory are stand-ins a copy replaces."""
     layered = params.Layered()
     recipe_name, _ = resolve.tool_value("base_recipe", controls, run, None)
     finetune = resolve.finetune(controls, run)
@@ -166,14 +320,21 @@ def build(
         )
     _add_experiment(
         layered,
-        run_name=run_name,
-        output_dir=output_dir,
+        run_name=_RUN_NAME if stand_ins else run_name,
+        output_dir=_RUN_DIR if stand_ins else output_dir,
         model=model,
         data=data,
         dataset_type=dataset_type,
         wandb_project=wandb_project,
         on_gpu=on_gpu,
         max_samples=max_samples,
+    )
+    named = tuple(
+        path
+        for path, value, source in layered.settings()
+        if source == "experiment"
+        and isinstance(value, str)
+        and (_RUN_NAME in value or str(_RUN_DIR) in value)
     )
     _add_prompts(layered, controls, run, dataset_type)
     _fit_to_device(layered, on_gpu)
@@ -183,16 +344,12 @@ def build(
             {"run_val_every_n_steps": VALIDATION_EVERY}, "default (validation_during_training)"
         )
     _add_parameters(layered, controls, run)
-    if lora:
-        _derive_lora_alpha(layered, controls, run)
-    if validating:
-        _add_validation_data(layered)
-    return RunConfig(
+    return _Template(
+        layered=layered,
         recipe=recipe_for(finetune, gpus, validating),
-        config=layered.config,
-        settings=tuple(layered.settings()),
         lora=lora,
         validating=validating,
+        stand_ins=tuple(p for p in named if layered.source.get(p) == "experiment"),
     )
 
 

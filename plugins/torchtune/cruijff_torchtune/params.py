@@ -13,11 +13,13 @@ recursively; scalars and lists replace.
 from __future__ import annotations
 
 import copy
+import marshal
 from collections.abc import Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from cruijff import quantities
-from cruijff.records import thaw
+from cruijff.records import freeze, thaw
 from cruijff.yamlfile import yaml_text
 from cruijff_torchtune.components import DATASET_TYPES
 
@@ -206,6 +208,8 @@ class Layered:
     def __init__(self) -> None:
         self.config: dict[str, Any] = {}
         self.source: dict[str, str] = {}
+        self.changed: set[tuple[str, ...]] = set()
+        """The paths set or removed since this config was made or copied."""
 
     def apply(self, values: Mapping[str, Any], source: str) -> None:
         """Merge ``values`` in: dicts recursively, scalars and lists replace."""
@@ -223,8 +227,31 @@ class Layered:
                 for leaf, _ in _leaves(into[key], path):
                     self.source.pop(leaf, None)
             into[key] = value  # thawed by apply: a copy of the caller's, shared by no one
+            self.changed.add(tuple(path.split(".")))
             for leaf, _ in _leaves(value, path):
                 self.source[leaf] = source
+
+    def copy(self) -> Layered:
+        """A copy sharing nothing that :meth:`apply` or :meth:`put` could change (the
+        config holds YAML's plain types only, which marshal copies fastest)."""
+        made = Layered()
+        made.config = marshal.loads(marshal.dumps(self.config))
+        made.source = dict(self.source)
+        return made
+
+    def put(self, path: str, value: Any) -> None:
+        """Set the existing leaf ``path`` to ``value``, keeping its source."""
+        *parents, last = path.split(".")
+        node: Any = self.config
+        for part in parents:
+            node = node[part]
+        node[last] = value
+        self.changed.add((*parents, last))
+
+    def frozen(self, copied: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The config read-only, sharing with ``copied`` (the config it was copied from,
+        frozen) every section nothing has changed since."""
+        return _patched(copied, self.config, self.changed)
 
     def _forget(self, path: str) -> None:
         for leaf in [p for p in self.source if p == path or p.startswith(f"{path}.")]:
@@ -239,6 +266,7 @@ class Layered:
         if isinstance(node, dict) and last in node:
             del node[last]
             self._forget(path)
+            self.changed.add((*parents, last))
 
     def get(self, path: str, default: Any = None) -> Any:
         node: Any = self.config
@@ -253,6 +281,24 @@ class Layered:
         return [
             (path, value, self.source.get(path, "?")) for path, value in _leaves(self.config, "")
         ]
+
+
+def _patched(
+    frozen: Mapping[str, Any], config: dict[str, Any], changed: set[tuple[str, ...]]
+) -> Mapping[str, Any]:
+    under: dict[str, set[tuple[str, ...]]] = {}
+    for path in changed:
+        under.setdefault(path[0], set()).add(path[1:])
+    made = {}
+    for key, value in config.items():
+        below = under.get(key)
+        if not below and key in frozen:
+            made[key] = frozen[key]
+        elif () not in below and isinstance(value, dict) and isinstance(frozen.get(key), Mapping):
+            made[key] = _patched(frozen[key], value, below)
+        else:
+            made[key] = freeze(value)
+    return MappingProxyType(made)
 
 
 def _leaves(value: Any, path: str) -> Iterator[tuple[str, Any]]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -38,7 +39,7 @@ from cruijff.records import (
     freeze,
 )
 from cruijff_torchtune import NAME, outputs
-from cruijff_torchtune.config import RunConfig, build
+from cruijff_torchtune.config import RunConfig, Shared, build
 from cruijff_torchtune.data import DataError, TrainingFile, training_file
 from cruijff_torchtune.models import ModelError, ModelSpec, read_model, training_resources
 from cruijff_torchtune.resolve import tool_value
@@ -67,7 +68,7 @@ class TrainingPlan:
 
     recipe: str
     lora: bool
-    config: Mapping[str, Any] = attrs.field(converter=freeze)
+    config: Mapping[str, Any] = attrs.field(converter=lambda c: c if _read_only(c) else freeze(c))
     _settings: Callable[[], list[Setting]] = attrs.field(alias="settings", repr=False)
     resources: Resources
     adapters_only: bool = False
@@ -91,16 +92,28 @@ class TrainingPlan:
         return max(1, self.resources.gpus)
 
 
+def _read_only(config: Any) -> bool:
+    # config.build gives it frozen, sharing the sections runs have in common
+    return isinstance(config, MappingProxyType)
+
+
 def select(experiment: Experiment, upstream: tuple[Unit, ...] = ()) -> tuple[Unit, ...]:
-    """A training unit for every fine-tuned run, in the experiment's run order."""
+    """A training unit for every fine-tuned run, in the experiment's run order; the config
+    layers its runs share are built once (:class:`~cruijff_torchtune.config.Shared`)."""
+    shared = Shared()
     return tuple(
-        training_unit(experiment, run, upstream)
+        training_unit(experiment, run, upstream, shared)
         for run in experiment.runs
         if run.type is RunType.FINE_TUNED
     )
 
 
-def training_unit(experiment: Experiment, run: Run, upstream: tuple[Unit, ...] = ()) -> Unit:
+def training_unit(
+    experiment: Experiment,
+    run: Run,
+    upstream: tuple[Unit, ...] = (),
+    shared: Shared | None = None,
+) -> Unit:
     """The unit that trains ``run``; UserError when it would make no optimizer step."""
     assert experiment.data is not None, "checked at parse time"
     controls, mine = dict(experiment.controls), dict(run.parameters)
@@ -120,6 +133,7 @@ def training_unit(experiment: Experiment, run: Run, upstream: tuple[Unit, ...] =
         gpus=gpus,
         wandb_project=experiment.output.get("wandb_project"),
         max_samples=data.max_samples,
+        shared=shared,
     )
     _check_steps(run.name, built.config, data, gpus)
     compute = run.compute
@@ -148,7 +162,7 @@ def training_unit(experiment: Experiment, run: Run, upstream: tuple[Unit, ...] =
         payload=TrainingPlan(
             recipe=built.recipe,
             lora=built.lora,
-            config=built.config,
+            config=built.frozen,
             settings=settings,
             resources=resources,
             adapters_only=built.adapters_only,
