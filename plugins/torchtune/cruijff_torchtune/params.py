@@ -291,7 +291,7 @@ def _patched(
         under.setdefault(path[0], set()).add(path[1:])
     made = {}
     for key, value in config.items():
-        below = under.get(key)
+        below = under.get(key, set())  # nothing recorded: the template's section, if it has one
         if not below and key in frozen:
             made[key] = frozen[key]
         elif () not in below and isinstance(value, dict) and isinstance(frozen.get(key), Mapping):
