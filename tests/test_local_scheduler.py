@@ -283,6 +283,32 @@ def test_cancel_a_queued_job_it_never_starts(lab: Lab) -> None:
     assert read_state(job_dir(lab.local_dir, b.id))[0] == CANCELLED
 
 
+def test_a_job_after_another_waits_for_it_to_end_however_it_ends(lab: Lab) -> None:
+    """``after`` is an order, not a dependency: b and c start only once a ended (failed, here),
+    though there is room for all three at once and c comes first in the batch; d, after a job
+    of an earlier batch, waits for it too; e, after a unit with no job, starts at once."""
+    scheduler = lab.scheduler(jobs=3)
+    (early,) = scheduler.submit([lab.job("early", "sleep 0.6")], handles={})
+    handles = scheduler.submit(
+        [
+            lab.job("c", after=("a",)),
+            lab.job("a", "sleep 0.4; (exit 3)"),
+            lab.job("b", after=("a",), depends_on=("c",)),
+            lab.job("d", after=("early",)),
+            lab.job("e", after=("evaluated-last-week",)),
+        ],
+        handles={"early": early},
+    )
+    statuses = wait_until_finished(scheduler, [early, *handles])
+    c, a, b, d, e = (statuses[handle] for handle in handles)
+    assert a.state is JobState.FAILED
+    assert {c.state, b.state, d.state, e.state} == {JobState.SUCCEEDED}
+    spans = lab.spans()
+    assert spans["c"][0][0] >= spans["a"][0][1] and spans["b"][0][0] >= spans["a"][0][1]
+    assert spans["d"][0][0] >= spans["early"][0][1]
+    assert spans["e"][0][0] < spans["a"][0][1]
+
+
 def test_a_dependency_from_an_earlier_batch(lab: Lab) -> None:
     scheduler = lab.scheduler(jobs=2)
     (a,) = scheduler.submit([lab.job("a", "sleep 0.4")], handles={})

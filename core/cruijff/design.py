@@ -72,6 +72,7 @@ def with_scheduler(
             name=chosen.name,
             options=experiment.scheduler.options,
             gpus=bool(chosen.gpus(experiment)),
+            together=bool(chosen.together(experiment)),
         ),
     )
 

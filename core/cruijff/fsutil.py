@@ -3,6 +3,7 @@ reading them back with an error that names the file when one was damaged anyway.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
@@ -67,3 +68,18 @@ def read_json(path: Path, *, fix: str = "") -> Any | None:
         f"{path} is not valid JSON ({where}){empty}" + (f": {fix}" if fix else ""),
         hint="it was cut short (a full disk, a crash) or edited by hand",
     )
+
+
+def try_lock(path: Path) -> int | None:
+    """An fd holding an exclusive flock on ``path`` (created if missing), or None if taken.
+
+    flock belongs to the open file description, so the lock lives on in every process that
+    inherits the fd, and ends when the last of them closes it or dies.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd

@@ -176,6 +176,9 @@ class SchedulerInfo:
     )
     """What the jobs run on, for estimates (:mod:`cruijff.hardware`): this machine unless the
     scheduler knows better (a profile's ``gpu``)."""
+    together: Callable[[Experiment], bool] = attrs.field(default=lambda experiment: False, eq=False)
+    """Whether it starts a job only once the jobs of its ``JobSpec.after`` ended, so that a
+    tool may give one job the work of several (one process evaluating every task of a model)."""
 
 
 # --- the experiment -------------------------------------------------------------------------
@@ -365,12 +368,14 @@ class SchedulerConfig:
     """The ``scheduler`` section: which scheduler (None: choose the default) and its options.
 
     ``gpus`` says whether the chosen scheduler's jobs get GPUs (set once it is chosen, from
-    its ``SchedulerInfo.gpus``): tools ask for GPUs only where there are some.
+    its ``SchedulerInfo.gpus``): tools ask for GPUs only where there are some. ``together``
+    says whether it keeps the order of ``JobSpec.after`` (its ``SchedulerInfo.together``).
     """
 
     name: str | None = None
     options: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
     gpus: bool = False
+    together: bool = False
 
 
 @record
@@ -540,7 +545,11 @@ class FileSpec:
 class JobSpec:
     """A command to run for a unit: what a tool generates and a scheduler executes.
 
-    ``depends_on`` lists unit ids that must succeed first; ``log`` receives stdout and stderr.
+    ``depends_on`` lists unit ids that must succeed first; ``after`` lists unit ids whose jobs
+    must have ended first, however they ended (an order, not a dependency: a tool gives one job
+    the work of those that follow it, which then find it done). Only a scheduler whose
+    ``SchedulerInfo.together`` says so keeps that order; tools set ``after`` only there.
+    ``log`` receives stdout and stderr.
     """
 
     unit_id: str = attrs.field(validator=_is_name)
@@ -552,6 +561,7 @@ class JobSpec:
     resources: Resources = attrs.field(factory=Resources)
     depends_on: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     produces: tuple[Artifact, ...] = attrs.field(default=(), converter=_tuple)
+    after: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
 
 
 @record

@@ -28,6 +28,8 @@ def cruijff_schedulers() -> Iterator[SchedulerInfo]:
         factory=lambda experiment, options: LocalScheduler(options, experiment.state_dir),
         description="runs jobs on this machine, N at a time",
         gpus=has_cuda_devices,
+        # the executor starts a job only once its JobSpec.after ended (cruijff.local.executor)
+        together=lambda experiment: True,
     )
 
 

@@ -1,11 +1,12 @@
 """The executor of a local queue: ``python -m cruijff.local.executor <local_dir>``.
 
 A small detached process that starts queued jobs in submission order once their dependencies
-succeeded, at most ``jobs`` (from ``config.json``) at a time, and marks the jobs whose
-dependencies failed. It holds ``executor.lock`` for its life, so at most one serves a queue,
-and exits when nothing is queued or running. Killing it loses nothing: running jobs go on under
-their own wrappers, and the next submit or driving ``cruijff run`` starts a new executor. A job
-whose spec or status it cannot read is failed, naming the file; the rest are served.
+succeeded and the jobs they start after ended (however they did), at most ``jobs`` (from
+``config.json``) at a time, and marks the jobs whose dependencies failed. It holds
+``executor.lock`` for its life, so at most one serves a queue, and exits when nothing is queued
+or running. Killing it loses nothing: running jobs go on under their own wrappers, and the next
+submit or driving ``cruijff run`` starts a new executor. A job whose spec or status it cannot
+read is failed, naming the file; the rest are served.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cruijff.errors import UserError
-from cruijff.fsutil import read_json
+from cruijff.fsutil import read_json, try_lock
 from cruijff.local.store import (
     BROKEN,
     CANCEL,
@@ -29,6 +30,7 @@ from cruijff.local.store import (
     EXITED,
     FINAL,
     LOCK,
+    LOST,
     MISSING,
     QUEUED,
     RUNNING,
@@ -43,7 +45,6 @@ from cruijff.local.store import (
     read_spec,
     read_state,
     read_status,
-    try_lock,
     write_status,
 )
 
@@ -121,6 +122,10 @@ def _fail_unreadable(directory: Path, cause: str) -> bool:
         return True
 
 
+ENDED = FINAL | {LOST, MISSING, BROKEN}
+"""The states of a job that will not run (again) by itself: one to start after has ended."""
+
+
 class Executor:
     """Serves the queue in one ``local`` folder."""
 
@@ -194,6 +199,12 @@ class Executor:
                 if dep_state != EXITED:
                     waiting = True
             else:
+                # a job to start after need only have ended, however it did (or be gone)
+                waiting = waiting or any(
+                    (jobs.get(before) or read_state(job_dir(self.local_dir, before)))[0]
+                    not in ENDED
+                    for before in self.specs[job_id].get("after", [])
+                )
                 if waiting or running >= limit:
                     continue
                 wrapper = try_start(directory)

@@ -109,6 +109,8 @@ class LocalScheduler:
                 "job": to_plain(job),
                 # A dependency on a unit with no job here succeeded in an earlier run.
                 "dependencies": [local_ids[dep] for dep in job.depends_on if dep in local_ids],
+                # ...and a unit to start after, with no job here, ended before this one
+                "after": [local_ids[unit] for unit in job.after if unit in local_ids],
                 "submitted_ns": submitted_ns,
                 "order": index,
             }
@@ -130,16 +132,15 @@ class LocalScheduler:
         batch = {job.unit_id for job in jobs}
         earlier = {}
         for job in jobs:
+            for unit in job.after:  # only an order: a job unknown here is simply not waited for
+                handle = handles.get(unit)
+                if unit not in batch and handle is not None and self._knows(handle):
+                    earlier[unit] = handle.id
             for dep in job.depends_on:
                 if dep in batch or dep not in handles:
                     continue
                 handle = handles[dep]
-                known = (
-                    handle.scheduler == self.name
-                    and is_job_id(handle.id)
-                    and (job_dir(self.local_dir, handle.id) / SPEC).exists()
-                )
-                if not known:
+                if not self._knows(handle):
                     raise UserError(
                         f"job {job.unit_id} depends on {dep}, whose job {handle.scheduler}:"
                         f"{handle.id} the local scheduler does not know",
@@ -147,6 +148,14 @@ class LocalScheduler:
                     )
                 earlier[dep] = handle.id
         return earlier
+
+    def _knows(self, handle: JobHandle) -> bool:
+        """Whether ``handle`` names a job of this queue."""
+        return (
+            handle.scheduler == self.name
+            and is_job_id(handle.id)
+            and (job_dir(self.local_dir, handle.id) / SPEC).exists()
+        )
 
     def _allocate(self, units: Sequence[str]) -> list[str]:
         """A fresh job id ``<unit>.<n>`` per unit; mkdir makes each one ours alone."""
@@ -378,7 +387,8 @@ def _to_status(state: str, status: dict[str, Any]) -> JobStatus:
 
 
 def _dependency_order(jobs: Sequence[JobSpec]) -> list[int]:
-    """Indexes of ``jobs``, each after the jobs of this batch it depends on (stable)."""
+    """Indexes of ``jobs``, each after the jobs of this batch it depends on or starts after
+    (stable)."""
     index = {job.unit_id: i for i, job in enumerate(jobs)}
     order: list[int] = []
     seen: set[int] = set()
@@ -387,7 +397,7 @@ def _dependency_order(jobs: Sequence[JobSpec]) -> list[int]:
         if i in seen:
             return
         seen.add(i)
-        for dep in jobs[i].depends_on:
+        for dep in (*jobs[i].depends_on, *jobs[i].after):
             if dep in index:
                 visit(index[dep])
         order.append(i)

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from cruijff.errors import UserError
-from cruijff.fsutil import read_json, write_json
+from cruijff.fsutil import read_json, try_lock, write_json
 from cruijff.signals import killed_by
 
 JOBS = "jobs"
@@ -85,21 +85,6 @@ def unit_of(job_id: str) -> str:
 
 
 # --- locks ----------------------------------------------------------------------------------
-
-
-def try_lock(path: Path) -> int | None:
-    """An fd holding an exclusive flock on ``path`` (created if missing), or None if taken.
-
-    flock belongs to the open file description, so the lock lives on in every process that
-    inherits the fd, and ends when the last of them closes it or dies.
-    """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
 
 
 def is_locked(path: Path) -> bool:

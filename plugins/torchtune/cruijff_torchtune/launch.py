@@ -16,9 +16,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cruijff.yamlfile import load_yaml
+import yaml
+
 from cruijff_torchtune import outputs
 from cruijff_torchtune.components import read_rows
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def saved_epoch(state: Path) -> int | None:
@@ -104,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--finetune", choices=("lora", "full"), required=True)
     parser.add_argument("overrides", nargs="*", help="key=value config overrides")
     args = parser.parse_args(argv)
-    config = dict(load_yaml(args.config).data)
+    # the file cruijff wrote (or a user edit validate accepted): PyYAML's C reader is enough
+    # for the plain keys read here, and costs a job's start-up nothing next to cruijff's
+    config = yaml.load(args.config.read_text(encoding="utf-8"), Loader=_LOADER)
     output_dir = Path(config["output_dir"])
     lora = args.finetune == "lora"
     adapters_only = lora and bool(config.get("save_adapter_weights_only"))
