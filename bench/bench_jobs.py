@@ -4,12 +4,14 @@
    as cruijff starts it (the job's own command, ``python -m cruijff_torchtune.launch``) and as
    a bare ``tune run`` of the same recipe and config, alternately, each stopped at its first
    step. Goal: cruijff adds at most 0.5 s.
-2. Evaluation share: for each evaluation cell of a finished demo (``scripts/demo``), the
-   evaluation's own duration (inspect's log) against the job's wall time (the local
-   scheduler's record). Goal: at least half.
+2. Evaluation share: three tasks of the demo's model, each cell in a process of its own (the
+   baseline) against the cells of one model in one process, as cruijff runs them: the jobs'
+   seconds and the share of them spent evaluating (inspect's own durations). And for each
+   evaluation cell of a finished demo (``scripts/demo``), the evaluation's own duration against
+   the job's wall time (the local scheduler's record). Goal: at least half.
 
 Needs the demo's model (``scripts/demo`` fetches it). Run:
-.venv/bin/python bench/bench_jobs.py [--repeat N] [--only startup,share]
+.venv/bin/python bench/bench_jobs.py [--repeat N] [--only startup,together,share]
 Figures are medians of --repeat runs (default 5).
 """
 
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import yaml
@@ -88,6 +91,71 @@ def startup(repeat: int) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def scratch(document: dict) -> tuple[tempfile.TemporaryDirectory, Path]:
+    """A folder with the demo's tasks, data and model and ``document`` as its experiment."""
+    folder = tempfile.TemporaryDirectory()
+    root = Path(folder.name)
+    for name in ("tasks", "data", "models"):
+        (root / name).symlink_to(DEMO / name)
+    path = root / "experiment.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return folder, path
+
+
+def timed(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> float:
+    """Seconds ``argv`` ran in ``cwd``; it must succeed."""
+    began = time.perf_counter()
+    done = subprocess.run(argv, cwd=cwd, env={**os.environ, **env}, capture_output=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed:\n{done.stdout.decode()[-3000:]}")
+    return time.perf_counter() - began
+
+
+def together(repeat: int, tasks: int = 3) -> dict[str, float]:
+    """The demo's base model on ``tasks`` tasks: the seconds its cells' jobs take and the
+    share of them spent evaluating, each cell in a process of its own (the baseline) and as
+    cruijff runs them (the first cell's job evaluating all, the others' finding them done);
+    medians of ``repeat`` runs, alternately."""
+    from cruijff.manager import PluginManager
+    from cruijff.orchestrator import design
+
+    document = yaml.safe_load((DEMO / "experiment.yaml").read_text())
+    document.update(runs=[{"name": "base", "type": "control", "model": "SmolLM2-135M-Instruct"}])
+    del document["variables"], document["tools"]["preparation"]
+    keep = ("prompt", "dataset_type")  # the evaluation's; the rest are training's
+    document["controls"] = {k: v for k, v in document["controls"].items() if k in keep}
+    task = document["evaluation"]["tasks"][0]
+    document["evaluation"]["tasks"] = [
+        {**task, "name": f"cap{n}", "function": "capitalization"} for n in range(tasks)
+    ]
+    folder, path = scratch(document)
+    with folder:
+        subprocess.run([sys.executable, "-m", "cruijff", "scaffold", str(path)], check=True)
+        plan = design(PluginManager(), path)
+        jobs = [plan.generated[unit.id].job for unit in plan.units]
+        figures: dict[str, list[float]] = {"alone": [], "together": [], "share": [], "one": []}
+        for _ in range(repeat):
+            for way in ("alone", "together"):
+                for job in jobs:
+                    for name in ("logs", "results.json", ".cruijff-identity"):
+                        target = job.workdir / name
+                        shutil.rmtree(target) if target.is_dir() else target.unlink(True)
+                walls = []
+                for job in jobs:
+                    argv = list(job.argv[:4]) if way == "alone" else list(job.argv)
+                    walls.append(timed(argv, job.workdir, job.env))
+                figures[way].append(sum(walls))
+                if way == "together":
+                    spent = sum(
+                        json.loads((job.workdir / "results.json").read_text())["duration_s"]
+                        for job in jobs
+                    )
+                    figures["share"].append(spent / sum(walls))
+                else:
+                    figures["one"].append(statistics.median(walls))
+    return {name: statistics.median(values) for name, values in figures.items()}
+
+
 def share() -> list[tuple[str, float, float]]:
     """(cell, evaluation seconds, job wall seconds) of every cell of the finished demo."""
     found = []
@@ -106,7 +174,7 @@ def share() -> list[tuple[str, float, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--only", default="startup,share")
+    parser.add_argument("--only", default="startup,together,share")
     args = parser.parse_args()
     wanted = set(args.only.split(","))
     if not (DEMO / "models").exists():
@@ -119,6 +187,14 @@ def main() -> None:
         print(f"{'  cruijff training job':44} {figures['cruijff']:7.2f}s")
         mark = "ok" if added <= 0.5 else "over"
         print(f"{'  added by cruijff (goal <= 0.50 s)':44} {added:7.2f}s  {mark}")
+    if "together" in wanted:
+        figures = together(args.repeat)
+        print(f"{'3 tasks of one model (the demo model)':44} {'median':>8}")
+        print(f"{'  each cell in its own process (baseline)':44} {figures['alone']:7.1f}s")
+        print(f"{'  cells of one model in one process':44} {figures['together']:7.1f}s")
+        print(f"{'  one cell alone':44} {figures['one']:7.1f}s")
+        mark = "ok" if figures["share"] >= 0.5 else "under"
+        print(f"{'  evaluating, of their jobs (goal >= 50%)':44} {figures['share']:7.0%}   {mark}")
     if "share" in wanted:
         cells = share()
         if not cells:

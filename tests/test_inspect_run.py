@@ -22,7 +22,7 @@ import yaml
 from inspect_helpers import TASKS, CopyTrainer, write_words
 
 from cruijff.orchestrator import cancel, design, run_experiment
-from cruijff.records import JobState
+from cruijff.records import JobState, JobStatus
 from cruijff.runner import RunOptions
 from cruijff_inspect import plugin as inspect_plugin
 
@@ -119,6 +119,62 @@ def test_mock_evaluation_through_cruijff_run(plugin_manager, inspect_only, tmp_p
     assert [Path(info.name.removeprefix("file://")) for info in list_eval_logs(str(tmp_path))] == [
         the_log(cell)
     ]
+
+
+def test_the_cells_of_one_model_are_evaluated_in_one_process_and_a_failed_one_retries_alone(
+    plugin_manager, inspect_only, tmp_path
+):
+    """Three tasks of one model: the first cell's job evaluates all three (one import of
+    inspect, one model); the others' jobs start after it and find their results standing,
+    except the one that failed there, which its own job evaluates again, alone."""
+    path = control_experiment(tmp_path, fake_model(tmp_path), 3, provider="cruijff-mock")
+    document = yaml.safe_load(path.read_text())
+    task = document["evaluation"]["tasks"][0]
+    document["evaluation"]["tasks"] = [
+        {**task, "name": "first", "function": "capitalization"},
+        {**task, "name": "second", "function": "exploding"},
+        {**task, "name": "third", "function": "capitalization"},
+    ]
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    plan = design(plugin_manager, path)
+    first, second, third = (plan.generated[unit.id].job for unit in plan.units)
+    assert first.argv[-3:] == ("--together", str(second.argv[3]), str(third.argv[3]))
+    assert second.argv[-1] == third.argv[-1] == "--unless-current"
+    assert second.after == third.after == (first.unit_id,) and first.after == ()
+
+    result = run_experiment(plugin_manager, path, attrs.evolve(FAST, jobs=3))
+    states = {unit: record.state for unit, record in result.records.items()}
+    assert states == {
+        first.unit_id: JobState.SUCCEEDED,
+        second.unit_id: JobState.FAILED,
+        third.unit_id: JobState.SUCCEEDED,
+    }
+    cells = {job.unit_id: job.workdir for job in (first, second, third)}
+    lead_log = (cells[first.unit_id] / "job.log").read_text()
+    assert lead_log.count("] evaluating ") == 3  # its own cell, then both others
+    third_results = json.loads((cells[third.unit_id] / "results.json").read_text())
+    assert third_results["status"] == "success" and third_results["samples"] == 3
+    assert third_results["evaluated_by"] == first.unit_id and third_results["job_s"] > 0
+    assert "] evaluating " not in (cells[third.unit_id] / "job.log").read_text()
+    assert "its results stand" in (cells[third.unit_id] / "job.log").read_text()
+    # the failed cell: evaluated again by its own job, which fails with the task's own cause
+    assert "] evaluating " in (cells[second.unit_id] / "job.log").read_text()
+    assert "the task exploded" in result.records[second.unit_id].cause
+    assert "evaluated_by" not in json.loads((cells[second.unit_id] / "results.json").read_text())
+
+    again = run_experiment(plugin_manager, path, attrs.evolve(FAST, retry_failed=True))
+    # measured for the estimates: each cell's own time, not its job's
+    units = {unit.id: unit for unit in result.plan.units}
+    timed = JobStatus(state=JobState.SUCCEEDED, exit_code=0, wall_s=100.0)
+    lead = inspect_plugin.cruijff_measure(plan.experiment, units[first.unit_id], timed)
+    assert lead["wall_s"] == pytest.approx(100.0 - third_results["job_s"])
+    other = inspect_plugin.cruijff_measure(plan.experiment, units[third.unit_id], timed)
+    assert other["wall_s"] == third_results["job_s"]
+
+    before = {unit: record.handle for unit, record in result.records.items()}
+    resubmitted = {unit for unit, record in again.records.items() if record.handle != before[unit]}
+    assert resubmitted == {second.unit_id}  # only the failed cell, alone
+    assert (cells[first.unit_id] / "job.log").read_text().count("] evaluating ") == 3
 
 
 def test_an_error_inside_inspect_fails_the_job_with_its_cause(

@@ -751,8 +751,9 @@ def _number(value: Any) -> bool:
 def measure(unit: Unit, status: JobStatus) -> dict[str, Any] | None:
     """``cruijff_measure``: the samples a finished cell evaluated (``samples``), the
     evaluation's own duration (``eval_s``: its log's start to its end), the job's (``wall_s``:
-    the scheduler's where it knows it, else the evaluation's) and that in ``hours`` (what the
-    estimate predicts), from the ``results.json`` the job wrote from its ``.eval`` log (the
+    the scheduler's where it knows it, else the evaluation's; for a job that evaluated its
+    model's other cells too, without their time, which is theirs) and that in ``hours`` (what
+    the estimate predicts), from the ``results.json`` the job wrote from its ``.eval`` log (the
     log itself needs inspect_ai to read); None without a successful one."""
     results = read_results(unit.directory)
     if results is None or results.get("status") != SUCCESS:
@@ -765,6 +766,20 @@ def measure(unit: Unit, status: JobStatus) -> dict[str, Any] | None:
     if _number(duration):
         found["eval_s"] = float(duration)
     wall = status.wall_s if _number(status.wall_s) else found.get("eval_s")
+    if _number(results.get("job_s")) and results.get("evaluated_by"):
+        wall = results["job_s"]  # what it took in the job that evaluated its model's cells
+    elif wall is not None:
+        wall = max(0.0, wall - _others_s(unit))
     if wall is not None:
         found.update(wall_s=float(wall), hours=wall / 3600)
     return found or None
+
+
+def _others_s(unit: Unit) -> float:
+    """The seconds a cell's job spent evaluating the other cells of its model (``together``)."""
+    spent = 0.0
+    for config in getattr(unit.payload, "together", ()):
+        other = read_results(config.parent) or {}
+        if other.get("evaluated_by") == unit.id and _number(other.get("job_s")):
+            spent += other["job_s"]
+    return spent

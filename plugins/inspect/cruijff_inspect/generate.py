@@ -43,6 +43,8 @@ from cruijff_inspect.settings import (
     DEFAULT_PROVIDER,
     JOB_ENV,
     JOB_MODULE,
+    TOGETHER,
+    UNLESS_CURRENT,
     assistant_prefix,
     batch_size,
     chosen,
@@ -408,10 +410,17 @@ def generate(experiment: Experiment, unit: Unit) -> Generated:
         f"# Evaluation {unit.id} of experiment {experiment.name}, written by cruijff.\n"
         f"# Run it as it stands: python -m {JOB_MODULE} {CONFIG}\n"
     )
+    argv: tuple[str, ...] = (sys.executable, "-m", JOB_MODULE, str(path))
+    lead, others = getattr(unit.payload, "lead", None), getattr(unit.payload, "together", ())
+    if others:  # this job evaluates the model's other cells too, loading it once
+        argv += (TOGETHER, *map(str, others))
+    if lead:  # started after the job that evaluated this cell too
+        argv += (UNLESS_CURRENT,)
     job = JobSpec(
         unit_id=unit.id,
         name=f"{experiment.name}.{unit.id}",
-        argv=(sys.executable, "-m", JOB_MODULE, str(path)),
+        argv=argv,
+        after=(lead,) if lead else (),
         workdir=unit.directory,
         log=unit.directory / JOB_LOG,
         env=JOB_ENV,

@@ -1,6 +1,14 @@
-"""The evaluation job: ``python -m cruijff_inspect.job <cell>/eval_config.yaml``.
+"""The evaluation job: ``python -m cruijff_inspect.job <cell>/eval_config.yaml
+[--together <cell>/eval_config.yaml ...] [--unless-current]``.
 
-Runs one cell through inspect's Python API (``eval_set``, never the CLI and its path quirks)
+``--together`` names the other cells of the same model: the job evaluates them after its own,
+in the same process, so torch, transformers and inspect are imported and the model loaded
+once; each keeps its own logs and ``results.json``, which says which job evaluated it. Their
+own jobs run ``--unless-current``, after this one: they find their results standing and end
+at once, or evaluate their cell themselves (one that failed here, or that this job never
+reached). A cell's flock (``.cruijff-eval.lock``) keeps two processes off one cell.
+
+Runs a cell through inspect's Python API (``eval_set``, never the CLI and its path quirks)
 and writes the cell's ``results.json`` from the log it reads back. Resumable: ``eval_set`` on
 the cell's own log folder reuses the samples an interrupted run finished, and SIGTERM (what
 ``cruijff cancel`` and ``scancel`` send) becomes a KeyboardInterrupt, so inspect closes its log
@@ -17,7 +25,10 @@ interrupted, 2 for an unreadable config.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import datetime
+import fcntl
 import hashlib
 import importlib.util
 import json
@@ -25,17 +36,29 @@ import os
 import shutil
 import signal
 import sys
+import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from cruijff.fsutil import write_atomic, write_json
+from cruijff.fsutil import try_lock, write_atomic, write_json
 from cruijff_inspect.collect import cause, collect, location
-from cruijff_inspect.results import SUCCESS, digest, model_fingerprint
-from cruijff_inspect.settings import DEFAULT_BATCH, JOB_ENV
+from cruijff_inspect.results import (
+    RESULTS,
+    SUCCESS,
+    digest,
+    fault,
+    model_fingerprint,
+    read_results,
+)
+from cruijff_inspect.settings import DEFAULT_BATCH, JOB_ENV, JOB_MODULE, TOGETHER, UNLESS_CURRENT
 
+LOCK = ".cruijff-eval.lock"
+"""A cell's flock, held by the job that evaluates it: a job evaluating a model's other cells
+skips one whose own job holds it, and that job waits while another evaluates its cell."""
 MERGED = "merged"
 """The cell's folder for a LoRA adapter merged into its base model, while it is evaluated."""
 IDENTITY = ".cruijff-identity"
@@ -112,8 +135,10 @@ def chat_template_note(model: dict[str, Any]) -> None:
         say(f"{folder} has no chat template: prompts are sent as plain 'role: content' lines")
 
 
-def evaluate(config: dict[str, Any], log_dir: Path, directory: Path) -> Any:
-    """Run the cell through ``eval_set`` and return its log (header)."""
+def evaluate(config: dict[str, Any], log_dir: Path, directory: Path, merged: dict) -> Any:
+    """Run the cell through ``eval_set`` and return its log (header). An adapter is merged
+    into its base once per job (``merged``): cells of one model then share inspect's loaded
+    model, which it keeps for the same model arguments."""
     from inspect_ai import eval_set
 
     from cruijff_inspect import mock  # noqa: F401 -- registers the offline provider
@@ -130,9 +155,11 @@ def evaluate(config: dict[str, Any], log_dir: Path, directory: Path) -> Any:
     if model.get("adapter"):
         from cruijff_inspect.adapter import merge
 
-        say(f"merging the LoRA adapter {model['adapter']} into {model['path']}")
-        merged = merge(Path(model["path"]), Path(model["adapter"]), directory / MERGED)
-        args["model_path"] = str(merged)
+        key = (model["path"], model["adapter"])
+        if key not in merged:
+            say(f"merging the LoRA adapter {model['adapter']} into {model['path']}")
+            merged[key] = merge(Path(model["path"]), Path(model["adapter"]), directory / MERGED)
+        args["model_path"] = str(merged[key])
         metadata.update(adapter=model["adapter"], base_model_path=model["path"])
     say(f"evaluating {model['name']} ({model.get('adapter') or model['path']}) on {config['task']}")
     say(f"{samples} samples, batch {batch}")
@@ -150,6 +177,7 @@ def evaluate(config: dict[str, Any], log_dir: Path, directory: Path) -> Any:
         retry_immediate=False,
         display="plain",
         log_level="warning",
+        ctl_server=False,  # a batch job: no client asks it anything, so no server
         **dict(config.get("generate") or {}),
     )
     return logs[0]
@@ -174,19 +202,9 @@ def tidy_logs(log_dir: Path, kept: Path) -> None:
         write_log_dir_manifest(str(log_dir))
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    batch = None
-    if len(args) == 3 and args[1] == "--batch-size" and args[2].isdigit():
-        batch, args = int(args[2]), args[:1]  # a retry after running out of memory
-    if len(args) != 1:
-        print("usage: python -m cruijff_inspect.job EVAL_CONFIG [--batch-size N]", file=sys.stderr)
-        return 2
-    # before the slow imports, so an early SIGTERM is a clean interruption too
-    signal.signal(signal.SIGTERM, _interrupt)
-    for key, value in JOB_ENV.items():
-        os.environ.setdefault(key, value)
-    config_path = Path(args[0]).resolve()
+def evaluate_cell(config_path: Path, batch: int | None, merged: dict[Any, Path]) -> int:
+    """Evaluate the cell of ``config_path`` and write its ``results.json``; its exit code (0 on
+    success, 1 on an error, 130 when interrupted, 2 for an unreadable config)."""
     try:
         text = config_path.read_text(encoding="utf-8")
         config = yaml.safe_load(text)
@@ -215,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         base["adapter_path"] = adapter_path
     try:
         supersede(directory, log_dir, identity(config, fingerprint))
-        log = evaluate(config, log_dir, directory)
+        log = evaluate(config, log_dir, directory, merged)
         results = collect(log, base, directory)
     except (KeyboardInterrupt, SystemExit):
         stopped = "interrupted: running it again continues from the finished samples"
@@ -227,8 +245,6 @@ def main(argv: list[str] | None = None) -> int:
         reason = f"{type(error).__name__}: {error}".strip().splitlines()[0]
         write_json(results_path, {**base, "status": "error", "cause": reason})
         return 1
-    finally:
-        shutil.rmtree(directory / MERGED, ignore_errors=True)  # rebuilt when needed
     write_json(results_path, results)
     if log.status != SUCCESS:
         say(f"failed: {cause(log)} (log: {location(log)})")
@@ -237,6 +253,92 @@ def main(argv: list[str] | None = None) -> int:
     shown = ", ".join(f"{k} {v:.4g}" for k, v in results["metrics"].items() if isinstance(v, float))
     say(f"done: {results['samples']} samples in {results['duration_s']} s; {shown}")
     return 0
+
+
+def standing(directory: Path) -> bool:
+    """Whether the cell's ``results.json`` stands (a success, under its current settings and
+    model): read without inspect, so a cell another job evaluated costs a second."""
+    results = read_results(directory)
+    return results is not None and not fault(directory, results)
+
+
+def evaluate_with(config_path: Path, lead: str, batch: int | None, merged: dict) -> int:
+    """Evaluate another cell of this job's model, unless its own job holds it now or its
+    results stand; note in its ``results.json`` which job evaluated it, and in how long."""
+    directory = config_path.parent
+    fd = try_lock(directory / LOCK)
+    if fd is None:
+        say(f"{directory}: its own job evaluates it now")
+        return 0
+    try:
+        if standing(directory):
+            say(f"{directory}: already evaluated")
+            return 0
+        began = time.monotonic()
+        code = evaluate_cell(config_path, batch, merged)
+        results = read_results(directory)
+        if results is not None:
+            seconds = round(time.monotonic() - began, 1)
+            write_json(directory / RESULTS, {**results, "evaluated_by": lead, "job_s": seconds})
+        return code
+    finally:
+        os.close(fd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {JOB_MODULE}",
+        description="Evaluate a cell (its eval_config.yaml) and write its results.json.",
+    )
+    parser.add_argument("config", type=Path, help="the cell's eval_config.yaml")
+    parser.add_argument("--batch-size", type=int, help="at most N samples at once (a retry)")
+    parser.add_argument(
+        TOGETHER,
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="CONFIG",
+        help="then these cells of the same model, loaded once",
+    )
+    parser.add_argument(
+        UNLESS_CURRENT,
+        action="store_true",
+        help="leave the cell as it is where its results stand (another job evaluated it)",
+    )
+    args = parser.parse_args(argv)
+    # before the slow imports, so an early SIGTERM is a clean interruption too
+    signal.signal(signal.SIGTERM, _interrupt)
+    for key, value in JOB_ENV.items():
+        os.environ.setdefault(key, value)
+    config_path = args.config.resolve()
+    directory = config_path.parent
+    merged: dict[Any, Path] = {}  # (base, adapter) -> the folder they are merged in, once
+    try:
+        with _locked(directory / LOCK):  # waits while another job evaluates this cell
+            if args.unless_current and standing(directory):
+                say(f"its results stand ({RESULTS}): evaluated with the other cells of its model")
+                return 0
+            code = evaluate_cell(config_path, args.batch_size, merged)
+        unit = (read_results(directory) or {}).get("unit")
+        for other in args.together:
+            if code == 130:
+                break
+            other_code = evaluate_with(other.resolve(), unit, args.batch_size, merged)
+            code = 130 if other_code == 130 else code
+        return code
+    finally:
+        for folder in {directory / MERGED, *merged.values()}:
+            shutil.rmtree(folder, ignore_errors=True)  # rebuilt when needed
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from cruijff.records import (
 from cruijff.upstream import dataset_maker
 from cruijff_inspect import adapter as adapters
 from cruijff_inspect.data import eval_data, missing_split
-from cruijff_inspect.results import LOGS
+from cruijff_inspect.results import CONFIG, LOGS
 from cruijff_inspect.settings import PLUGIN
 
 TOOL = "inspect"
@@ -67,6 +67,11 @@ class Cell:
     """The unit that generates the cell's data file, if a tool of the experiment does."""
     data_artifact: Artifact | None = None
     """That unit's ``dataset`` artifact (its rows per split, known before the file exists)."""
+    lead: str | None = None
+    """The unit whose job evaluates this cell too (:func:`together`); this cell's job starts
+    after it and finds the work done."""
+    together: tuple[Path, ...] = ()
+    """The configs of the cells this cell's job evaluates after its own."""
 
     @property
     def label(self) -> str:
@@ -342,6 +347,34 @@ def unit(cell: Cell) -> Unit:
     )
 
 
+def together(units: list[Unit]) -> list[Unit]:
+    """The cells of one model (the same folder and adapter, waiting for the same units) in one
+    process, which loads it once: the first cell's job evaluates the others after its own;
+    theirs start after it ended, and evaluate their cell only where it did not (a failed cell
+    retries alone)."""
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for index, each in enumerate(units):
+        cell = each.payload
+        key = (cell.model, cell.adapter, each.depends_on)
+        groups.setdefault(key, []).append(index)
+    units = list(units)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        lead, *rest = members
+        configs = tuple(units[i].directory / CONFIG for i in rest)
+        units[lead] = _with(units[lead], together=configs)
+        for i in rest:
+            units[i] = _with(units[i], lead=units[lead].id)
+    return units
+
+
+def _with(each: Unit, **changes: Any) -> Unit:
+    return attrs.evolve(each, payload=attrs.evolve(each.payload, **changes))
+
+
 def select(experiment: Experiment, upstream: tuple[Unit, ...]) -> tuple[Unit, ...]:
-    """``cruijff_select`` for the inspect tool."""
-    return tuple(unit(cell) for cell in cells(experiment, upstream))
+    """``cruijff_select`` for the inspect tool: a unit per cell, a model's cells evaluated in
+    one process where the scheduler keeps the order that needs (``together``)."""
+    units = [unit(cell) for cell in cells(experiment, upstream)]
+    return tuple(together(units) if experiment.scheduler.together else units)

@@ -83,6 +83,17 @@ def stale(directory: Path, results: dict[str, Any]) -> str:
     return ""
 
 
+def fault(directory: Path, results: dict[str, Any]) -> str:
+    """Why a cell's ``results.json`` does not stand for it, "" when it does: it must be a
+    success whose log still exists, under the current settings and model."""
+    if results.get("status") != SUCCESS:
+        return results.get("cause") or f"the evaluation ended with status {results.get('status')}"
+    log = directory / str(results.get("log", ""))
+    if not results.get("log") or not log.is_file():
+        return f"its log {log} is gone"
+    return stale(directory, results)
+
+
 def validate(unit: Unit, status: JobStatus | None) -> Validation:
     """Complete only when the job read a ``success`` log that still exists, under the current
     settings and model; otherwise why not (the log's own error where there is one)."""
@@ -96,15 +107,10 @@ def validate(unit: Unit, status: JobStatus | None) -> Validation:
             else f"not evaluated yet (no {RESULTS})"
         )
         return Validation(unit_id=unit.id, ok=False, cause=cause)
-    if results.get("status") != SUCCESS:
-        cause = results.get("cause") or f"the evaluation ended with status {results.get('status')}"
-        return Validation(unit_id=unit.id, ok=False, cause=cause)
-    log = directory / str(results.get("log", ""))
-    if not results.get("log") or not log.is_file():
-        return Validation(unit_id=unit.id, ok=False, cause=f"its log {log} is gone")
-    why = stale(directory, results)
+    why = fault(directory, results)
     if why:
         return Validation(unit_id=unit.id, ok=False, cause=why)
+    log = directory / str(results["log"])
     return Validation(
         unit_id=unit.id,
         ok=True,
