@@ -768,18 +768,8 @@ def measure(unit: Unit, status: JobStatus) -> dict[str, Any] | None:
     wall = status.wall_s if _number(status.wall_s) else found.get("eval_s")
     if _number(results.get("job_s")) and results.get("evaluated_by"):
         wall = results["job_s"]  # what it took in the job that evaluated its model's cells
-    elif wall is not None:
-        wall = max(0.0, wall - _others_s(unit))
+    elif _number(status.wall_s) and _number(results.get("together_s")):
+        wall = max(0.0, status.wall_s - results["together_s"])  # the others' time is theirs
     if wall is not None:
         found.update(wall_s=float(wall), hours=wall / 3600)
     return found or None
-
-
-def _others_s(unit: Unit) -> float:
-    """The seconds a cell's job spent evaluating the other cells of its model (``together``)."""
-    spent = 0.0
-    for config in getattr(unit.payload, "together", ()):
-        other = read_results(config.parent) or {}
-        if other.get("evaluated_by") == unit.id and _number(other.get("job_s")):
-            spent += other["job_s"]
-    return spent

@@ -54,6 +54,7 @@ from cruijff_inspect.results import (
     model_fingerprint,
     read_results,
 )
+from cruijff_inspect.retry import OOM
 from cruijff_inspect.settings import DEFAULT_BATCH, JOB_ENV, JOB_MODULE, TOGETHER, UNLESS_CURRENT
 
 LOCK = ".cruijff-eval.lock"
@@ -135,10 +136,11 @@ def chat_template_note(model: dict[str, Any]) -> None:
         say(f"{folder} has no chat template: prompts are sent as plain 'role: content' lines")
 
 
-def evaluate(config: dict[str, Any], log_dir: Path, directory: Path, merged: dict) -> Any:
+def evaluate(config: dict[str, Any], log_dir: Path, merged: dict, merge_into: Path) -> Any:
     """Run the cell through ``eval_set`` and return its log (header). An adapter is merged
-    into its base once per job (``merged``): cells of one model then share inspect's loaded
-    model, which it keeps for the same model arguments."""
+    into its base once per job (``merged``), in ``merge_into`` (the job's own cell's folder,
+    which it holds): cells of one model then share inspect's loaded model, which it keeps for
+    the same model arguments."""
     from inspect_ai import eval_set
 
     from cruijff_inspect import mock  # noqa: F401 -- registers the offline provider
@@ -158,7 +160,7 @@ def evaluate(config: dict[str, Any], log_dir: Path, directory: Path, merged: dic
         key = (model["path"], model["adapter"])
         if key not in merged:
             say(f"merging the LoRA adapter {model['adapter']} into {model['path']}")
-            merged[key] = merge(Path(model["path"]), Path(model["adapter"]), directory / MERGED)
+            merged[key] = merge(Path(model["path"]), Path(model["adapter"]), merge_into)
         args["model_path"] = str(merged[key])
         metadata.update(adapter=model["adapter"], base_model_path=model["path"])
     say(f"evaluating {model['name']} ({model.get('adapter') or model['path']}) on {config['task']}")
@@ -202,7 +204,7 @@ def tidy_logs(log_dir: Path, kept: Path) -> None:
         write_log_dir_manifest(str(log_dir))
 
 
-def evaluate_cell(config_path: Path, batch: int | None, merged: dict[Any, Path]) -> int:
+def evaluate_cell(config_path: Path, batch: int | None, merged: dict, merge_into: Path) -> int:
     """Evaluate the cell of ``config_path`` and write its ``results.json``; its exit code (0 on
     success, 1 on an error, 130 when interrupted, 2 for an unreadable config)."""
     try:
@@ -233,7 +235,7 @@ def evaluate_cell(config_path: Path, batch: int | None, merged: dict[Any, Path])
         base["adapter_path"] = adapter_path
     try:
         supersede(directory, log_dir, identity(config, fingerprint))
-        log = evaluate(config, log_dir, directory, merged)
+        log = evaluate(config, log_dir, merged, merge_into)
         results = collect(log, base, directory)
     except (KeyboardInterrupt, SystemExit):
         stopped = "interrupted: running it again continues from the finished samples"
@@ -262,11 +264,18 @@ def standing(directory: Path) -> bool:
     return results is not None and not fault(directory, results)
 
 
-def evaluate_with(config_path: Path, lead: str, batch: int | None, merged: dict) -> int:
+def evaluate_with(
+    config_path: Path, lead: str | None, batch: int | None, merged: dict, merge_into: Path
+) -> int:
     """Evaluate another cell of this job's model, unless its own job holds it now or its
-    results stand; note in its ``results.json`` which job evaluated it, and in how long."""
+    results stand; note in its ``results.json`` which job evaluated it, and in how long. A
+    problem is that cell's alone: it is reported, and its own job evaluates it again."""
     directory = config_path.parent
-    fd = try_lock(directory / LOCK)
+    try:
+        fd = try_lock(directory / LOCK)
+    except OSError as error:
+        say(f"{directory}: left to its own job ({error})")
+        return 1
     if fd is None:
         say(f"{directory}: its own job evaluates it now")
         return 0
@@ -275,14 +284,18 @@ def evaluate_with(config_path: Path, lead: str, batch: int | None, merged: dict)
             say(f"{directory}: already evaluated")
             return 0
         began = time.monotonic()
-        code = evaluate_cell(config_path, batch, merged)
+        code = evaluate_cell(config_path, batch, merged, merge_into)
         results = read_results(directory)
-        if results is not None:
+        if code != 2 and results is not None:  # 2: its config is unreadable, nothing was written
             seconds = round(time.monotonic() - began, 1)
             write_json(directory / RESULTS, {**results, "evaluated_by": lead, "job_s": seconds})
         return code
+    except Exception as error:  # one cell's trouble, not the job's
+        say(f"{directory}: left to its own job ({type(error).__name__}: {error})")
+        return 1
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -312,23 +325,37 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault(key, value)
     config_path = args.config.resolve()
     directory = config_path.parent
+    if not config_path.is_file():
+        print(f"cannot read the evaluation config {config_path}: no such file", file=sys.stderr)
+        return 2
     merged: dict[Any, Path] = {}  # (base, adapter) -> the folder they are merged in, once
+    merge_into = directory / MERGED
     try:
-        with _locked(directory / LOCK):  # waits while another job evaluates this cell
+        # held to the end, for the others' evaluations use this cell's merged folder; it waits
+        # while another process evaluates this cell
+        with _locked(directory / LOCK):
             if args.unless_current and standing(directory):
                 say(f"its results stand ({RESULTS}): evaluated with the other cells of its model")
                 return 0
-            code = evaluate_cell(config_path, args.batch_size, merged)
-        unit = (read_results(directory) or {}).get("unit")
-        for other in args.together:
-            if code == 130:
-                break
-            other_code = evaluate_with(other.resolve(), unit, args.batch_size, merged)
-            code = 130 if other_code == 130 else code
-        return code
+            code = evaluate_cell(config_path, args.batch_size, merged, merge_into)
+            own = read_results(directory) or {}
+            if args.together and OOM.search(str(own.get("cause", ""))):
+                say("out of memory: the other cells of this model are left to their own jobs")
+                return code
+            began = time.monotonic()
+            for other in args.together:
+                unit = own.get("unit")
+                if evaluate_with(other.resolve(), unit, args.batch_size, merged, merge_into) == 130:
+                    return 130
+            if args.together and own:
+                spent = round(time.monotonic() - began, 1)
+                write_json(directory / RESULTS, {**own, "together_s": spent})
+            return code
+    except KeyboardInterrupt:  # a SIGTERM between cells (inside one, the cell records it)
+        say("interrupted")
+        return 130
     finally:
-        for folder in {directory / MERGED, *merged.values()}:
-            shutil.rmtree(folder, ignore_errors=True)  # rebuilt when needed
+        shutil.rmtree(merge_into, ignore_errors=True)  # rebuilt when needed
 
 
 @contextlib.contextmanager

@@ -36,11 +36,11 @@ MOCK_PROVIDER = "cruijff-mock"
 """The offline provider of :mod:`cruijff_inspect.mock`."""
 DEFAULT_SPLIT = "test"
 JOB_MODULE = "cruijff_inspect.job"
+"""The module an evaluation job runs: ``python -m cruijff_inspect.job eval_config.yaml``."""
 TOGETHER = "--together"
 """The job's option naming the configs of the cells it evaluates after its own."""
 UNLESS_CURRENT = "--unless-current"
 """The job's option to leave its cell as it is when its results stand (another job did it)."""
-"""The module an evaluation job runs: ``python -m cruijff_inspect.job eval_config.yaml``."""
 
 JOB_ENV = {
     # local model folders only: without these, each evaluation spends ~25 s retrying the Hub
