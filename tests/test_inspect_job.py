@@ -117,3 +117,68 @@ def test_a_lead_out_of_memory_leaves_the_others_and_an_interrupted_one_stops(tmp
 def test_a_missing_config_is_a_clear_error(tmp_path, capsys):
     assert job.main([str(tmp_path / "nowhere" / "eval_config.yaml")]) == 2
     assert "cannot read the evaluation config" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "together"), [("local", True), ("slurm", False), ("slurm", True)]
+)
+def test_a_models_cells_share_a_job_where_the_scheduler_keeps_the_order(
+    plugin_manager, register_plugin, tmp_path, scheduler, together
+):
+    """The local scheduler always; SLURM where its profile says ``together: true``, its
+    others then waiting with ``afterany``; never two models in one job."""
+    import yaml
+    from inspect_helpers import TASKS, write_words
+
+    from cruijff.orchestrator import design
+    from cruijff_inspect import plugin as inspect_plugin
+    from cruijff_slurm import plugin as slurm_plugin
+    from cruijff_slurm.arrays import plan_calls
+
+    register_plugin(inspect_plugin, name="inspect")
+    register_plugin(slurm_plugin, name="slurm")
+    write_words(tmp_path, 3)
+    models = []
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text("{}")
+        models.append({"name": name, "path": name})
+    task = {"script": str(TASKS), "function": "capitalization"}
+    document = {
+        "experiment": {"name": "grouped"},
+        "tools": {"evaluation": "inspect-ai"},
+        "models": {"base": models},
+        "data": {"training": {"path": "words.json"}},
+        "controls": {"prompt": "Capitalize: {input}", "dataset_type": "chat_completion"},
+        "runs": [{"name": m["name"], "type": "control", "model": m["name"]} for m in models],
+        "evaluation": {
+            "provider": "cruijff-mock",
+            "tasks": [{**task, "name": "a"}, {**task, "name": "b"}],
+        },
+        "scheduler": {"name": scheduler, **({"together": True} if together else {})},
+    }
+    if scheduler == "local":
+        del document["scheduler"]["together"]
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    plan = design(plugin_manager, path, scheduler=scheduler)
+    jobs = {unit.id: plan.generated[unit.id].job for unit in plan.units}
+    assert sorted(jobs) == [
+        "one.eval.a.base",
+        "one.eval.b.base",
+        "two.eval.a.base",
+        "two.eval.b.base",
+    ]
+    for model in ("one", "two"):
+        lead, other = jobs[f"{model}.eval.a.base"], jobs[f"{model}.eval.b.base"]
+        if together:
+            assert lead.argv[4:] == ("--together", other.argv[3]) and lead.after == ()
+            assert other.argv[4:] == ("--unless-current",) and other.after == (lead.unit_id,)
+        else:
+            assert len(lead.argv) == len(other.argv) == 4 and other.after == ()
+    if scheduler == "slurm":
+        kinds = {
+            call.dependency(["A", "B", "C", "D"]) for call in plan_calls(list(jobs.values()), {})
+        }
+        # the two leads are one array; each other cell waits for its own lead's task
+        assert kinds == ({"", "afterany:A_0", "afterany:A_1"} if together else {""})

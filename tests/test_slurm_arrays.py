@@ -103,6 +103,28 @@ def test_a_job_waiting_for_several_jobs_uses_afterok_on_each():
     ]
 
 
+def test_a_job_to_start_after_others_waits_for_their_end_with_afterany():
+    """The cells of one model in one job: the others' jobs start once it ended, however it
+    ended (``afterany``), beside their own dependencies (``afterok``), each a call of its own;
+    one after a job submitted before waits for that job's id."""
+    import attrs
+
+    lead = job("base.eval.a", "train")
+    others = [attrs.evolve(job(f"base.eval.{n}", "train"), after=(lead.unit_id,)) for n in "bc"]
+    earlier = {"old.eval.a": JobHandle(scheduler="slurm", id="70_2", name="demo.old.eval.a")}
+    late = attrs.evolve(job("old.eval.b"), after=("old.eval.a", "gone"))
+    calls = plan_calls([job("train"), lead, *others, late], earlier)
+    assert layout(calls) == [
+        ([("old.eval.b", None)], "afterany:70_2"),  # "gone" is neither here nor in flight
+        ([("train", None)], ""),
+        ([("base.eval.a", None)], "afterok:B"),
+        ([("base.eval.b", None)], "afterok:B,afterany:C"),
+        ([("base.eval.c", None)], "afterok:B,afterany:C"),
+    ]
+    with pytest.raises(UserError, match="starts after"):
+        plan_calls([others[0], lead], {})
+
+
 def test_arrays_are_cut_at_the_largest_size_allowed():
     calls = plan_calls([job(f"j{i}") for i in range(5)], {}, max_array_size=2)
     assert [[t.index for t in call.tasks] for call in calls] == [[0, 1], [0, 1], [None]]

@@ -512,6 +512,43 @@ def test_values_full_of_shell_metacharacters_are_submitted_as_data(slurm_cluster
     assert forgetful.calls[-1][0] == "sacct"
 
 
+def test_a_job_after_a_failed_one_runs_once_it_ended(slurm_cluster, tmp_path):
+    """``JobSpec.after`` on SLURM is ``afterany``: the follower waits for the lead to end, and
+    runs though it failed, where an ``afterok`` dependent would never run."""
+    events = tmp_path / "events"
+
+    def job(unit: str, body: str, **fields) -> JobSpec:
+        script = f"echo {unit} start $(date +%s.%N) >> {events}; {body}"
+        return JobSpec(
+            unit_id=unit,
+            name=f"after.{unit}",
+            argv=(
+                "sh",
+                "-c",
+                f"{script}; rc=$?; echo {unit} end $(date +%s.%N) >> {events}; exit $rc",
+            ),
+            workdir=tmp_path,
+            log=tmp_path / f"{unit}.log",
+            **fields,
+        )
+
+    jobs = [job("lead", "sleep 2; false"), job("follower", "true", after=("lead",))]
+    scheduler = SlurmScheduler({}, tmp_path / ".cruijff", profile=Profile(poll_interval=0))
+    handles = scheduler.submit(jobs, {})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        states = scheduler.poll(handles)
+        if all(s.state.finished for s in states.values()):
+            break
+        time.sleep(0.3)
+    lead, follower = (states[handle].state for handle in handles)
+    assert (lead, follower) == (JobState.FAILED, JobState.SUCCEEDED)
+    times = {
+        tuple(line.split()[:2]): float(line.split()[2]) for line in events.read_text().splitlines()
+    }
+    assert times[("follower", "start")] >= times[("lead", "end")]
+
+
 @pytest.mark.parametrize(("arrays", "submitted_before_kill"), [(True, 1), (False, 2)])
 def test_kill_9_while_submitting_then_run_again_submits_each_job_once(
     slurm_cluster, make_experiment, isolated_config, tmp_path, arrays, submitted_before_kill

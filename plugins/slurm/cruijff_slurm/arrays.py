@@ -66,13 +66,16 @@ class Call:
     """One ``sbatch``: a single job or an array, and what it waits for.
 
     ``corr`` set: an array whose task i waits for task i of that array (``aftercorr``);
-    otherwise every task waits for all of ``after`` (``afterok``). ``script`` set: the call
-    submits that scaffolded file with ``options``; otherwise a script is rendered for it.
+    otherwise every task waits for all of ``after`` (``afterok``). Every task waits too for
+    the end of each of ``ended`` however it ended (``afterany``: a ``JobSpec.after``).
+    ``script`` set: the call submits that scaffolded file with ``options``; otherwise a script
+    is rendered for it.
     """
 
     tasks: tuple[Task, ...]
     after: tuple[Ref, ...] = ()
     corr: Ref | None = None
+    ended: tuple[Ref, ...] = ()
     script: Path | None = None
     options: tuple[str, ...] = ()
 
@@ -86,11 +89,14 @@ class Call:
 
     def dependency(self, ids: Sequence[str]) -> str:
         """The ``--dependency`` value ("" for none), with the ids of the earlier calls."""
+        parts = []
         if self.corr is not None:
-            return f"aftercorr:{self.corr.resolve(ids, whole=True)}"
-        if not self.after:
-            return ""
-        return "afterok:" + ":".join(ref.resolve(ids) for ref in self.after)
+            parts.append(f"aftercorr:{self.corr.resolve(ids, whole=True)}")
+        elif self.after:
+            parts.append("afterok:" + ":".join(ref.resolve(ids) for ref in self.after))
+        if self.ended:  # "," is SLURM's "and"
+            parts.append("afterany:" + ":".join(ref.resolve(ids) for ref in self.ended))
+        return ",".join(parts)
 
 
 def signature(job: JobSpec) -> tuple[Any, ...]:
@@ -145,10 +151,10 @@ def plan_calls(
     position = {job.unit_id: n for n, job in enumerate(jobs)}
     level: dict[str, int] = {}
     for job in jobs:
-        inside = [dep for dep in job.depends_on if dep in position]
+        inside = [dep for dep in (*job.depends_on, *job.after) if dep in position]
         if any(dep not in level for dep in inside):
             raise UserError(
-                f"job {job.unit_id} comes before a job it depends on",
+                f"job {job.unit_id} comes before a job it depends on or starts after",
                 hint="a tool plugin bug: jobs must come in dependency order",
             )
         level[job.unit_id] = 1 + max((level[dep] for dep in inside), default=-1)
@@ -160,13 +166,26 @@ def plan_calls(
         for job in jobs:
             if level[job.unit_id] != depth:
                 continue
-            refs: list[Ref] = []
-            for dep in job.depends_on:
-                if dep in placed:
-                    refs.append(placed[dep])
-                elif dep in handles:
-                    refs.append(parse_handle(job.unit_id, handles[dep], scheduler))
-            refs = sorted(set(refs), key=_ref_key)
+
+            def refs_to(units: Sequence[str], job: JobSpec = job) -> list[Ref]:
+                found = [
+                    placed[unit]
+                    if unit in placed
+                    else parse_handle(job.unit_id, handles[unit], scheduler)
+                    for unit in units
+                    if unit in placed or unit in handles
+                ]
+                return sorted(set(found), key=_ref_key)
+
+            refs = refs_to(job.depends_on)
+            ended = tuple(refs_to(job.after))
+            if ended:  # a job to start after others is a call of its own, from its file if any
+                own = sources.get(job.unit_id)
+                task = Task(job, index=own.index if own else None)
+                script = {"script": own.path, "options": own.options} if own else {}
+                calls.append(Call(tasks=(task,), after=tuple(refs), ended=ended, **script))
+                placed[job.unit_id] = Ref(call=len(calls) - 1, task=task.index)
+                continue
             source = sources.get(job.unit_id)
             if source is not None:
                 # aftercorr only where task i waits for task i: the scaffolded indices are fixed

@@ -48,6 +48,7 @@ def cruijff_schedulers() -> Iterator[SchedulerInfo]:
         available=available,
         gpus=gpus,
         hardware=hardware,
+        together=together,
     )
 
 
@@ -65,6 +66,15 @@ def gpus(experiment: Experiment) -> bool:
         return resolve(options, experiment.resolve).gpus
     except UserError:
         return True
+
+
+def together(experiment: Experiment) -> bool:
+    """Whether tools may give one job the work of several: the profile's ``together`` (off
+    by default: on a cluster the cells of a model run side by side, each in a job of its
+    own). Never raises: a bad profile is reported by validation."""
+    from cruijff_slurm.profile import lenient
+
+    return lenient(experiment.scheduler.options, experiment.resolve).together
 
 
 def hardware(experiment: Experiment) -> Hardware:

@@ -93,6 +93,9 @@ class Profile:
     array_throttle: int | None = None
     arrays: bool = True
     max_array_size: int = 1000
+    together: bool = False
+    """Let a tool give one job the work of several (the evaluation cells of one model in one
+    process), the others' jobs waiting for it (``afterany``) instead of running beside it."""
     mail_user: str | None = None
     mail_type: str | None = None
     directives: tuple[str, ...] = ()
@@ -243,6 +246,7 @@ KEYS: dict[str, tuple[str, Callable[[Any, Resolver], Any]]] = {
     "array_throttle": ("array_throttle", parse_count(1)),
     "arrays": ("arrays", parse_flag),
     "max_array_size": ("max_array_size", parse_count(1)),
+    "together": ("together", parse_flag),
     "mail_user": ("mail_user", parse_text),
     "mail_type": ("mail_type", parse_mail_type),
     "directives": ("directives", parse_directives),
