@@ -123,7 +123,7 @@ def test_a_missing_config_is_a_clear_error(tmp_path, capsys):
     ("scheduler", "together"), [("local", True), ("slurm", False), ("slurm", True)]
 )
 def test_a_models_cells_share_a_job_where_the_scheduler_keeps_the_order(
-    plugin_manager, register_plugin, tmp_path, scheduler, together
+    plugin_manager, register_plugin, tmp_path, scheduler, together, cli
 ):
     """The local scheduler always; SLURM where its profile says ``together: true``, its
     others then waiting with ``afterany``; never two models in one job."""
@@ -176,6 +176,13 @@ def test_a_models_cells_share_a_job_where_the_scheduler_keeps_the_order(
             assert other.argv[4:] == ("--unless-current",) and other.after == (lead.unit_id,)
         else:
             assert len(lead.argv) == len(other.argv) == 4 and other.after == ()
+    shown = cli("plan", path, "--scheduler", scheduler, "--json")
+    assert shown.exit_code == 0, shown.output
+    listed = {j["unit"]: j["starts_after"] for j in json.loads(shown.output)["jobs"]}
+    assert listed == {unit: list(each.after) for unit, each in jobs.items()}
+    if scheduler == "local":
+        table = cli("plan", path, "--scheduler", scheduler)
+        assert "one.eval.a.base (ended)" in table.output
     if scheduler == "slurm":
         kinds = {
             call.dependency(["A", "B", "C", "D"]) for call in plan_calls(list(jobs.values()), {})

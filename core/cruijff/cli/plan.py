@@ -62,7 +62,7 @@ def command(
         (
             [
                 j["unit"],
-                ", ".join(j["depends_on"]) or "-",
+                ", ".join([*j["depends_on"], *(f"{u} (ended)" for u in j["starts_after"])]) or "-",
                 j["gpus"],
                 _asks(j),
                 _range(j["estimate"], "memory_gb", "GiB"),
@@ -107,6 +107,7 @@ def planned(plan, rows: int | None = None) -> dict:  # type: ignore[no-untyped-d
             "unit": job.unit_id,
             "name": job.name,
             "depends_on": list(job.depends_on),
+            "starts_after": list(job.after),
             "gpus": job.resources.gpus,
             "cpus": job.resources.cpus,
             "mem_mb": job.resources.mem_mb,

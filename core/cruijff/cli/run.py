@@ -59,7 +59,8 @@ def command(
         )
         for job in would.jobs:
             after = f" (after {', '.join(job.depends_on)})" if job.depends_on else ""
-            click.echo(f"  {job.unit_id}{after}")
+            ended = f" (once {', '.join(job.after)} ended)" if job.after else ""
+            click.echo(f"  {job.unit_id}{after}{ended}")
         for spec in would.files:
             click.echo(f"  would write {spec.path}")
         return
