@@ -87,16 +87,23 @@ class Call:
     def units(self) -> list[str]:
         return [task.job.unit_id for task in self.tasks]
 
+    def waits(self) -> list[tuple[str, tuple[Ref, ...]]]:
+        """Each way the call waits, as SLURM names it, with what it waits for."""
+        found = []
+        if self.corr is not None:
+            found.append(("aftercorr", (self.corr,)))
+        elif self.after:
+            found.append(("afterok", self.after))
+        if self.ended:
+            found.append(("afterany", self.ended))
+        return found
+
     def dependency(self, ids: Sequence[str]) -> str:
         """The ``--dependency`` value ("" for none), with the ids of the earlier calls."""
-        parts = []
-        if self.corr is not None:
-            parts.append(f"aftercorr:{self.corr.resolve(ids, whole=True)}")
-        elif self.after:
-            parts.append("afterok:" + ":".join(ref.resolve(ids) for ref in self.after))
-        if self.ended:  # "," is SLURM's "and"
-            parts.append("afterany:" + ":".join(ref.resolve(ids) for ref in self.ended))
-        return ",".join(parts)
+        return ",".join(  # "," is SLURM's "and"
+            f"{kind}:" + ":".join(ref.resolve(ids, whole=kind == "aftercorr") for ref in refs)
+            for kind, refs in self.waits()
+        )
 
 
 def signature(job: JobSpec) -> tuple[Any, ...]:

@@ -86,7 +86,7 @@ def arrays_note(calls: Sequence[Call], profile: Profile) -> list[dict[str, Any]]
                 "units": units[:SHOWN_UNITS],
                 "array": array_spec(indices, profile.array_throttle) if call.array else None,
                 "depends_on": depends_on(call, calls, names),
-                "dependency": ",".join(kinds(call)) or None,
+                "dependency": ",".join(kind for kind, _ in call.waits()) or None,
                 "gpus": res.gpus,
                 "cpus": res.cpus if res.cpus != 1 else (profile.cpus or 1),
                 "mem_mb": res.mem_mb or profile.mem_mb,
@@ -96,16 +96,9 @@ def arrays_note(calls: Sequence[Call], profile: Profile) -> list[dict[str, Any]]
     return rows
 
 
-def kinds(call: Call) -> list[str]:
-    """SLURM's names of the ways a call waits: ``aftercorr``, ``afterok``, ``afterany``."""
-    found = ["aftercorr"] if call.corr else ["afterok"] if call.after else []
-    return found + (["afterany"] if call.ended else [])
-
-
 def depends_on(call: Call, calls: Sequence[Call], names: Sequence[str]) -> list[str]:
     """What a call waits for: a whole call by its name, an array task by its unit."""
-    refs = [call.corr] if call.corr is not None else list(call.after)
-    return [_ref_name(ref, calls, names) for ref in (*refs, *call.ended)]
+    return [_ref_name(ref, calls, names) for _, refs in call.waits() for ref in refs]
 
 
 def _ref_name(ref: Ref, calls: Sequence[Call], names: Sequence[str]) -> str:
