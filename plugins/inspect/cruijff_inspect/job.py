@@ -26,9 +26,7 @@ interrupted, 2 for an unreadable config.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
-import fcntl
 import hashlib
 import importlib.util
 import json
@@ -38,13 +36,12 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from cruijff.fsutil import try_lock, write_atomic, write_json
+from cruijff.fsutil import locked, try_lock, write_atomic, write_json
 from cruijff_inspect.collect import cause, collect, location
 from cruijff_inspect.results import (
     RESULTS,
@@ -294,8 +291,7 @@ def evaluate_with(
         say(f"{directory}: left to its own job ({type(error).__name__}: {error})")
         return 1
     finally:
-        if fd is not None:
-            os.close(fd)
+        os.close(fd)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -333,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # held to the end, for the others' evaluations use this cell's merged folder; it waits
         # while another process evaluates this cell
-        with _locked(directory / LOCK):
+        with locked(directory / LOCK):
             if args.unless_current and standing(directory):
                 say(f"its results stand ({RESULTS}): evaluated with the other cells of its model")
                 return 0
@@ -342,9 +338,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.together and OOM.search(str(own.get("cause", ""))):
                 say("out of memory: the other cells of this model are left to their own jobs")
                 return code
-            began = time.monotonic()
+            began, unit = time.monotonic(), own.get("unit")
             for other in args.together:
-                unit = own.get("unit")
                 if evaluate_with(other.resolve(), unit, args.batch_size, merged, merge_into) == 130:
                     return 130
             if args.together and own:
@@ -356,16 +351,6 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         shutil.rmtree(merge_into, ignore_errors=True)  # rebuilt when needed
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 if __name__ == "__main__":
