@@ -221,6 +221,16 @@ def experiment(make_experiment, isolated_config, tmp_path, slurm_cluster):
     cancel_leftovers(tmp_path)
 
 
+def finished(scheduler: SlurmScheduler, handles, timeout: float = 60) -> dict:
+    """Poll until every job has finished (or ``timeout`` seconds passed): their statuses."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = scheduler.poll(handles)
+        if all(s.state.finished for s in states.values()) or time.monotonic() >= deadline:
+            return states
+        time.sleep(0.3)
+
+
 def trace_rows(trace: Path) -> list[tuple[str, str, float]]:
     if not trace.exists():
         return []
@@ -481,12 +491,7 @@ def test_values_full_of_shell_metacharacters_are_submitted_as_data(slurm_cluster
     scheduler = SlurmScheduler({}, tmp_path / ".cruijff", profile=Profile(poll_interval=0))
     handles = scheduler.submit(jobs, {})
     assert [h.id.count("_") for h in handles] == [1, 1, 0]
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        states = scheduler.poll(handles)
-        if all(s.state.finished for s in states.values()):
-            break
-        time.sleep(0.3)
+    states = finished(scheduler, handles)
     assert {s.state for s in states.values()} == {JobState.SUCCEEDED}
     for one in jobs:
         assert Path(one.log).read_text() == "".join(f"[{v}]\n" for v in nasty) + "[$NASTY]\n"
@@ -535,12 +540,7 @@ def test_a_job_after_a_failed_one_runs_once_it_ended(slurm_cluster, tmp_path):
     jobs = [job("lead", "sleep 2; false"), job("follower", "true", after=("lead",))]
     scheduler = SlurmScheduler({}, tmp_path / ".cruijff", profile=Profile(poll_interval=0))
     handles = scheduler.submit(jobs, {})
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        states = scheduler.poll(handles)
-        if all(s.state.finished for s in states.values()):
-            break
-        time.sleep(0.3)
+    states = finished(scheduler, handles)
     lead, follower = (states[handle].state for handle in handles)
     assert (lead, follower) == (JobState.FAILED, JobState.SUCCEEDED)
     times = {
