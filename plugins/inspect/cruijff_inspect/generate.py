@@ -20,8 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from cruijff.dumps import yaml_block
 from cruijff.errors import UserError
 from cruijff.records import (
     EvalTask,
@@ -388,12 +387,8 @@ def _adapter_source(unit: Unit) -> str:
     return f"the lora-adapter artifact of {', '.join(unit.depends_on[-1:]) or 'its training'}"
 
 
-# libyaml's emitter where PyYAML has it (the pure-Python one is most of a big scaffold's time)
-_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-
-
 def dump_yaml(config: Any) -> str:
-    return yaml.dump(thaw(config), Dumper=_DUMPER, sort_keys=False, width=100)
+    return yaml_block(config)
 
 
 def _label_source(unit: Unit) -> str:

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import yaml
 
+from cruijff.dumps import yaml_block
 from cruijff.errors import UserError
 from cruijff.records import freeze, thaw
 from cruijff.yamlfile import load_yaml
@@ -131,13 +131,9 @@ class RunConfig:
         return self.lora and bool(self.config.get("save_adapter_weights_only"))
 
 
-# libyaml's emitter where PyYAML has it: the pure-Python one is most of a big scaffold's time
-_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-
-
 def dump_yaml(data: Any) -> str:
     """``data`` as block-style YAML, keys in their order."""
-    return yaml.dump(data, Dumper=_DUMPER, sort_keys=False, width=100, allow_unicode=True)
+    return yaml_block(data, allow_unicode=True)
 
 
 _RUN_NAME = "\x00run-name\x00"

@@ -9,10 +9,10 @@ in :mod:`cruijff_torchtune.launch`, which resumes, checks the checkpoints and wr
 
 from __future__ import annotations
 
-import json
 import sys
 
-from cruijff.records import Experiment, FileSpec, Generated, JobSpec, Unit, thaw
+from cruijff.dumps import json_object
+from cruijff.records import Experiment, FileSpec, Generated, JobSpec, Unit
 from cruijff_torchtune import outputs
 from cruijff_torchtune.config import dump_yaml
 from cruijff_torchtune.units import TrainingPlan
@@ -54,12 +54,12 @@ def generate(experiment: Experiment, unit: Unit) -> Generated:
     )
 
     def provenance() -> str:
-        found = {s.path: {"value": thaw(s.value), "source": s.source} for s in plan.settings}
-        return json.dumps(found, indent=2) + "\n"
+        found = {s.path: {"value": s.value, "source": s.source} for s in plan.settings}
+        return json_object(found) + "\n"
 
     # rendered when written or previewed, never to plan
     files = (
-        FileSpec(path=config_path, content=lambda: header + dump_yaml(thaw(plan.config))),
+        FileSpec(path=config_path, content=lambda: header + dump_yaml(plan.config)),
         FileSpec(path=unit.directory / "provenance.json", content=provenance),
     )
     return Generated(files=files, job=job, settings=lambda: plan.settings)

@@ -1,0 +1,76 @@
+"""cruijff.dumps writes, entry by entry and from its cache, the bytes one ``yaml.dump`` or
+``json.dumps(indent=2)`` of the whole would: for random nested configs, frozen or plain, and
+again when the same entries come back (a second run of a sweep)."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import yaml
+
+from cruijff.dumps import json_object, yaml_block
+from cruijff.records import freeze
+
+DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+STRINGS = [
+    "plain",
+    "",
+    "yes",
+    "null",
+    "1e-4",
+    "0123",
+    "a: b",
+    "- item",
+    "#comment",
+    "multi\nline\n",
+    "trailing ",
+    "é ünïcode ✓",
+    "tab\there",
+    "quote ' and \"",
+    "long " * 40,
+    "/abs/path/to/model",
+]
+SCALARS = [0, 1, -7, 2**70, 1.0, 1e-5, 3e-4, 0.1, float("inf"), True, False, None, *STRINGS]
+
+
+def value(rng: random.Random, depth: int = 0) -> object:
+    kind = rng.random()
+    if depth < 3 and kind < 0.2:
+        return {rng.choice(STRINGS) or "k": value(rng, depth + 1) for _ in range(rng.randint(0, 4))}
+    if depth < 3 and kind < 0.35:
+        return [value(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+    return rng.choice(SCALARS)
+
+
+def config(rng: random.Random) -> dict:
+    keys = ["model", "lr", "seed", "output_dir", "dataset", "épochs", "a key", "optimizer"]
+    return {key: value(rng) for key in rng.sample(keys, rng.randint(1, len(keys)))}
+
+
+@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("frozen", [False, True])
+def test_an_entry_by_entry_dump_is_the_dump_of_the_whole(seed: int, frozen: bool) -> None:
+    rng = random.Random(seed)
+    for _ in range(3):  # the later ones find earlier entries in the cache
+        data = config(rng)
+        given = freeze(data) if frozen else data
+        for unicode in (False, True):
+            whole = yaml.dump(
+                data, Dumper=DUMPER, sort_keys=False, width=100, allow_unicode=unicode
+            )
+            assert yaml_block(given, allow_unicode=unicode) == whole
+        assert json_object(given) == json.dumps(data, indent=2)
+
+
+def test_values_the_writers_tell_apart_are_not_confused_by_the_cache() -> None:
+    for one in (1, 1.0, True, "1", [1], {"x": 1}, None):
+        data = {"v": one}
+        assert yaml_block(freeze(data)) == yaml.dump(data, Dumper=DUMPER, sort_keys=False)
+        assert json_object(freeze(data)) == json.dumps(data, indent=2)
+
+
+def test_empty_mappings_are_written_as_the_writers_do() -> None:
+    assert yaml_block({}) == yaml.dump({}, Dumper=DUMPER, sort_keys=False)
+    assert json_object({}) == json.dumps({}, indent=2)
