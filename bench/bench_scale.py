@@ -141,8 +141,10 @@ def main() -> None:
                 figures["validate10"] = timed([*CRUIJFF, "validate", str(path)], repeat, env)
             if f"scaffold{runs}" in wanted or f"rescaffold{runs}" in wanted:
                 walls, peak = [], 0.0
-                for _ in range(1 if runs == 10_000 else repeat):  # each into an empty folder
-                    subprocess.run(["rm", "-rf", str(path.parent / "runs")], check=True)
+                # each into a new folder: one just emptied is slow to fill while the disk
+                # catches up with the deletion
+                for copy in range(1 if runs == 10_000 else repeat):
+                    path = experiment(Path(folder) / f"{runs}-{copy}", runs)
                     wall, high = timed([*CRUIJFF, "scaffold", str(path)], 1, env)
                     walls.append(wall)
                     peak = max(peak, high)

@@ -48,6 +48,21 @@ def test_user_edit_is_kept_and_named_without_force(plugin_manager, fake_tools, m
     assert edited in forced.written and '"epochs": 3' in edited.read_text()
 
 
+def test_a_file_a_power_cut_left_empty_is_written_again(
+    plugin_manager, fake_tools, make_experiment
+):
+    # scaffolded files are renamed into place without a flush to the disk each: an empty one
+    # where cruijff wrote one is that, not a user's edit, and is put right without --force
+    plan = design(plugin_manager, make_experiment())
+    scaffold(plugin_manager, plan)
+    emptied = plan.experiment.directory / "rank8" / "train" / "config.json"
+    wanted = emptied.read_text()
+    emptied.write_text("")
+    result = scaffold(plugin_manager, design(plugin_manager, plan.experiment.file))
+    assert emptied in result.written and result.kept == ()
+    assert emptied.read_text() == wanted
+
+
 def test_dry_run_writes_nothing(plugin_manager, fake_tools, make_experiment):
     plan = design(plugin_manager, make_experiment())
     result = scaffold(plugin_manager, plan, dry_run=True)

@@ -11,6 +11,7 @@ import attrs
 
 from cruijff import jobindex
 from cruijff.design import Checked, check, load, plan, with_scheduler
+from cruijff.gcpause import paused_gc
 from cruijff.jobindex import IndexedJob
 from cruijff.manager import PluginManager
 from cruijff.records import Experiment, FileSpec, JobSpec, Plan, Severity
@@ -31,7 +32,8 @@ def validate(
 
 def design(manager: PluginManager, path: Path, *, scheduler: str | None = None) -> Plan:
     """The plan of an experiment (ProblemsFound if the file has errors). Writes nothing."""
-    return plan(manager, check(manager, path, scheduler=scheduler))
+    with paused_gc():
+        return plan(manager, check(manager, path, scheduler=scheduler))
 
 
 def scaffold_experiment(

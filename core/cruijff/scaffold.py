@@ -4,6 +4,11 @@ A manifest (``.cruijff/scaffold.json``) remembers the hash of every file cruijff
 second scaffold writes nothing, a changed experiment rewrites only what changed, and a file the
 user edited since is left alone (and reported) unless ``force`` is given. The scheduler's files
 (``extra``: SLURM's batch scripts and the links to them) go through the same machinery.
+
+Each file is replaced by a rename, so a killed scaffold leaves it old or new. The files are
+made again from the experiment file whenever needed, so they are not flushed to the disk one by
+one (the manifest is): a power cut may leave one empty, and an empty file where cruijff wrote
+one is written again, never taken for an edit.
 """
 
 from __future__ import annotations
@@ -39,6 +44,9 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+_EMPTY = _digest("")
+
+
 def _relative_target(spec: LinkSpec) -> str:
     return os.path.relpath(spec.target, spec.path.parent)
 
@@ -62,7 +70,7 @@ def _current(spec: FileSpec | LinkSpec) -> str | None:
 
 def _write(spec: FileSpec | LinkSpec) -> None:
     if not isinstance(spec, LinkSpec):
-        write_atomic(spec.path, spec.content, executable=spec.executable)
+        write_atomic(spec.path, spec.content, executable=spec.executable, durable=False)
         return
     # A link made beside it and renamed over it: at every moment the old or the new one.
     spec.path.parent.mkdir(parents=True, exist_ok=True)
@@ -116,7 +124,8 @@ def scaffold(
                 if manifest.get(key) != new and not dry_run:
                     manifest[key] = new
                 continue
-            if current is not None and manifest.get(key) != current and not force:
+            damaged = current == _EMPTY and key in manifest  # what a power cut can leave
+            if current is not None and manifest.get(key) != current and not force and not damaged:
                 kept.append(spec.path)  # edited by the user since cruijff wrote it
                 continue
             if not dry_run:

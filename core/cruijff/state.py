@@ -29,6 +29,7 @@ import attrs
 from cruijff.convert import from_plain, to_plain
 from cruijff.errors import UserError
 from cruijff.fsutil import read_json, write_json
+from cruijff.gcpause import paused_gc
 from cruijff.records import JobHandle, JobSpec, JobState
 
 FORMAT = 2
@@ -174,10 +175,11 @@ class ExperimentState:
         self.check_format()
         found = {}
         names = sorted(e.name for e in os.scandir(self.jobs_dir) if e.name.endswith(".json"))
-        for name in names:
-            record = _read_record(self.jobs_dir / name, brief=brief)
-            if record is not None:
-                found[record.unit_id] = record
+        with paused_gc():
+            for name in names:
+                record = _read_record(self.jobs_dir / name, brief=brief)
+                if record is not None:
+                    found[record.unit_id] = record
         return found
 
     # --- who drives the experiment ---------------------------------------------------------

@@ -1,0 +1,27 @@
+"""Pausing Python's cyclic garbage collector while a command builds many records.
+
+Planning ten thousand runs or reading twenty thousand job records makes hundreds of thousands
+of small containers that live to the end, and none is part of a cycle: the collector, which
+runs every 700 allocations and now and then walks every live object, finds nothing to free and
+takes a quarter of the time. Reference counting still frees everything as usual; collection
+resumes where the block ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections.abc import Iterator
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Collect no cycles inside the block (nested blocks leave it to the outermost)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
