@@ -233,7 +233,7 @@ def test_every_orchestration_hook_is_called(
         run_experiment(plugin_manager, path, FAST)
     import cruijff.scaffold
 
-    def broken_write(path, text, executable=False):
+    def broken_write(path, text, **options):
         raise OSError("read-only file system")
 
     monkeypatch.setattr(cruijff.scaffold, "write_atomic", broken_write)
@@ -362,3 +362,38 @@ def test_brief_records_say_what_full_ones_say_of_state_and_results(
         job = (record.job.unit_id, record.job.name, record.job.workdir, record.job.log)
         assert (short.job.unit_id, short.job.name, short.job.workdir, short.job.log) == job
     assert {r.state for r in brief.values()} >= {JobState.SUCCEEDED, JobState.FAILED}
+
+
+def test_brief_records_are_read_again_only_where_a_record_changed(
+    plugin_manager, fake_tools, make_experiment, monkeypatch
+):
+    import cruijff.briefs
+    import cruijff.state
+    from cruijff.state import ExperimentState
+
+    path = make_experiment({"variables": {"lora_rank": [4, 8]}})
+    run_experiment(plugin_manager, path, FAST)
+    state = ExperimentState(design(plugin_manager, path).experiment.state_dir)
+    first = state.records(brief=True)
+    assert (state.dir / cruijff.briefs.NAME).is_file()
+    read: list[str] = []
+    real = cruijff.state._read_data
+    monkeypatch.setattr(cruijff.state, "_read_data", lambda p: read.append(p) or real(p))
+    assert state.records(brief=True) == first and read == []  # all from the cache
+    # a record saved again, within the same second and at the same size: still seen
+    changed = attrs.evolve(state.record("rank8.train"), cause="x" * 5)
+    state.save(changed)
+    read.clear()
+    again = state.records(brief=True)
+    assert [Path(p).name for p in read] == ["rank8.train.json"]
+    assert again["rank8.train"].cause == "xxxxx" and again["rank4.train"] == first["rank4.train"]
+    # a damaged cache is no cache, and one that cannot be written is no error
+    (state.dir / cruijff.briefs.NAME).write_text('{"format": 1, "records": [')
+    assert state.records(brief=True) == again
+    (state.dir / cruijff.briefs.NAME).unlink()
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cruijff.briefs, "write_atomic", full)
+    assert state.records(brief=True) == again

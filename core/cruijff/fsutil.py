@@ -71,14 +71,15 @@ def write_json(path: Path, data: Any) -> None:
     write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def read_json(path: Path, *, fix: str = "") -> Any | None:
+def read_json(path: Path | str, *, fix: str = "") -> Any | None:
     """The JSON in ``path``, or None if the file does not exist.
 
     Raises UnreadableFile, saying ``fix`` (what the user can do about it), when the file is
     not valid JSON; an OSError (unreadable, permission) is left to the caller.
     """
     try:
-        text = path.read_bytes()
+        with open(path, "rb") as handle:
+            text = handle.read()
     except FileNotFoundError:
         return None
     try:

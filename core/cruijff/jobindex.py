@@ -26,17 +26,18 @@ NAME = "jobs.json"
 
 @attrs.frozen
 class IndexedJob:
-    """One job of the index: its unit, its run and its log."""
+    """One job of the index: its unit, its run and its log (as text: status reads twenty
+    thousand and shows them, never opens one)."""
 
     unit_id: str
     run: str
-    log: Path
+    log: str
 
 
 def jobs_of(plan: Plan) -> list[IndexedJob]:
     """The plan's jobs as the index keeps them, in plan order."""
     return [
-        IndexedJob(job.unit_id, unit.run, job.log)
+        IndexedJob(job.unit_id, unit.run, str(job.log))
         for unit in plan.units
         if (job := plan.generated[unit.id].job) is not None
     ]
@@ -54,7 +55,7 @@ def write(plan: Plan) -> None:
         "file": str(experiment.file),
         "digest": digest(experiment.file),
         "scheduler": experiment.scheduler.name,
-        "jobs": [[job.unit_id, job.run, str(job.log)] for job in jobs_of(plan)],
+        "jobs": [[job.unit_id, job.run, job.log] for job in jobs_of(plan)],
     }
     try:
         if read_json(path) == data:
@@ -73,6 +74,6 @@ def read(state_dir: Path, file: Path, scheduler: str) -> list[IndexedJob] | None
             return None
         if data.get("digest") != digest(file):
             return None
-        return [IndexedJob(unit, run, Path(log)) for unit, run, log in data["jobs"]]
+        return [IndexedJob(unit, run, log) for unit, run, log in data["jobs"]]
     except (OSError, ValueError, TypeError, KeyError, UnreadableFile):
         return None  # plan again instead

@@ -3,6 +3,8 @@
 - ``events.jsonl``: an append-only log, one JSON object per line (what happened, when).
 - ``jobs/<unit id>.json``: one small record per job, replaced atomically on every change.
 - ``run.lock``: held (``flock``) by the ``cruijff run`` that is driving the experiment.
+- ``briefs.json``: what ``status`` last read of each record (:mod:`cruijff.briefs`); a cache,
+  checked against each record file before use.
 - ``format.json``: ``{"format": N}``, the layout of these files. A folder without it was made
   before it existed (format 1, which 2 reads as it is); one from a newer cruijff is refused.
 
@@ -26,11 +28,12 @@ from typing import Any
 
 import attrs
 
+from cruijff import briefs
 from cruijff.convert import from_plain, to_plain
 from cruijff.errors import UserError
 from cruijff.fsutil import read_json, write_json
 from cruijff.gcpause import paused_gc
-from cruijff.records import JobHandle, JobSpec, JobState
+from cruijff.records import JobHandle, JobSpec, JobState, Resources
 
 FORMAT = 2
 """The layout of the ``.cruijff`` folder this cruijff writes (1: before format.json existed)."""
@@ -173,13 +176,42 @@ class ExperimentState:
         if not self.jobs_dir.is_dir():
             return {}
         self.check_format()
-        found = {}
-        names = sorted(e.name for e in os.scandir(self.jobs_dir) if e.name.endswith(".json"))
         with paused_gc():
+            if brief:
+                return self._briefs()
+            found = {}
+            names = sorted(e.name for e in os.scandir(self.jobs_dir) if e.name.endswith(".json"))
             for name in names:
-                record = _read_record(self.jobs_dir / name, brief=brief)
+                record = _read_record(self.jobs_dir / name)
                 if record is not None:
                     found[record.unit_id] = record
+            return found
+
+    def _briefs(self) -> dict[str, JobRecord]:
+        """Brief records, from :mod:`cruijff.briefs` where a record has not changed since."""
+        cached = briefs.load(self.dir)
+        kept: dict[str, tuple[briefs.Stamp, dict[str, Any]]] = {}
+        found = {}
+        folder = str(self.jobs_dir)  # joined as text: twenty thousand Paths cost a second
+        entries = (e for e in os.scandir(folder) if e.name.endswith(".json"))
+        for entry in sorted(entries, key=lambda e: e.name):
+            try:
+                stamp = briefs.stamp(entry)
+            except FileNotFoundError:  # forgotten meanwhile
+                continue
+            hit = cached.get(entry.name)
+            if hit is not None and hit[0] == stamp:
+                data = hit[1]
+            else:
+                data = _read_data(entry.path)
+                if data is None:
+                    continue
+                data = _decoded(entry.path, briefs.brief, data)
+            kept[entry.name] = (stamp, data)
+            record = _decoded(entry.path, _brief, data)
+            found[record.unit_id] = record
+        if kept != cached:
+            briefs.save(self.dir, kept)
         return found
 
     # --- who drives the experiment ---------------------------------------------------------
@@ -262,19 +294,25 @@ def _names(path: Path, fd: int) -> bool:
     return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
+_UNREAD = Resources()
+"""The resources of every brief record's job: not read (the record on disk has them)."""
+
+
 def _brief(data: dict[str, Any]) -> JobRecord:
     """A record for reading only (``status``): its job holds its unit, name, folder and log,
     not its command, resources or artifacts. Built by hand: twenty thousand of them must
     decode in a second, which the general :func:`from_plain` does not."""
     job, handle, state = data["job"], data.get("handle"), data.get("state")
+    log = Path(job["log"])
     return JobRecord(
         unit_id=data["unit_id"],
         job=JobSpec(
             unit_id=job["unit_id"],
             name=job["name"],
             argv=(),
-            workdir=Path(job["workdir"]),
-            log=Path(job["log"]),
+            workdir=log.parent if job["workdir"] == str(log.parent) else Path(job["workdir"]),
+            log=log,
+            resources=_UNREAD,
         ),
         attempt=int(data.get("attempt", 0)),
         state=JobState(state) if state is not None else None,
@@ -289,19 +327,25 @@ def _brief(data: dict[str, Any]) -> JobRecord:
     )
 
 
-def _read_record(path: Path, *, brief: bool = False) -> JobRecord | None:
+def _read_record(path: Path) -> JobRecord | None:
+    data = _read_data(path)
+    return None if data is None else _decoded(path, lambda d: from_plain(JobRecord, d), data)
+
+
+def _read_data(path: Path | str) -> dict[str, Any] | None:
     data = read_json(
         path,
         fix="if its job may still be queued or running, let it finish (or cancel it on the "
         "scheduler), then remove the file: cruijff then checks that unit's outputs and runs it "
         "again only if they are incomplete",
     )
-    if not data:
-        return None
+    return data or None
+
+
+def _decoded(path: Path | str, decode: Any, data: Any) -> Any:
+    """``decode(data)``, or an error naming the record file it came from."""
     try:
-        if brief:
-            return _brief(data)
-        return from_plain(JobRecord, data)
+        return decode(data)
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise UserError(
             f"{path} is not a job record cruijff can read ({type(error).__name__}: {error})",

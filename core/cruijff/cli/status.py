@@ -46,7 +46,7 @@ def command(
                 "job_id": record.handle.id if record and record.handle else None,
                 "exit_code": record.exit_code if record else None,
                 "cause": record.cause if record else "",
-                "log": str(record.job.log) if record else str(job.log),
+                "log": job.log,  # where the scaffold that submitted it put it
                 "updated": record.updated if record else None,
                 "metrics": dict(record.metrics) if record else {},
             }

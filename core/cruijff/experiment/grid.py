@@ -17,7 +17,7 @@ import math
 import os
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,8 @@ def grid_runs(
         planned.append((f"{model}_base" if several else "base", RunType.CONTROL, model, {}))
     names = unique_names(
         [clean_name(name) for name, *_ in planned],
-        [canonical([kind.value, model, parameters]) for _, kind, model, parameters in planned],
+        # a function of the index, called only for a name that repeats
+        lambda i: canonical([planned[i][1].value, planned[i][2], planned[i][3]]),
     )
     return [
         Run(
@@ -109,7 +110,7 @@ def short_value(value: Any) -> str:
 def run_directory(directory: Path, name: str) -> Path:
     """``directory / name``, refusing a name that would lead outside ``directory``."""
     candidate = directory / name
-    if name in ("", ".", "..") or Path(os.path.normpath(candidate)).parent != directory:
+    if name in ("", ".", "..") or os.sep in name or (os.altsep and os.altsep in name):
         raise ValueError(f"run name {name!r} would leave the experiment directory {directory}")
     return candidate
 
@@ -128,15 +129,18 @@ def clean_name(name: str) -> str:
     return cleaned
 
 
-def unique_names(names: list[str], seeds: list[str]) -> list[str]:
-    """``names`` with each shared name given a hash of its run's ``seed`` (its parameters)."""
+def unique_names(names: list[str], seeds: list[str] | Callable[[int], str]) -> list[str]:
+    """``names`` with each shared name given a hash of its run's ``seed`` (its parameters;
+    ``seeds`` may be a function of the name's index, asked only for names that repeat)."""
     counts = Counter(names)
     taken = {name for name in names if counts[name] == 1}
+    seed_of = seeds if callable(seeds) else seeds.__getitem__
     result = []
-    for name, seed in zip(names, seeds, strict=True):
+    for index, name in enumerate(names):
         if counts[name] == 1:
             result.append(name)
             continue
+        seed = seed_of(index)
         candidate, number = _fit(name, _hash(seed)), 2
         while candidate in taken:  # identical parameters: only a counter tells them apart
             candidate, number = _fit(name, f"{_hash(seed)}-{number}"), number + 1

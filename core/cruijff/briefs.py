@@ -1,0 +1,82 @@
+"""What ``cruijff status`` reads of every job record, kept beside the records so that a status
+of twenty thousand jobs reads again only the records that changed since the last one.
+
+``<state_dir>/briefs.json``, written atomically by the status that found it out of date::
+
+    {"format": 1, "records": {"<record file name>": [inode, mtime_ns, size, {...}], ...}}
+
+Each entry holds the fields of :data:`FIELDS` (and of its job, :data:`JOB_FIELDS`) as the record
+file had them. A cache, never the truth: an entry counts only while its record file still has
+that inode, modification time and size (a record is replaced by a rename, so each version has
+an inode of its own); otherwise, and for a cache that cannot be read, the record file is read
+again. A status that cannot write the cache (a read-only folder, a full disk) goes on without.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from cruijff.fsutil import write_atomic
+
+NAME = "briefs.json"
+FORMAT = 1
+FIELDS = (
+    "unit_id",
+    "attempt",
+    "state",
+    "handle",
+    "submitting",
+    "exit_code",
+    "cause",
+    "metrics",
+    "summary",
+    "outdated",
+    "updated",
+)
+"""The fields of a job record that status shows (the rest is its job's command and needs)."""
+JOB_FIELDS = ("unit_id", "name", "workdir", "log")
+
+Stamp = tuple[int, int, int]
+"""A record file's inode, modification time (ns) and size."""
+
+
+def stamp(entry: os.DirEntry[str]) -> Stamp:
+    found = entry.stat()
+    return (found.st_ino, found.st_mtime_ns, found.st_size)
+
+
+def brief(data: dict[str, Any]) -> dict[str, Any]:
+    """The part of a record's plain data that status reads."""
+    job = data["job"]
+    return {
+        **{key: data[key] for key in FIELDS if key in data},
+        "job": {key: job[key] for key in JOB_FIELDS if key in job},
+    }
+
+
+def load(state_dir: Path) -> dict[str, tuple[Stamp, dict[str, Any]]]:
+    """The cached entries by record file name (none when the cache is missing or unreadable)."""
+    try:
+        with open(state_dir / NAME, "rb") as handle:
+            data = json.loads(handle.read())
+        if data.get("format") != FORMAT:
+            return {}
+        return {
+            name: ((int(ino), int(mtime), int(size)), fields)
+            for name, (ino, mtime, size, fields) in data["records"].items()
+            if isinstance(fields, dict)
+        }
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return {}
+
+
+def save(state_dir: Path, entries: dict[str, tuple[Stamp, dict[str, Any]]]) -> None:
+    """Keep ``entries`` for the next status, if the folder can be written."""
+    records = {name: [*found, fields] for name, (found, fields) in entries.items()}
+    text = json.dumps({"format": FORMAT, "records": records}, separators=(",", ":"))
+    with contextlib.suppress(OSError):  # a cache: the next status reads the records again
+        write_atomic(state_dir / NAME, text, durable=False)
