@@ -4,7 +4,9 @@ Planning ten thousand runs or reading twenty thousand job records makes hundreds
 of small containers that live to the end, and none is part of a cycle: the collector, which
 runs every 700 allocations and now and then walks every live object, finds nothing to free and
 takes a quarter of the time. Reference counting still frees everything as usual; collection
-resumes where the block ends.
+resumes where the block ends, over what is made after it: what the block made is moved to the
+permanent generation (``gc.freeze``), since scanning it at the next collections would cost what
+the pause saved (half a second of a status of 20,001 jobs) and find nothing either.
 """
 
 from __future__ import annotations
@@ -24,4 +26,5 @@ def paused_gc() -> Iterator[None]:
     try:
         yield
     finally:
+        gc.freeze()  # what the block made, out of later collections' sight (see above)
         gc.enable()

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cruijff.cli import App, experiment_argument, json_option, scheduler_option
+
+if TYPE_CHECKING:
+    from cruijff.jobindex import IndexedJob
+    from cruijff.state import JobRecord
 
 ROWS = 30
 """Jobs the table lists unless --all (unfinished ones first); the counts cover every job."""
@@ -33,46 +38,54 @@ def command(
 
     found = orchestrator.status(app.manager, experiment, scheduler=scheduler)
     name, scheduler_name = found.experiment.name, found.experiment.scheduler.name
-    rows = []
-    for job in found.jobs:
-        record = found.records[job.unit_id]
-        rows.append(
-            {
-                "unit": job.unit_id,
-                "state": record.state.value
-                if record and record.state
-                else ("SUBMITTING" if record and record.submitting else "NOT_SUBMITTED"),
-                "attempt": record.attempt if record else 0,
-                "job_id": record.handle.id if record and record.handle else None,
-                "exit_code": record.exit_code if record else None,
-                "cause": record.cause if record else "",
-                "log": job.log,  # where the scaffold that submitted it put it
-                "updated": record.updated if record else None,
-                "metrics": dict(record.metrics) if record else {},
-            }
-        )
+    records = found.records
     if as_json:
+        rows = [_row(job, records[job.unit_id]) for job in found.jobs]
         print_json({"experiment": name, "scheduler": scheduler_name, "jobs": rows})
         return
-    # every job that is not done, then the done ones, as many as a terminal shows
-    shown = [r for r in rows if r["state"] != "SUCCEEDED"] + [
-        r for r in rows if r["state"] == "SUCCEEDED"
-    ]
+    states = {job.unit_id: _state(records[job.unit_id]) for job in found.jobs}
+    # every job that is not done, then the done ones, as many as a terminal shows; only the
+    # rows shown are made (twenty thousand rows cost half a second)
     limit = None if show_all else ROWS
-    more = f": {limit} of {len(rows):,}, unfinished first (--all lists every one)"
+    order = [job for job in found.jobs if states[job.unit_id] != "SUCCEEDED"]
+    order += [job for job in found.jobs if states[job.unit_id] == "SUCCEEDED"]
+    shown = [_row(job, records[job.unit_id]) for job in order[:limit]]
+    total = len(found.jobs)
+    more = f": {limit} of {total:,}, unfinished first (--all lists every one)"
     table(
-        f"{name} ({scheduler_name})" + (more if limit and len(rows) > limit else ""),
+        f"{name} ({scheduler_name})" + (more if limit and total > limit else ""),
         ["unit", "state", "attempt", "job id", "cause"],
         (
             [r["unit"], r["state"], r["attempt"] or "-", r["job_id"] or "-", r["cause"]]
-            for r in shown[:limit]
+            for r in shown
         ),
     )
     counts: dict[str, int] = {}
-    for row in rows:
-        counts[row["state"]] = counts.get(row["state"], 0) + 1
+    for state in states.values():
+        counts[state] = counts.get(state, 0) + 1
     click.echo(", ".join(f"{n} {state.lower().replace('_', ' ')}" for state, n in counts.items()))
-    unserved = sum(1 for row in rows if row["cause"] == UNSERVED)
+    unserved = sum(1 for record in records.values() if record and record.cause == UNSERVED)
     if unserved:
         click.echo(f"No executor is serving {unserved} queued jobs: run `cruijff run` to resume.")
     show_results(found, limit)
+
+
+def _state(record: JobRecord | None) -> str:
+    if record is not None and record.state is not None:
+        return record.state.value
+    return "SUBMITTING" if record is not None and record.submitting else "NOT_SUBMITTED"
+
+
+def _row(job: IndexedJob, record: JobRecord | None) -> dict[str, Any]:
+    """What status says of one job (a row of the table, an object of --json)."""
+    return {
+        "unit": job.unit_id,
+        "state": _state(record),
+        "attempt": record.attempt if record else 0,
+        "job_id": record.handle.id if record and record.handle else None,
+        "exit_code": record.exit_code if record else None,
+        "cause": record.cause if record else "",
+        "log": job.log,  # where the scaffold that submitted it put it
+        "updated": record.updated if record else None,
+        "metrics": dict(record.metrics) if record else {},
+    }
