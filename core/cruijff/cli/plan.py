@@ -34,6 +34,20 @@ def command(
     scripts). With --explain RUN, show each final setting of RUN's units with its source
     (recipe, default, controls, run...).
     """
+    from cruijff.gcpause import paused_gc
+
+    with paused_gc():  # a short read of many records: see cruijff.gcpause
+        _show(app, experiment, explain, show_all, scheduler, as_json)
+
+
+def _show(
+    app: App,
+    experiment: Path,
+    explain: str | None,
+    show_all: bool,
+    scheduler: str | None,
+    as_json: bool,
+) -> None:
     from cruijff import orchestrator
     from cruijff.cli.render import params_text, print_json, print_problems, table
 

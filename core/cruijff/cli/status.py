@@ -32,6 +32,13 @@ def command(
     Reads the experiment's records and asks the scheduler once; changes nothing. The table
     lists unfinished jobs first, up to 30 (--all: every one; --json: everything).
     """
+    from cruijff.gcpause import paused_gc
+
+    with paused_gc():  # a short read of many records: see cruijff.gcpause
+        _show(app, experiment, show_all, scheduler, as_json)
+
+
+def _show(app: App, experiment: Path, show_all: bool, scheduler: str | None, as_json: bool) -> None:
     from cruijff import orchestrator
     from cruijff.cli.render import print_json, show_results, table
     from cruijff.local.scheduler import UNSERVED
