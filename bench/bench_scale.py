@@ -4,9 +4,9 @@ inspect-ai evaluation task, the local scheduler), each figure printed beside its
 A sweep of lora_rank (10) × lr (10) × seed (N/100) on a SmolLM2-135M-shaped model folder
 (config.json and an empty weights file: nothing here loads a model). Measured, in fresh
 processes, as a user types them: `cruijff plan`, `cruijff status` (records of every job, as a
-finished local run leaves them), `cruijff scaffold` and a second scaffold that changes nothing,
-`cruijff --help`, `cruijff validate` of a 10-run file; and the peak resident memory of the plan
-of 10,000 runs.
+finished local run leaves them; timed after a first status, which reads them all), `cruijff
+scaffold` and a second scaffold that changes nothing, `cruijff --help`, `cruijff validate` of a
+10-run file; and the peak resident memory of the plan of 10,000 runs.
 
 Run: .venv/bin/python bench/bench_scale.py [--repeat N] [--only plan1000,...]
 Figures are medians of --repeat runs (default 5; 1 for the 10,000-run scaffold).
@@ -107,6 +107,7 @@ def finished(path: Path, env: dict[str, str]) -> None:
 GOALS = {
     "plan1000": ("cruijff plan, 1,000 runs", 0.5),
     "plan10000": ("cruijff plan, 10,000 runs", 3.0),
+    "status_first": ("cruijff status, 20,001 jobs, the first (no goal)", float("inf")),
     "status10000": ("cruijff status, 10,000 runs (20,001 jobs)", 1.0),
     "scaffold1000": ("cruijff scaffold, 1,000 runs", 2.0),
     "rescaffold1000": ("cruijff scaffold again, 1,000 runs, nothing changed", 1.0),
@@ -152,6 +153,10 @@ def main() -> None:
                 figures[f"rescaffold{runs}"] = timed([*CRUIJFF, "scaffold", str(path)], repeat, env)
             if f"status{runs}" in wanted:
                 finished(path, env)
+                # the first status reads every record and keeps what it read (.cruijff/
+                # briefs.json); the ones a user runs every few minutes read only what changed
+                first = timed([*CRUIJFF, "status", str(path)], 1, env)
+                figures["status_first"] = first
                 figures[f"status{runs}"] = timed([*CRUIJFF, "status", str(path)], repeat, env)
         if "help" in wanted:
             figures["help"] = timed([*CRUIJFF, "--help"], args.repeat, env)
@@ -159,8 +164,9 @@ def main() -> None:
     for name, (what, goal) in GOALS.items():
         if name in figures:
             wall, peak = figures[name]
-            mark = "ok" if wall <= goal else "over"
-            print(f"{what:58} {wall:7.2f}s {goal:6.1f}s {peak:7.0f}MB  {mark}")
+            mark = "" if goal == float("inf") else "ok" if wall <= goal else "over"
+            shown = "-" if goal == float("inf") else f"{goal:.1f}s"
+            print(f"{what:58} {wall:7.2f}s {shown:>7} {peak:7.0f}MB  {mark}")
 
 
 if __name__ == "__main__":
