@@ -3,6 +3,7 @@ retry, detach, cancel, the busy lock and the lifecycle hooks."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -389,6 +390,12 @@ def test_brief_records_are_read_again_only_where_a_record_changed(
     assert again["rank8.train"].cause == "xxxxx" and again["rank4.train"] == first["rank4.train"]
     # a damaged cache is no cache, and one that cannot be written is no error
     (state.dir / cruijff.briefs.NAME).write_text('{"format": 1, "records": [')
+    assert state.records(brief=True) == again
+    # an entry whose stamp matches but whose fields do not decode: the record file is read
+    cache = json.loads((state.dir / cruijff.briefs.NAME).read_text())
+    cache["records"]["rank4.train.json"][3] = {"unit_id": "rank4.train"}
+    cache["records"]["rank8.train.json"][0] = float("inf")
+    (state.dir / cruijff.briefs.NAME).write_text(json.dumps(cache))
     assert state.records(brief=True) == again
     (state.dir / cruijff.briefs.NAME).unlink()
 

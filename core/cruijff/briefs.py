@@ -70,7 +70,7 @@ def load(state_dir: Path) -> dict[str, tuple[Stamp, dict[str, Any]]]:
             for name, (ino, mtime, size, fields) in data["records"].items()
             if isinstance(fields, dict)
         }
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, OverflowError):
         return {}
 
 

@@ -200,15 +200,18 @@ class ExperimentState:
             except FileNotFoundError:  # forgotten meanwhile
                 continue
             hit = cached.get(entry.name)
+            record = None
             if hit is not None and hit[0] == stamp:
                 data = hit[1]
-            else:
+                with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
+                    record = _brief(data)  # a cache entry that does not decode: read the file
+            if record is None:
                 data = _read_data(entry.path)
                 if data is None:
                     continue
                 data = _decoded(entry.path, briefs.brief, data)
+                record = _decoded(entry.path, _brief, data)
             kept[entry.name] = (stamp, data)
-            record = _decoded(entry.path, _brief, data)
             found[record.unit_id] = record
         if kept != cached:
             briefs.save(self.dir, kept)

@@ -92,7 +92,7 @@ def _row(job: IndexedJob, record: JobRecord | None) -> dict[str, Any]:
         "job_id": record.handle.id if record and record.handle else None,
         "exit_code": record.exit_code if record else None,
         "cause": record.cause if record else "",
-        "log": job.log,  # where the scaffold that submitted it put it
+        "log": str(record.job.log) if record else job.log,  # where the job wrote it
         "updated": record.updated if record else None,
         "metrics": dict(record.metrics) if record else {},
     }
