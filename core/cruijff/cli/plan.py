@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from cruijff.cli import App, experiment_argument, json_option, scheduler_option
+from cruijff.gcpause import paused_gc
 
 ROWS = 30
 """Rows a table of runs or jobs lists unless --all."""
@@ -19,6 +20,7 @@ ROWS = 30
 @scheduler_option
 @json_option
 @click.pass_obj
+@paused_gc()  # a short read of many records: see cruijff.gcpause
 def command(
     app: App,
     experiment: Path,
@@ -34,20 +36,6 @@ def command(
     scripts). With --explain RUN, show each final setting of RUN's units with its source
     (recipe, default, controls, run...).
     """
-    from cruijff.gcpause import paused_gc
-
-    with paused_gc():  # a short read of many records: see cruijff.gcpause
-        _show(app, experiment, explain, show_all, scheduler, as_json)
-
-
-def _show(
-    app: App,
-    experiment: Path,
-    explain: str | None,
-    show_all: bool,
-    scheduler: str | None,
-    as_json: bool,
-) -> None:
     from cruijff import orchestrator
     from cruijff.cli.render import params_text, print_json, print_problems, table
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from cruijff.cli import App, experiment_argument, json_option, scheduler_option
+from cruijff.gcpause import paused_gc
 
 if TYPE_CHECKING:
     from cruijff.jobindex import IndexedJob
@@ -23,6 +24,7 @@ ROWS = 30
 @scheduler_option
 @json_option
 @click.pass_obj
+@paused_gc()  # a short read of many records: see cruijff.gcpause
 def command(
     app: App, experiment: Path, show_all: bool, scheduler: str | None, as_json: bool
 ) -> None:
@@ -32,13 +34,6 @@ def command(
     Reads the experiment's records and asks the scheduler once; changes nothing. The table
     lists unfinished jobs first, up to 30 (--all: every one; --json: everything).
     """
-    from cruijff.gcpause import paused_gc
-
-    with paused_gc():  # a short read of many records: see cruijff.gcpause
-        _show(app, experiment, show_all, scheduler, as_json)
-
-
-def _show(app: App, experiment: Path, show_all: bool, scheduler: str | None, as_json: bool) -> None:
     from cruijff import orchestrator
     from cruijff.cli.render import print_json, show_results, table
     from cruijff.local.scheduler import UNSERVED
