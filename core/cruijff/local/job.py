@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cruijff.errors import UserError
+from cruijff.fsutil import read_json
 from cruijff.local.store import (
     CANCEL,
     CANCELLED,
@@ -38,6 +39,8 @@ from cruijff.local.store import (
     write_status,
 )
 from cruijff.signals import signal_name
+from cruijff.warm import ENV as WARM_ENV
+from cruijff.warm import USAGE as WARM_USAGE
 
 POLL_S = 0.05
 _cancel_requested = False
@@ -100,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
                     **os.environ,
                     **{str(k): str(v) for k, v in job.get("env", {}).items()},
                     JOB_ENV: str(directory.absolute()),
+                    # its work may run in a warm process of this queue (cruijff.warm)
+                    WARM_ENV: str(directory.parent.parent.absolute()),
                 },
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -120,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         fields: dict[str, Any] = {
             "exit_code": returncode,
             "wall_s": round(time.monotonic() - began, 3),
-            "peak_rss_mb": _peak_rss_mb(),
+            "peak_rss_mb": _peak_rss_mb(directory),
         }
         if returncode < 0:
             fields.update(signal=-returncode, exit_code=128 - returncode)
@@ -133,11 +138,18 @@ def main(argv: list[str] | None = None) -> int:
     return finish(state=EXITED, **fields)
 
 
-def _peak_rss_mb() -> float:
+def _peak_rss_mb(directory: Path) -> float:
     """The peak resident memory of the largest process of the command's tree: Linux reports
     the largest of the waited-for children and, through them, of their own waited-for
-    children (in KiB). Not a sum: processes that run side by side count one at a time."""
-    return round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
+    children (in KiB). Not a sum: processes that run side by side count one at a time. Work
+    done in a warm process, outside the tree, is reported by the command (``usage.json``)."""
+    own = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    try:
+        reported = read_json(directory / WARM_USAGE) or {}
+        worker = float(reported.get("peak_rss_mb") or 0)
+    except (UserError, AttributeError, TypeError, ValueError):
+        worker = 0.0
+    return round(max(own, worker), 1)
 
 
 def _cancelled(directory: Path) -> bool:

@@ -12,6 +12,8 @@ Layout of ``<state_dir>/local``::
                          (the executor starts a queued job's wrapper, which marks it running)
         lock             flock held by the job's wrapper and command for as long as either lives
         cancel           present once a cancel was asked for
+        usage.json       the peak memory of the command's work where a warm process did it
+    warm/                the logs of the warm processes jobs used (cruijff.warm)
 
 Only the process holding a job's lock writes its status (the submitter writes the first one,
 before anyone can see the job). A status that says running while nobody holds the lock, and

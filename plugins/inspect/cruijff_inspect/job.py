@@ -41,6 +41,7 @@ from typing import Any
 
 import yaml
 
+from cruijff import warm
 from cruijff.fsutil import locked, try_lock, write_atomic, write_json
 from cruijff_inspect.collect import cause, collect, location
 from cruijff_inspect.results import (
@@ -52,7 +53,14 @@ from cruijff_inspect.results import (
     read_results,
 )
 from cruijff_inspect.retry import OOM
-from cruijff_inspect.settings import DEFAULT_BATCH, JOB_ENV, JOB_MODULE, TOGETHER, UNLESS_CURRENT
+from cruijff_inspect.settings import (
+    DEFAULT_BATCH,
+    JOB_ENV,
+    JOB_MODULE,
+    TOGETHER,
+    UNLESS_CURRENT,
+    WARM_MODULES,
+)
 
 LOCK = ".cruijff-eval.lock"
 """A cell's flock, held by the job that evaluates it: a job evaluating a model's other cells
@@ -294,6 +302,20 @@ def evaluate_with(
         os.close(fd)
 
 
+def model_code(config_path: Path) -> list[str]:
+    """The transformers module of the cell's model type (``modeling_llama``): what a warm
+    process imports before it forks this cell's worker. Empty when it cannot be told."""
+    try:
+        config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        folder = Path(config["model"]["path"])
+        kind = json.loads((folder / "config.json").read_text(encoding="utf-8"))["model_type"]
+    except (OSError, ValueError, yaml.YAMLError, TypeError, KeyError):
+        return []
+    if not isinstance(kind, str) or not kind.replace("_", "").isalnum():
+        return []
+    return [f"transformers.models.{kind}.modeling_{kind}"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog=f"python -m {JOB_MODULE}",
@@ -314,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="leave the cell as it is where its results stand (another job evaluated it)",
     )
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     # before the slow imports, so an early SIGTERM is a clean interruption too
     signal.signal(signal.SIGTERM, _interrupt)
@@ -324,6 +347,11 @@ def main(argv: list[str] | None = None) -> int:
     if not config_path.is_file():
         print(f"cannot read the evaluation config {config_path}: no such file", file=sys.stderr)
         return 2
+    # under the local scheduler, in a fork of a process that imported torch, transformers and
+    # inspect already (None: not offered, or not to be had: evaluated here)
+    served = warm.call(f"{JOB_MODULE}:main", argv, WARM_MODULES, model_code(config_path))
+    if served is not None:
+        return served
     merged: dict[Any, Path] = {}  # (base, adapter) -> the folder they are merged in, once
     merge_into = directory / MERGED
     try:

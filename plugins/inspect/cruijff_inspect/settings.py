@@ -52,6 +52,20 @@ JOB_ENV = {
 }
 """The environment of every evaluation job."""
 
+WARM_MODULES = (
+    "torch",
+    "transformers",
+    "transformers.integrations.hub_kernels",  # what loading any model imports (1-2 s)
+    "inspect_ai",
+    "inspect_ai.log",
+    "inspect_ai.model._providers.hf",
+    "cruijff_inspect.adapter",
+    "cruijff_inspect.job",
+    "cruijff_inspect.mock",
+)
+"""What a warm process imports for the evaluation jobs it serves (:mod:`cruijff.warm`, under
+the local scheduler): the seconds every cell would spend on them otherwise."""
+
 DEFAULT_BATCH = 32
 """The most samples generated at once (inspect's ``max_connections``, the hf batch size),
 lowered to the number of samples of a small task."""
