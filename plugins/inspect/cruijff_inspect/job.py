@@ -59,6 +59,7 @@ from cruijff_inspect.settings import (
     JOB_MODULE,
     TOGETHER,
     UNLESS_CURRENT,
+    WARM_HINTS,
     WARM_MODULES,
 )
 
@@ -349,7 +350,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # under the local scheduler, in a fork of a process that imported torch, transformers and
     # inspect already (None: not offered, or not to be had: evaluated here)
-    served = warm.call(f"{JOB_MODULE}:main", argv, WARM_MODULES, model_code(config_path))
+    hints = [*WARM_HINTS, *model_code(config_path)]
+    served = warm.call(f"{JOB_MODULE}:main", argv, WARM_MODULES, hints)
     if served is not None:
         return served
     merged: dict[Any, Path] = {}  # (base, adapter) -> the folder they are merged in, once

@@ -66,6 +66,10 @@ WARM_MODULES = (
 """What a warm process imports for the evaluation jobs it serves (:mod:`cruijff.warm`, under
 the local scheduler): the seconds every cell would spend on them otherwise."""
 
+WARM_HINTS = ("inspect_ai.agent._acp.server",)  # imported by every eval_set (~1 s)
+"""Modules a warm process imports too where it can: inspect's own private ones, which may
+move in a later version (a missing one costs its seconds, it stops nothing)."""
+
 DEFAULT_BATCH = 32
 """The most samples generated at once (inspect's ``max_connections``, the hf batch size),
 lowered to the number of samples of a small task."""
