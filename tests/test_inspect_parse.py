@@ -397,3 +397,14 @@ def test_matrix_epochs_are_checked_where_each_entry_is_written(
     assert problem.plugin == "inspect"
     assert problem.message == "epoch 5 is out of range: rank4 trains for 2 epochs"
     assert problem.hint == "epochs are 0-based: 0 to 1"
+
+
+def test_without_inspect_ai_installed_the_evaluation_tool_is_an_error(
+    plugin_manager, inspect_tools, make_experiment, tmp_path, monkeypatch
+):
+    path = make_experiment(inspect_changes())
+    assert "tools.evaluation" not in problems(plugin_manager, path)
+    monkeypatch.setattr(introspect, "_package_folder", lambda package: None)
+    found = problems(plugin_manager, path)["tools.evaluation"]
+    assert found.message == "inspect-ai is not installed"
+    assert "pip install cruijff-inspect" in found.hint

@@ -272,6 +272,11 @@ class Compute:
         return attrs.evolve(resources, **asked)
 
 
+ASKS_NOTHING = Compute()
+"""The compute of a run or an evaluation that asks for nothing: the tools choose (one shared,
+read-only value: ten thousand runs need not make ten thousand)."""
+
+
 @record
 class Axis:
     """A swept variable: one parameter and the values it takes, in order (written at
@@ -311,7 +316,7 @@ class Run:
     parameters: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
     directory: Path
     index: int = 0
-    compute: Compute = attrs.field(factory=Compute)
+    compute: Compute = attrs.field(default=ASKS_NOTHING)
     training_condition: str | None = None
     yaml_path: str = _yaml_path()
 
@@ -375,7 +380,7 @@ class Evaluation:
     tasks: tuple[EvalTask, ...] = attrs.field(default=(), converter=_tuple)
     matrix: tuple[MatrixEntry, ...] | None = None
     tasks_written: bool = False
-    compute: Compute = attrs.field(factory=Compute)
+    compute: Compute = attrs.field(default=ASKS_NOTHING)
 
 
 @record

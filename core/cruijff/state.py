@@ -306,14 +306,14 @@ def _brief(data: dict[str, Any]) -> JobRecord:
     not its command, resources or artifacts. Built by hand: twenty thousand of them must
     decode in a second, which the general :func:`from_plain` does not."""
     job, handle, state = data["job"], data.get("handle"), data.get("state")
-    log = Path(job["log"])
+    log, workdir = Path(job["log"]), job["workdir"]
     return JobRecord(
         unit_id=data["unit_id"],
         job=JobSpec(
             unit_id=job["unit_id"],
             name=job["name"],
             argv=(),
-            workdir=log.parent if job["workdir"] == str(log.parent) else Path(job["workdir"]),
+            workdir=log.parent if workdir == os.path.dirname(job["log"]) else Path(workdir),
             log=log,
             resources=_UNREAD,
         ),

@@ -46,7 +46,6 @@ def grid_runs(
     """The product of the factors (first outermost) over the base models (outermost), then
     one control run per base model; count them first (:func:`grid_size`): a slip can make the
     product astronomical."""
-    keys = [key for factor in factors for key in factor[0]]
     varying = {
         key
         for factor in factors
@@ -54,12 +53,19 @@ def grid_runs(
         if len({canonical(row[key]) for row in factor}) > 1
     }
     several = len(models) > 1
+    # each row's part of the names, made once (not once per run it appears in)
+    parts_of = [
+        [[label(key, row[key], labels) for key in factor[0] if key in varying] for row in factor]
+        for factor in factors
+    ]
     planned: list[tuple[str, RunType, str, dict[str, Any]]] = []
     for model in models:
-        for point in itertools.product(*factors):
-            parameters = {key: value for row in point for key, value in row.items()}
+        for point in itertools.product(*(range(len(factor)) for factor in factors)):
+            rows = [factor[i] for factor, i in zip(factors, point, strict=True)]
+            parameters = {key: value for row in rows for key, value in row.items()}
             parts = [model] if several else []
-            parts += [label(key, parameters[key], labels) for key in keys if key in varying]
+            for factor_parts, i in zip(parts_of, point, strict=True):
+                parts += factor_parts[i]
             planned.append(("_".join(parts) or "finetuned", RunType.FINE_TUNED, model, parameters))
     for model in models:
         planned.append((f"{model}_base" if several else "base", RunType.CONTROL, model, {}))

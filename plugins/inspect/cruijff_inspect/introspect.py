@@ -199,6 +199,11 @@ def _exported(init: Path) -> set[str]:
     return set()
 
 
+def installed() -> bool:
+    """Whether inspect-ai is installed (found, not imported)."""
+    return _package_folder("inspect_ai") is not None
+
+
 @functools.lru_cache(maxsize=1)
 def scorers() -> dict[str, Function]:
     """inspect's built-in scorers (exported by ``inspect_ai.scorer`` and decorated with
