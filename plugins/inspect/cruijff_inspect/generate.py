@@ -399,7 +399,9 @@ def _label_source(unit: Unit) -> str:
 def generate(experiment: Experiment, unit: Unit) -> Generated:
     """The cell's ``eval_config.yaml`` and the job that evaluates it."""
     resources = evaluation_resources(experiment, model_size(experiment, unit))
-    config, sources = configure(experiment, unit, resources)
+    # the config and its provenance, made once where the file or the settings are read (a
+    # plan reads neither)
+    configured = functools.cache(lambda: configure(experiment, unit, resources))
     path = unit.directory / CONFIG
     header = (
         f"# Evaluation {unit.id} of experiment {experiment.name}, written by cruijff.\n"
@@ -425,7 +427,7 @@ def generate(experiment: Experiment, unit: Unit) -> Generated:
     )
     return Generated(
         # rendered when written or previewed, never to plan
-        files=(FileSpec(path=path, content=lambda: header + dump_yaml(config)),),
+        files=(FileSpec(path=path, content=lambda: header + dump_yaml(configured()[0])),),
         job=job,
-        settings=lambda: provenance({key: (thaw(v), s) for key, (v, s) in sources.items()}),
+        settings=lambda: provenance({key: (thaw(v), s) for key, (v, s) in configured()[1].items()}),
     )
