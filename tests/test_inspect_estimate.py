@@ -256,6 +256,29 @@ def test_measured_cells_of_the_same_key_give_the_hours(
     assert other.estimates[BASE].source == "formula"
 
 
+def test_alike_cells_share_an_estimate_until_the_hardware_or_measurements_differ(
+    plugin_manager, inspect_tools, make_experiment, tmp_path, index
+):
+    # two ranks' epochs: the same model and task, sized once; the base model's cell is alike
+    # too, but another cap or other hardware is another estimate
+    path = experiment(make_experiment, tmp_path, max_tokens=16)
+    plan = design(plugin_manager, path)
+    cpu = Hardware(cpus=2, host_memory_gb=16)
+    first = cell_estimate(plan, "rank4.eval.capitalization.epoch_1", cpu, index)
+    again = cell_estimate(plan, "rank8.eval.capitalization.epoch_1", cpu, index)
+    assert again is first
+    smaller = cell_estimate(plan, BASE, Hardware(cpus=1, host_memory_gb=16), index)
+    assert smaller.hours.expected > first.hours.expected and smaller.facts["cpus"] == 1
+    # a measurement recorded in the same index meanwhile: the next estimate is measured
+    measured = {"samples": 40, "eval_s": 20.0, "wall_s": 30.0, "hours": 30 / 3600}
+    index.record(
+        Measurement(key=first.key, tool="inspect", source="run", measured=measured, unit=BASE)
+    )
+    after = cell_estimate(plan, "rank8.eval.capitalization.epoch_1", cpu, index)
+    assert after.source == "measured" and first.source == "formula"
+    assert after.hours.expected == pytest.approx(30 / 3600)
+
+
 def test_measure_reads_the_cells_results_and_feeds_the_next_estimate(
     plugin_manager, inspect_tools, make_experiment, tmp_path, index
 ):

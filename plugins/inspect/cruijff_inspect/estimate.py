@@ -660,17 +660,22 @@ def estimate(
 
     model = read_model(model_folder(experiment, unit))
     dtype, dtype_from = loaded_dtype(experiment, model)
-    p = DTYPE_BYTES.get(dtype, 2)
     mean, longest = prompt_tokens(experiment, run, task, inputs.lengths)
-    tokens = cap.value if cap.value is not None else PROVIDER_DEFAULT
-    facts.update(
-        architecture=model.architecture,
-        parameters=model.parameters,
-        parameters_from=model.counted_from or f"unknown ({model.why})",
+    cell = _Cell(
+        samples=inputs.samples,
+        samples_from=inputs.source,
+        cap=cap,
+        batch=batch,
+        provider=provider,
+        device=device,
+        gpus=gpus,
+        cpus=cpus,
+        model=model,
         dtype=dtype,
         dtype_from=dtype_from,
-        prompt_tokens_mean=mean,
-        prompt_tokens_longest=longest,
+        mean=mean,
+        longest=longest,
+        adapter=bool(unit.params.get("adapter")),
     )
     key = {
         "tool": TOOL,
@@ -684,6 +689,64 @@ def estimate(
         "max_tokens": cap.value,
         "batch": batch,
     }
+    usable = _usable(measurements.find(key))
+    # the cells of a sweep are alike: each distinct one is sized once, on the same hardware
+    # and from the same measurements (held beside it, so that their ids stay theirs)
+    memo = (cell, hardware, *map(id, usable))
+    known = _SIZED.get(memo)
+    if known is None:
+        if len(_SIZED) >= 4096:
+            _SIZED.clear()
+        known = _SIZED[memo] = (usable, _sized(cell, facts, disk, hardware, key, usable))
+    return known[1]
+
+
+@attrs.frozen(kw_only=True)
+class _Cell:
+    """What sizing a cell depends on, gathered from the experiment and the unit."""
+
+    samples: int | None
+    samples_from: str
+    cap: Cap
+    batch: int
+    provider: str
+    device: str
+    gpus: int
+    cpus: int
+    model: Model
+    dtype: str
+    dtype_from: str
+    mean: Range
+    longest: Range
+    adapter: bool
+
+
+_SIZED: dict[tuple, tuple[list[Measurement], Estimate]] = {}
+
+
+def _sized(
+    cell: _Cell,
+    facts: dict[str, Any],
+    disk: dict[str, Range],
+    hardware: Hardware,
+    key: dict[str, Any],
+    usable: list[Measurement],
+) -> Estimate:
+    """The estimate of a cell of the default provider, from what it depends on and the
+    measurements of cells like it."""
+    model, device, gpus, cap, batch = cell.model, cell.device, cell.gpus, cell.cap, cell.batch
+    mean, longest = cell.mean, cell.longest
+    p = DTYPE_BYTES.get(cell.dtype, 2)
+    tokens = cap.value if cap.value is not None else PROVIDER_DEFAULT
+    facts.update(
+        architecture=model.architecture,
+        parameters=model.parameters,
+        parameters_from=model.counted_from or f"unknown ({model.why})",
+        dtype=cell.dtype,
+        dtype_from=cell.dtype_from,
+        prompt_tokens_mean=mean,
+        prompt_tokens_longest=longest,
+    )
     memory = memory_gib(
         model,
         bytes_per_value=p,
@@ -696,11 +759,10 @@ def estimate(
     )
     if memory is not None:
         facts["memory"] = memory[1]
-    startup = startup_s(model, p, device, adapter=bool(unit.params.get("adapter")))
+    startup = startup_s(model, p, device, adapter=cell.adapter)
     hours, source = None, "formula"
-    usable = _usable(measurements.find(key))
-    if usable and inputs.samples is not None:
-        hours, found = measured_hours(usable, inputs.samples, startup)
+    if usable and cell.samples is not None:
+        hours, found = measured_hours(usable, cell.samples, startup)
         source = "measured"
         facts.update(found)
         facts["past_error"] = {
@@ -709,18 +771,18 @@ def estimate(
         }
     elif device == "cuda" and hardware.gpu is None:
         facts["note"] = "the GPU's type is unknown (a profile's gpu: names it): no time"
-    elif model.parameters is not None and inputs.samples is not None and cap.value is not None:
+    elif model.parameters is not None and cell.samples is not None and cap.value is not None:
         if device == "cuda":
             assert hardware.gpu is not None
             peak = hardware.gpu.tflops("fp32" if p >= 4 else "bf16") * 1e12
             rates = _three(peak * u for u in GPU_UTILISATION)
             facts.update(peak_tflops=peak / 1e12, utilisation=list(GPU_UTILISATION))
         else:
-            rates = _three(cpus * g * 1e9 for g in CPU_GFLOPS)
-            facts.update(cpus=cpus, gflops_per_core=list(CPU_GFLOPS))
+            rates = _three(cell.cpus * g * 1e9 for g in CPU_GFLOPS)
+            facts.update(cpus=cell.cpus, gflops_per_core=list(CPU_GFLOPS))
         generation, found = compute_s(
             model,
-            samples=inputs.samples,
+            samples=cell.samples,
             batch=batch,
             prompt_mean=mean,
             prompt_longest=longest,
@@ -734,7 +796,7 @@ def estimate(
         memory_gb=memory[0] if memory is not None else None,
         hours=hours,
         disk_gb=disk,
-        samples=inputs.samples,
+        samples=cell.samples,
         source=source,
         facts=facts,
         key=key,

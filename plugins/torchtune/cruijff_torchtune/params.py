@@ -12,7 +12,6 @@ recursively; scalars and lists replace.
 
 from __future__ import annotations
 
-import copy
 import marshal
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
@@ -194,7 +193,7 @@ def _kinds(kinds: tuple[type, ...]) -> str:
 def expand(name: str, value: Any) -> dict[str, Any]:
     """A parameter as nested config values (``lr: 1e-4`` -> ``{optimizer: {lr: 1e-4}}``)."""
     path = FRIENDLY.get(name, name)
-    tree: Any = copy.deepcopy(thaw(value))
+    tree: Any = thaw(value)  # new dicts and lists: YAML's scalars are immutable
     if name in PREFIX:
         tree = f"{PREFIX[name]}{tree}"
     for part in reversed(path.split(".")):

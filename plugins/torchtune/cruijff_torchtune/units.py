@@ -100,12 +100,23 @@ def _read_only(config: Any) -> bool:
 def select(experiment: Experiment, upstream: tuple[Unit, ...] = ()) -> tuple[Unit, ...]:
     """A training unit for every fine-tuned run, in the experiment's run order; the config
     layers its runs share are built once (:class:`~cruijff_torchtune.config.Shared`)."""
-    shared = Shared()
+    shared, rows = Shared(), {}
     return tuple(
-        training_unit(experiment, run, upstream, shared)
+        training_unit(experiment, run, upstream, shared, rows)
         for run in experiment.runs
         if run.type is RunType.FINE_TUNED
     )
+
+
+def _train_rows(data: TrainingFile, known: dict[tuple, tuple]) -> tuple[Any, Any]:
+    """The train rows of a run's file as training reads them, and their bytes; a file on
+    disk is read once into ``known`` (a generation job's declares its rows: nothing to read)."""
+    if data.artifact is not None:
+        return data.rows("train"), data.row_bytes("train")
+    key = (data.path, data.max_samples)
+    if key not in known:
+        known[key] = (data.rows("train"), data.row_bytes("train"))
+    return known[key]
 
 
 def training_unit(
@@ -113,8 +124,10 @@ def training_unit(
     run: Run,
     upstream: tuple[Unit, ...] = (),
     shared: Shared | None = None,
+    rows: dict[tuple, tuple] | None = None,
 ) -> Unit:
-    """The unit that trains ``run``; UserError when it would make no optimizer step."""
+    """The unit that trains ``run``; UserError when it would make no optimizer step. ``rows``
+    keeps what the files of a sweep's runs hold, read once per file in one plan."""
     assert experiment.data is not None, "checked at parse time"
     controls, mine = dict(experiment.controls), dict(run.parameters)
     model = _model(experiment.model(run.model).path)
@@ -135,7 +148,8 @@ def training_unit(
         max_samples=data.max_samples,
         shared=shared,
     )
-    _check_steps(run.name, built.config, data, gpus)
+    train_rows, row_bytes = _train_rows(data, {} if rows is None else rows)
+    _check_steps(run.name, built.config, train_rows, gpus)
     compute = run.compute
     if not experiment.scheduler.gpus:  # its jobs get none, whatever the block asks (parse warns)
         compute = attrs.evolve(compute, gpus=None)
@@ -167,8 +181,8 @@ def training_unit(
             resources=resources,
             adapters_only=built.adapters_only,
             model_config=_frozen_config(model),
-            train_rows=data.rows("train"),
-            row_bytes=data.row_bytes("train"),
+            train_rows=train_rows,
+            row_bytes=row_bytes,
         ),
     )
 
@@ -322,11 +336,10 @@ def _produces(run: Run, built: RunConfig) -> list[Artifact]:
     return produces
 
 
-def _check_steps(run: str, config: Mapping[str, Any], data: TrainingFile, gpus: int) -> None:
-    """A run whose epochs hold too few rows for one optimizer step trains nothing: say so now,
-    not after the job "succeeded" without a step. Over several GPUs each reads its share of
-    the rows."""
-    rows = data.rows("train")
+def _check_steps(run: str, config: Mapping[str, Any], rows: int | None, gpus: int) -> None:
+    """A run whose epochs hold too few ``rows`` for one optimizer step trains nothing: say so
+    now, not after the job "succeeded" without a step. Over several GPUs each reads its share
+    of the rows."""
     if rows is None:
         return  # unreadable data: parse said so, or the job reports it with its cause
     batch, accumulation = outputs.step_size(config)
