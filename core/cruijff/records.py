@@ -269,7 +269,7 @@ class Compute:
         }
         if self.extras:
             asked["extras"] = {**resources.extras, **self.extras}
-        return attrs.evolve(resources, **asked)
+        return attrs.evolve(resources, **asked) if asked else resources
 
 
 ASKS_NOTHING = Compute()

@@ -18,7 +18,8 @@ from cruijff.records import NAME_PATTERN, Artifact, ArtifactKind, Unit
 def dataset_maker(upstream: Iterable[Unit], path: Path) -> tuple[Unit, Artifact] | None:
     """The unit that produces the dataset at ``path``, and that artifact; None when no unit
     does (the file is the user's own)."""
-    return _datasets(upstream).get(Path(path).absolute())
+    made = _datasets(upstream)
+    return made.get(Path(path).absolute()) if made else None
 
 
 _last: list = [None, {}]

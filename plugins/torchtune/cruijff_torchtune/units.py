@@ -151,8 +151,8 @@ def training_unit(
     train_rows, row_bytes = _train_rows(data, {} if rows is None else rows)
     _check_steps(run.name, built.config, train_rows, gpus)
     compute = run.compute
-    if not experiment.scheduler.gpus:  # its jobs get none, whatever the block asks (parse warns)
-        compute = attrs.evolve(compute, gpus=None)
+    if not experiment.scheduler.gpus and compute.gpus is not None:
+        compute = attrs.evolve(compute, gpus=None)  # its jobs get none (parse warns)
     resources, sources = _resources(model, (gpus, gpus_source), compute, controls, mine)
 
     def settings() -> list[Setting]:
