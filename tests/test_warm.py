@@ -174,3 +174,84 @@ def reported_peak(folder: Path) -> float:
         [sys.executable, "-c", code, str(folder)], capture_output=True, text=True, check=True
     )
     return float(run.stdout)
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_a_server_started_early_runs_no_work_and_waits_while_its_executor_lives(scope):
+    executor = subprocess.Popen(["sleep", "60"])  # stands for the local executor
+    try:
+        early = client(scope / "early", "5", **{warm.PREPARE: str(executor.pid)})
+        assert finished(early) == 0  # prepared: the work (which would exit 5) did not run
+        assert "cwd" not in (scope / "early" / "out").read_text()
+        wait_until(lambda: len(imports(scope)) == 1, 30, "the early server's imports")
+        server = int(imports(scope)[0].split()[-1])
+        time.sleep(2.5)  # well past its idle time (1 s): it waits for its first job
+        assert _running(server)
+        job = client(scope / "job", "0")
+        assert finished(job) == 0
+        assert f"server {server} " in (scope / "job" / "out").read_text()
+        assert len(imports(scope)) == 1  # the job's work ran in it: nothing imported again
+        wait_until(lambda: not _running(server), 15, "the server to go idle after its job")
+
+        # one started early for a job that never comes ends with the executor
+        never = client(scope / "never", "0", X="never", **{warm.PREPARE: str(executor.pid)})
+        assert finished(never) == 0
+        wait_until(lambda: len(imports(scope)) == 2, 30, "the second early server")
+        other = int(imports(scope)[1].split()[-1])
+        time.sleep(2)
+        assert _running(other)
+    finally:
+        executor.kill()
+        executor.wait()
+    wait_until(lambda: not _running(other), 15, "the server to end with its executor")
+
+
+def test_the_local_executor_starts_a_waiting_jobs_warm_process_while_its_dependency_runs(scope):
+    from cruijff.local.scheduler import LocalScheduler
+    from cruijff.records import JobSpec, JobState
+
+    log = scope / "imports.log"
+    # A ends only once B's warm process has imported (it waits up to 30 s for that), then
+    # runs 2.5 s more: B's process must be started early, and wait for B beyond its idle time
+    watch = f"for i in $(seq 300); do [ -s {log} ] && sleep 2.5 && exit 0; sleep 0.1; done; exit 1"
+    a = JobSpec(unit_id="a", name="a", argv=("sh", "-c", watch), workdir=scope, log=scope / "a.log")
+    (scope / "b").mkdir()
+    b = JobSpec(
+        unit_id="b",
+        name="b",
+        argv=(sys.executable, "-c", CLIENT, "warmtarget", "0"),
+        workdir=scope / "b",
+        log=scope / "b.log",
+        env={warm.WARMS: "1"},
+        depends_on=("a",),
+    )
+    # a job its tool does not mark is never run early: its command may do its work at once
+    marker = scope / "c-ran"
+    c = JobSpec(
+        unit_id="c",
+        name="c",
+        argv=("sh", "-c", f"echo ran >> {marker}"),
+        workdir=scope,
+        log=scope / "c.log",
+        depends_on=("a",),
+    )
+    scheduler = LocalScheduler({"jobs": 1}, scope / "state")
+    handles = scheduler.submit([a, b, c], handles={})
+    deadline = time.monotonic() + 60
+    while True:
+        statuses = scheduler.poll(handles)
+        if all(status.state.finished for status in statuses.values()):
+            break
+        assert time.monotonic() < deadline, statuses
+        scheduler.resume(handles)
+        time.sleep(0.1)
+    assert [s.state for s in statuses.values()] == [JobState.SUCCEEDED] * 3
+    assert "served" in (scope / "b.log").read_text()
+    assert len(imports(scope)) == 1  # B's work ran in the process started early
+    assert marker.read_text() == "ran\n"

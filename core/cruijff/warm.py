@@ -28,6 +28,13 @@ The pieces, all on this machine and this user's:
 
 A server that cannot start, cannot import its modules, or would fork with a thread running
 makes :func:`call` return None before any work began: the job runs as it always did.
+
+**Early start.** A job whose tool marks it (:data:`WARMS` in its environment: its command asks
+:func:`call` before it does anything else) may have its server started before it can run: the
+local executor runs its command early with :data:`PREPARE`, and :func:`call` then only starts
+the server (or finds it) and returns 0. Such a server imports while the jobs before it run
+(an evaluation's training), and waits for its first job while that executor lives (at most
+:data:`MAX_WAIT_S`) instead of for ``IDLE_S``.
 """
 
 from __future__ import annotations
@@ -58,8 +65,18 @@ WORKER = "CRUIJFF_WARM_WORKER"
 IDLE = "CRUIJFF_WARM_IDLE_S"
 """How long a server waits for work before it exits (seconds; default :data:`IDLE_S`)."""
 IDLE_S = 20.0
+WARMS = "CRUIJFF_WARMS"
+"""In a job's own environment (set by its tool): its command calls :func:`call` before it does
+anything else, so that running it with :data:`PREPARE` set does nothing but prepare."""
+PREPARE = "CRUIJFF_WARM_PREPARE"
+"""Set by the local executor (to its pid) where it runs a job's command early: :func:`call`
+starts the job's server and returns 0; the job's work does not run."""
+WAIT_FOR = "CRUIJFF_WARM_WAIT_FOR"
+"""A server started early waits for its first job while the process of this pid lives."""
+MAX_WAIT_S = 3600.0
+"""The longest a server started early waits for its first job."""
 PER_JOB = frozenset(
-    {"CRUIJFF_LOCAL_JOB", "CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES"}
+    {"CRUIJFF_LOCAL_JOB", "CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", PREPARE}
     | {"PWD", "OLDPWD", "SHLVL", "_"}  # a shell's
 )
 """Variables that differ between the jobs one server serves: read by the work, late (CUDA
@@ -82,6 +99,14 @@ def call(
     type's code) in the server first; the exit code, or None where no worker ran (no
     ``CRUIJFF_WARM``, already in a worker, no server could be had): the caller then runs it."""
     scope = os.environ.get(ENV)
+    if os.environ.get(PREPARE):  # run early by the local executor: the server, no work
+        if scope and not os.environ.get(WORKER):
+            name = server_name(target, modules)
+            found = _connect(name) or _start(name, Path(scope), target, modules, early=True)
+            if found is not None:
+                with found, contextlib.suppress(OSError):
+                    _send(found, {"imports": list(imports)})  # to import ahead of the job
+        return 0
     if not scope or os.environ.get(WORKER):
         return None
     name = server_name(target, modules)
@@ -160,8 +185,11 @@ def _connect(name: str) -> socket.socket | None:
     return conn
 
 
-def _start(name: str, scope: Path, target: str, modules: Sequence[str]) -> socket.socket | None:
-    """Start a server (or find the one another job just started) and connect to it."""
+def _start(
+    name: str, scope: Path, target: str, modules: Sequence[str], *, early: bool = False
+) -> socket.socket | None:
+    """Start a server (or find the one another job just started) and connect to it; an
+    ``early`` one waits for its first job while the executor that asked for it lives."""
     log_dir = scope / "warm"
     try:
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -173,7 +201,10 @@ def _start(name: str, scope: Path, target: str, modules: Sequence[str]) -> socke
             server = subprocess.Popen(
                 [sys.executable, "-m", "cruijff.warm", name, target, *modules],
                 cwd=log_dir,
-                env={k: v for k, v in os.environ.items() if k not in PER_JOB},
+                env={
+                    **{k: v for k, v in os.environ.items() if k not in PER_JOB},
+                    **({WAIT_FOR: os.environ[PREPARE]} if early else {}),
+                },
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -255,10 +286,20 @@ def serve(name: str, target: str, modules: Sequence[str]) -> int:
         return 1
     say(f"ready in {time.monotonic() - began:.1f} s")
     idle_s = float(os.environ.get(IDLE, IDLE_S))
+    waits_for = _pid(os.environ.get(WAIT_FOR))
     workers: dict[int, socket.socket] = {}
-    last, listening = time.monotonic(), True
+    last, listening, served = time.monotonic(), True, False
+
+    def waiting() -> bool:  # started early: for its first job, while its executor serves
+        return (
+            not served
+            and waits_for is not None
+            and time.monotonic() - began < MAX_WAIT_S
+            and _alive(waits_for)
+        )
+
     listener.settimeout(0.2)
-    while workers or (listening and time.monotonic() - last < idle_s):
+    while workers or (listening and (time.monotonic() - last < idle_s or waiting())):
         _reap(workers)
         if workers:
             last = time.monotonic()
@@ -279,9 +320,27 @@ def serve(name: str, target: str, modules: Sequence[str]) -> int:
             listening = False
         else:
             workers[pid] = conn
+            served = True
         last = time.monotonic()
     say("idle: exiting")
     return 0
+
+
+def _pid(text: str | None) -> int | None:
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _fork_worker(
@@ -301,12 +360,10 @@ def _fork_worker(
     if request is None or len(fds) < 3:
         for fd in fds:
             os.close(fd)
+        if request is not None:  # a job's early start: what the job will import
+            _import(request.get("imports", []))
         return None
-    for module in request.get("imports", []):
-        try:
-            importlib.import_module(module)
-        except Exception as error:
-            say(f"cannot import {module} ahead of a job: {error}")
+    _import(request.get("imports", []))
     if threading.active_count() > 1:  # an import started one: no more forks from here
         say(f"threads started while importing {threading.enumerate()}: no more workers")
         for fd in fds:
@@ -326,6 +383,16 @@ def _fork_worker(
         _send(conn, {"pid": pid})
     say(f"worker {pid}: {' '.join(request['argv'])} in {request['cwd']}")
     return pid
+
+
+def _import(modules: Sequence[str]) -> None:
+    """Import a job's hints (a model type's code) ahead of it; one that fails costs its
+    seconds in the worker, it stops nothing."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as error:
+            say(f"cannot import {module} ahead of a job: {error}")
 
 
 def _reap(workers: dict[int, socket.socket]) -> None:

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cruijff import warm
 from cruijff.errors import UserError
 from cruijff.fsutil import read_json, try_lock
 from cruijff.local.store import (
@@ -134,6 +135,8 @@ class Executor:
         self.specs: dict[str, dict[str, Any]] = {}  # never change once written
         self.finished: dict[str, tuple[str, dict[str, Any]]] = {}  # final states never change
         self.wrappers: dict[str, subprocess.Popen] = {}  # job id -> its wrapper, until reaped
+        self.prepared: set[tuple] = set()  # the commands and environments run early (once)
+        self.preparing: list[subprocess.Popen] = []  # until reaped
 
     def serve(self) -> int:
         """Run until the queue is empty, without losing a job submitted as we stop."""
@@ -169,6 +172,7 @@ class Executor:
             if wrapper.poll() is not None:
                 del self.wrappers[job_id]
                 self._check_started(job_id, wrapper.returncode)
+        self.preparing = [early for early in self.preparing if early.poll() is None]
         jobs = self._scan()
         running = sum(
             state == RUNNING
@@ -184,7 +188,7 @@ class Executor:
         limit = self._limit()
         for job_id in queued:
             directory = job_dir(self.local_dir, job_id)
-            waiting = False
+            waiting = far = False  # far: a dependency of it has not even started
             for dep_id in self.specs[job_id].get("dependencies", []):
                 dep_state, dep_status = jobs.get(dep_id) or read_state(
                     job_dir(self.local_dir, dep_id)
@@ -198,6 +202,7 @@ class Executor:
                     break
                 if dep_state != EXITED:
                     waiting = True
+                    far = far or dep_state != RUNNING
             else:
                 # a job to start after need only have ended, however it did (or be gone)
                 waiting = waiting or any(
@@ -206,6 +211,8 @@ class Executor:
                     for before in self.specs[job_id].get("after", [])
                 )
                 if waiting or running >= limit:
+                    if not far:
+                        self._prepare(job_id)
                     continue
                 wrapper = try_start(directory)
                 if wrapper is not None:
@@ -214,6 +221,37 @@ class Executor:
                     running += 1
                     self._log(f"{job_id}: started (wrapper pid {wrapper.pid})")
         return running > 0 or any(state == QUEUED for state, _ in jobs.values())
+
+    def _prepare(self, job_id: str) -> None:
+        """Run early the command of a job that waits only for running ones, where its tool
+        says that prepares its warm process (:data:`cruijff.warm.WARMS`): the process imports
+        while they run. Once per command and environment (the jobs of one sweep share one)."""
+        job = self.specs[job_id]["job"]
+        env = {str(k): str(v) for k, v in (job.get("env") or {}).items()}
+        key = (tuple(job["argv"][:3]), tuple(sorted(env.items())))
+        if not env.get(warm.WARMS) or key in self.prepared:
+            return
+        self.prepared.add(key)
+        directory = job_dir(self.local_dir, job_id)
+        try:
+            early = subprocess.Popen(
+                list(job["argv"]),
+                cwd=job["workdir"],
+                # the job's environment as its wrapper makes it (cruijff.local.job)
+                env={
+                    **os.environ,
+                    **env,
+                    warm.ENV: str(directory.parent.parent.absolute()),
+                    warm.PREPARE: str(os.getpid()),
+                },
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except (OSError, ValueError, TypeError, KeyError) as error:
+            self._log(f"{job_id}: cannot prepare its warm process: {error}")
+            return
+        self.preparing.append(early)
+        self._log(f"{job_id}: preparing its warm process (pid {early.pid})")
 
     def _scan(self) -> dict[str, tuple[str, dict[str, Any]]]:
         jobs = {}

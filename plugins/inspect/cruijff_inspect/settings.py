@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from cruijff.records import EvalTask, Experiment, Run, Setting
+from cruijff.warm import WARMS
 
 Check = Callable[[Any], str | tuple[str, str]]
 """Returns what is wrong with a value ("" when it is fine), alone or with a hint that says what
@@ -49,6 +50,9 @@ JOB_ENV = {
     "HF_DATASETS_OFFLINE": "1",
     "PYTHONUNBUFFERED": "1",
     "TOKENIZERS_PARALLELISM": "false",
+    # the job asks for its warm process first thing: the local scheduler may start that
+    # process early, while the training the job waits for runs (cruijff.warm)
+    WARMS: "1",
 }
 """The environment of every evaluation job."""
 
