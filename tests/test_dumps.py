@@ -31,8 +31,32 @@ STRINGS = [
     "quote ' and \"",
     "long " * 40,
     "/abs/path/to/model",
+    # plain-looking words, some of which YAML 1.1 reads as something else
+    "/tmp/x/runs/rank1_lr1e-5_seed0/epoch_0",
+    "rank8_lr1e-4",
+    "model.safetensors",
+    "0x1F",
+    "1_000",
+    "0o17",
+    "1.",
+    "1e5",
+    "1.0e+5",
+    "2001-12-14",
+    "True",
+    "NULL",
+    "on",
+    "y",
+    "inf",
+    "nan",
+    "_leading",
+    "trailing-",
+    "a/b/",
+    "x" * 300,
+    "12:30",
+    "~",
 ]
-SCALARS = [0, 1, -7, 2**70, 1.0, 1e-5, 3e-4, 0.1, float("inf"), True, False, None, *STRINGS]
+SCALARS = [0, 1, -7, 2**70, -(10**30), 1.0, 1e-5, 3e-4, 0.1, 1e17, 1e-300, -0.0, 1.5e300]
+SCALARS += [float("inf"), float("-inf"), float("nan"), True, False, None, *STRINGS]
 
 
 def value(rng: random.Random, depth: int = 0) -> object:

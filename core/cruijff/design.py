@@ -148,7 +148,7 @@ def plan(manager: PluginManager, checked: Checked) -> Plan:
         zip(experiment.tools, checked.tools, strict=True),
         key=lambda pair: roles.index(pair[0]) if pair[0] in roles else len(roles),
     )
-    root = experiment.directory.resolve()
+    root = str(experiment.directory.resolve())
     units: list = []
     for _, tool in ordered:
         units += manager.select(experiment, tool, tuple(units))
@@ -206,10 +206,11 @@ def design(manager: PluginManager, path: Path, *, scheduler: str | None = None) 
     return plan(manager, check(manager, path, scheduler=scheduler))
 
 
-def _inside(root: Path, path: Path, unit: str) -> None:
-    # lexical: ".." and absolute paths are what a generated path could escape with
-    normal = os.path.normpath(root / path)
-    if normal != str(root) and not normal.startswith(str(root) + os.sep):
+def _inside(root: str, path: Path, unit: str) -> None:
+    # lexical: ".." and absolute paths are what a generated path could escape with (joined as
+    # text, as root / path would be: a plan checks thousands)
+    normal = os.path.normpath(os.path.join(root, path))
+    if normal != root and not normal.startswith(root + os.sep):
         raise UserError(
             f"unit {unit!r} wants to write {path}, outside the experiment directory {root}",
             hint="cruijff writes only inside the experiment directory",

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import functools
 import json
+import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,20 +34,107 @@ def yaml_block(data: Mapping[str, Any], *, width: int = 100, allow_unicode: bool
     safe dumper, for a mapping, frozen (:func:`cruijff.records.freeze`) or plain."""
     if not data:
         return _yaml({}, width, allow_unicode)
-    return "".join(
-        _yaml_entry(key, repr(value), _Unhashed(value), width, allow_unicode)
-        for key, value in data.items()
-    )
+    return "".join(_yaml_item(key, value, width, allow_unicode) for key, value in data.items())
+
+
+def _yaml_item(key: Any, value: Any, width: int, allow_unicode: bool) -> str:
+    # what a sweep's runs differ in (a seed, a path, a section holding a learning rate) is
+    # written here where the dumper would write it plain; the rest comes from the cache
+    name = _plain(key, 120)
+    if name is not None:
+        text = _plain(value)
+        if text is not None:
+            return f"{name}: {text}\n"
+        if isinstance(value, Mapping) and value:
+            lines = [(_plain(k, 120), _plain(v)) for k, v in value.items()]
+            if all(k is not None and v is not None for k, v in lines):
+                return f"{name}:\n" + "".join(f"  {k}: {v}\n" for k, v in lines)
+    return _yaml_entry(key, repr(value), _Unhashed(value), width, allow_unicode)
 
 
 def json_object(data: Mapping[str, Any]) -> str:
     """``json.dumps(data, indent=2)`` (keys in their order), for a mapping, frozen or plain."""
     if not data:
         return "{}"
-    entries = ",\n".join(
-        _json_entry(key, repr(value), _Unhashed(value)) for key, value in data.items()
-    )
+    entries = ",\n".join(_json_item(key, value) for key, value in data.items())
     return "{\n" + entries + "\n}"
+
+
+def _json_item(key: Any, value: Any) -> str:
+    if type(key) is str:
+        if type(value) in _SCALARS:
+            return f"  {_ENCODE(key)}: {_json_scalar(value)}"
+        items = value.items() if isinstance(value, Mapping) and value else ()
+        if items and all(type(k) is str and type(v) in _SCALARS for k, v in items):
+            inner = ",\n".join(f"    {_ENCODE(k)}: {_json_scalar(v)}" for k, v in items)
+            return f"  {_ENCODE(key)}: {{\n{inner}\n  }}"
+    return _json_entry(key, repr(value), _Unhashed(value))
+
+
+_ENCODE = json.encoder.encode_basestring_ascii  # json.dumps's, for a string
+
+
+def _json_scalar(value: Any) -> str:
+    """``json.dumps(value)`` of a scalar, as its encoder writes one."""
+    kind = type(value)
+    if kind is str:
+        return _ENCODE(value)
+    if kind is bool:
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if kind is int:
+        return int.__repr__(value)
+    if value != value:
+        return "NaN"
+    if value in (math.inf, -math.inf):
+        return "Infinity" if value > 0 else "-Infinity"
+    return float.__repr__(value)
+
+
+_KINDS = {str: "str", int: "int", float: "float", bool: "bool", type(None): "null"}
+_SCALARS = tuple(_KINDS)
+_RESOLVER = yaml.resolver.Resolver()
+_PLAIN_TEXT = re.compile(r"[A-Za-z0-9_/][A-Za-z0-9_./-]*\Z")
+_TAG = {kind: f"tag:yaml.org,2002:{name}" for kind, name in _KINDS.items()}
+
+
+def _plain(value: Any, longest: int = 4096) -> str | None:
+    """The text the safe dumper writes for a scalar it writes plain and never folds (a string
+    of letters, digits and ``_./-``, a number, a boolean, null), where it reads back as the
+    same kind; None for any other value (the dumper's own output is used)."""
+    kind = type(value)
+    if kind is str:
+        if len(value) > longest or not _PLAIN_TEXT.match(value):
+            return None
+        text = value
+    elif kind is bool:
+        text = "true" if value else "false"
+    elif kind is int:
+        text = str(value)
+    elif kind is float:
+        text = _float(value)
+    elif value is None:
+        text = "null"
+    else:
+        return None
+    return text if _read_as(text) == _TAG[kind] else None
+
+
+@functools.lru_cache(maxsize=_CACHED)
+def _read_as(text: str) -> str:
+    """The kind a plain scalar ``text`` reads back as (YAML 1.1, as PyYAML resolves it)."""
+    return _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))
+
+
+def _float(value: float) -> str:
+    """PyYAML's text of a float (``SafeRepresenter.represent_float``)."""
+    if value != value:
+        return ".nan"
+    if value in (math.inf, -math.inf):
+        return ".inf" if value > 0 else "-.inf"
+    text = repr(value).lower()
+    return text.replace("e", ".0e", 1) if "." not in text and "e" in text else text
 
 
 def _yaml(data: Any, width: int, allow_unicode: bool) -> str:
