@@ -95,6 +95,15 @@ def test_values_the_writers_tell_apart_are_not_confused_by_the_cache() -> None:
         assert json_object(freeze(data)) == json.dumps(data, indent=2)
 
 
+def test_keys_that_are_not_strings_are_written_as_the_writers_do() -> None:
+    for key in (1, True, 1.0, None, 10**130):
+        data = {key: "on", "x": {10**130: 1, "y": [1]}}
+        assert yaml_block(freeze(data)) == yaml.dump(data, Dumper=DUMPER, sort_keys=False)
+        assert json_object(freeze(data)) == json.dumps(data, indent=2)
+    long_key = {"k" * 130: 1, "n": {"m" * 125: True}}
+    assert yaml_block(long_key) == yaml.dump(long_key, Dumper=DUMPER, sort_keys=False)
+
+
 def test_empty_mappings_are_written_as_the_writers_do() -> None:
     assert yaml_block({}) == yaml.dump({}, Dumper=DUMPER, sort_keys=False)
     assert json_object({}) == json.dumps({}, indent=2)

@@ -3,10 +3,14 @@ a "did you mean", never a traceback, found without importing inspect_ai or the t
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 from inspect_helpers import TASKS, inspect_changes
 
-from cruijff.design import check
+from cruijff.design import check, plan
+from cruijff.errors import UserError
 from cruijff.records import Severity
 from cruijff_inspect import introspect
 from cruijff_inspect import plugin as inspect_plugin
@@ -408,3 +412,17 @@ def test_without_inspect_ai_installed_the_evaluation_tool_is_an_error(
     found = problems(plugin_manager, path)["tools.evaluation"]
     assert found.message == "inspect-ai is not installed"
     assert "pip install cruijff-inspect" in found.hint
+
+
+def test_a_task_file_changed_after_its_check_is_an_error_of_the_plan(
+    plugin_manager, inspect_tools, make_experiment, tmp_path
+):
+    changes = inspect_changes()
+    changes["evaluation"]["tasks"] = [{**reader_task(tmp_path), "dataset": "same"}]
+    checked = check(plugin_manager, make_experiment(changes))
+    assert checked.ok
+    script = tmp_path / "kit_task.py"
+    script.write_text(READER.replace("def kit(", "def renamed("))
+    os.utime(script, ns=(time.time_ns() + 10**9,) * 2)  # another version, whatever the clock
+    with pytest.raises(UserError, match="has no @task function 'kit'"):
+        plan(plugin_manager, checked)  # before any file is written

@@ -6,7 +6,10 @@ written as it would be alone, so an entry is rendered the first time its key and
 seen and found again for every other run: the same bytes as one ``yaml.dump`` or
 ``json.dumps(indent=2)`` of the whole (tests check it), a fraction of the time. An entry is
 known by its key and the ``repr`` of its value, which tells apart what the writers tell apart
-(``1``, ``1.0``, ``True`` and ``"1"``; a path and a string).
+(``1``, ``1.0``, ``True`` and ``"1"``; a path and a string). What the runs differ in is mostly
+a plain word, a number or a section of them: such an entry is written here directly, as the
+dumper writes it, without a dump or a ``repr``. A mapping with keys other than strings is
+dumped whole.
 """
 
 from __future__ import annotations
@@ -32,12 +35,13 @@ _CACHED = 4096
 def yaml_block(data: Mapping[str, Any], *, width: int = 100, allow_unicode: bool = False) -> str:
     """``yaml.dump(data, sort_keys=False, width=width, allow_unicode=allow_unicode)`` with the
     safe dumper, for a mapping, frozen (:func:`cruijff.records.freeze`) or plain."""
-    if not data:
-        return _yaml({}, width, allow_unicode)
+    if not data or not all(type(key) is str for key in data):
+        # other keys (1, True, 1.0: equal to a cache, not to the dumper): the whole at once
+        return _yaml(thaw(data), width, allow_unicode)
     return "".join(_yaml_item(key, value, width, allow_unicode) for key, value in data.items())
 
 
-def _yaml_item(key: Any, value: Any, width: int, allow_unicode: bool) -> str:
+def _yaml_item(key: str, value: Any, width: int, allow_unicode: bool) -> str:
     # what a sweep's runs differ in (a seed, a path, a section holding a learning rate) is
     # written here where the dumper would write it plain; the rest comes from the cache
     name = _plain(key, 120)
@@ -54,20 +58,19 @@ def _yaml_item(key: Any, value: Any, width: int, allow_unicode: bool) -> str:
 
 def json_object(data: Mapping[str, Any]) -> str:
     """``json.dumps(data, indent=2)`` (keys in their order), for a mapping, frozen or plain."""
-    if not data:
-        return "{}"
+    if not data or not all(type(key) is str for key in data):
+        return json.dumps(thaw(data), indent=2)  # json.dumps writes other keys as strings
     entries = ",\n".join(_json_item(key, value) for key, value in data.items())
     return "{\n" + entries + "\n}"
 
 
-def _json_item(key: Any, value: Any) -> str:
-    if type(key) is str:
-        if type(value) in _SCALARS:
-            return f"  {_ENCODE(key)}: {_json_scalar(value)}"
-        items = value.items() if isinstance(value, Mapping) and value else ()
-        if items and all(type(k) is str and type(v) in _SCALARS for k, v in items):
-            inner = ",\n".join(f"    {_ENCODE(k)}: {_json_scalar(v)}" for k, v in items)
-            return f"  {_ENCODE(key)}: {{\n{inner}\n  }}"
+def _json_item(key: str, value: Any) -> str:
+    if type(value) in _SCALARS:
+        return f"  {_ENCODE(key)}: {_json_scalar(value)}"
+    items = value.items() if isinstance(value, Mapping) and value else ()
+    if items and all(type(k) is str and type(v) in _SCALARS for k, v in items):
+        inner = ",\n".join(f"    {_ENCODE(k)}: {_json_scalar(v)}" for k, v in items)
+        return f"  {_ENCODE(key)}: {{\n{inner}\n  }}"
     return _json_entry(key, repr(value), _Unhashed(value))
 
 
@@ -105,7 +108,7 @@ def _plain(value: Any, longest: int = 4096) -> str | None:
     same kind; None for any other value (the dumper's own output is used)."""
     kind = type(value)
     if kind is str:
-        if len(value) > longest or not _PLAIN_TEXT.match(value):
+        if not _PLAIN_TEXT.match(value):
             return None
         text = value
     elif kind is bool:
@@ -117,6 +120,8 @@ def _plain(value: Any, longest: int = 4096) -> str | None:
     elif value is None:
         text = "null"
     else:
+        return None
+    if len(text) > longest:  # a key this long is written as a complex one ("? key")
         return None
     return text if _read_as(text) == _TAG[kind] else None
 

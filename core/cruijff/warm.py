@@ -32,9 +32,10 @@ makes :func:`call` return None before any work began: the job runs as it always 
 **Early start.** A job whose tool marks it (:data:`WARMS` in its environment: its command asks
 :func:`call` before it does anything else) may have its server started before it can run: the
 local executor runs its command early with :data:`PREPARE`, and :func:`call` then only starts
-the server (or finds it) and returns 0. Such a server imports while the jobs before it run
-(an evaluation's training), and waits for its first job while that executor lives (at most
-:data:`MAX_WAIT_S`) instead of for ``IDLE_S``.
+the server (or finds it), tells it a job is coming and returns 0. Such a server imports while
+the jobs before it run (an evaluation's training), and waits for that job while the executor
+lives (at most :data:`MAX_WAIT_S`) instead of for ``IDLE_S``; the executor says so again while
+the job waits.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ENV = "CRUIJFF_WARM"
 """Set by the local scheduler to its folder: jobs may use warm processes (logs under it)."""
@@ -71,10 +72,8 @@ anything else, so that running it with :data:`PREPARE` set does nothing but prep
 PREPARE = "CRUIJFF_WARM_PREPARE"
 """Set by the local executor (to its pid) where it runs a job's command early: :func:`call`
 starts the job's server and returns 0; the job's work does not run."""
-WAIT_FOR = "CRUIJFF_WARM_WAIT_FOR"
-"""A server started early waits for its first job while the process of this pid lives."""
 MAX_WAIT_S = 3600.0
-"""The longest a server started early waits for its first job."""
+"""The longest a server waits for a job it was told is coming."""
 PER_JOB = frozenset(
     {"CRUIJFF_LOCAL_JOB", "CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", PREPARE}
     | {"PWD", "OLDPWD", "SHLVL", "_"}  # a shell's
@@ -102,10 +101,13 @@ def call(
     if os.environ.get(PREPARE):  # run early by the local executor: the server, no work
         if scope and not os.environ.get(WORKER):
             name = server_name(target, modules)
-            found = _connect(name) or _start(name, Path(scope), target, modules, early=True)
+            found = _connect(name) or _start(name, Path(scope), target, modules)
             if found is not None:
                 with found, contextlib.suppress(OSError):
-                    _send(found, {"imports": list(imports)})  # to import ahead of the job
+                    # a job is coming: wait for it while this executor lives, importing its
+                    # model's code meanwhile
+                    early = {"imports": list(imports), "wait_for": os.environ[PREPARE]}
+                    _send(found, early)
         return 0
     if not scope or os.environ.get(WORKER):
         return None
@@ -185,11 +187,8 @@ def _connect(name: str) -> socket.socket | None:
     return conn
 
 
-def _start(
-    name: str, scope: Path, target: str, modules: Sequence[str], *, early: bool = False
-) -> socket.socket | None:
-    """Start a server (or find the one another job just started) and connect to it; an
-    ``early`` one waits for its first job while the executor that asked for it lives."""
+def _start(name: str, scope: Path, target: str, modules: Sequence[str]) -> socket.socket | None:
+    """Start a server (or find the one another job just started) and connect to it."""
     log_dir = scope / "warm"
     try:
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -201,10 +200,7 @@ def _start(
             server = subprocess.Popen(
                 [sys.executable, "-m", "cruijff.warm", name, target, *modules],
                 cwd=log_dir,
-                env={
-                    **{k: v for k, v in os.environ.items() if k not in PER_JOB},
-                    **({WAIT_FOR: os.environ[PREPARE]} if early else {}),
-                },
+                env={k: v for k, v in os.environ.items() if k not in PER_JOB},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -286,17 +282,14 @@ def serve(name: str, target: str, modules: Sequence[str]) -> int:
         return 1
     say(f"ready in {time.monotonic() - began:.1f} s")
     idle_s = float(os.environ.get(IDLE, IDLE_S))
-    waits_for = _pid(os.environ.get(WAIT_FOR))
+    # while a job is coming (an early start said so): the executor's pid, and since when
+    expected: tuple[int | None, float] = (None, 0.0)
     workers: dict[int, socket.socket] = {}
-    last, listening, served = time.monotonic(), True, False
+    last, listening = time.monotonic(), True
 
-    def waiting() -> bool:  # started early: for its first job, while its executor serves
-        return (
-            not served
-            and waits_for is not None
-            and time.monotonic() - began < MAX_WAIT_S
-            and _alive(waits_for)
-        )
+    def waiting() -> bool:  # for a job that is coming, while the executor that said so lives
+        pid, since = expected
+        return pid is not None and time.monotonic() - since < MAX_WAIT_S and _alive(pid)
 
     listener.settimeout(0.2)
     while workers or (listening and (time.monotonic() - last < idle_s or waiting())):
@@ -312,7 +305,10 @@ def serve(name: str, target: str, modules: Sequence[str]) -> int:
             continue
         conn.settimeout(None)
         pid = _fork_worker(listener, conn, target, workers)
-        if pid is None:
+        if isinstance(pid, Coming):
+            expected = (pid.executor, time.monotonic())
+            conn.close()
+        elif pid is None:
             conn.close()
         elif pid < 0:  # forking is no longer safe: the running workers finish, no new ones
             conn.close()
@@ -320,7 +316,7 @@ def serve(name: str, target: str, modules: Sequence[str]) -> int:
             listening = False
         else:
             workers[pid] = conn
-            served = True
+            expected = (None, 0.0)  # it came: wait as long as idle servers do
         last = time.monotonic()
     say("idle: exiting")
     return 0
@@ -343,11 +339,18 @@ def _alive(pid: int) -> bool:
     return True
 
 
+class Coming(NamedTuple):
+    """An early start's request: a job of the executor ``executor`` (a pid) is coming."""
+
+    executor: int | None
+
+
 def _fork_worker(
     listener: socket.socket, conn: socket.socket, target: str, workers: dict
-) -> int | None:
+) -> int | Coming | None:
     """Fork a worker for the request on ``conn``: its pid, None for a request refused, -1
-    where a thread now runs in the server (a fork could copy a held lock)."""
+    where a thread now runs in the server (a fork could copy a held lock); for an early
+    start's request (no descriptors), what it imports is imported and it says who waits."""
     uid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[1]
     if uid != os.getuid():
         say(f"refused a request from user {uid}")
@@ -360,8 +363,9 @@ def _fork_worker(
     if request is None or len(fds) < 3:
         for fd in fds:
             os.close(fd)
-        if request is not None:  # a job's early start: what the job will import
+        if request is not None and "wait_for" in request:  # a job's early start
             _import(request.get("imports", []))
+            return Coming(_pid(str(request["wait_for"])))
         return None
     _import(request.get("imports", []))
     if threading.active_count() > 1:  # an import started one: no more forks from here

@@ -50,6 +50,9 @@ from cruijff.local.store import (
 )
 
 POLL_S = 0.1
+PREPARE_EVERY_S = 10.0
+"""How often a waiting job's warm process is asked to wait on (the executor's own clock): a
+server that served the job before it goes back to waiting for the next, not to idling out."""
 LOCK_PATIENCE_S = 0.5
 """How long to keep trying for ``executor.lock``: a status probe holds it for an instant, and
 an executor that gave up because of one would leave the queue unserved."""
@@ -135,7 +138,7 @@ class Executor:
         self.specs: dict[str, dict[str, Any]] = {}  # never change once written
         self.finished: dict[str, tuple[str, dict[str, Any]]] = {}  # final states never change
         self.wrappers: dict[str, subprocess.Popen] = {}  # job id -> its wrapper, until reaped
-        self.prepared: set[tuple] = set()  # the commands and environments run early (once)
+        self.prepared: dict[tuple, float] = {}  # command and environment -> last run early
         self.preparing: list[subprocess.Popen] = []  # until reaped
 
     def serve(self) -> int:
@@ -225,13 +228,17 @@ class Executor:
     def _prepare(self, job_id: str) -> None:
         """Run early the command of a job that waits only for running ones, where its tool
         says that prepares its warm process (:data:`cruijff.warm.WARMS`): the process imports
-        while they run. Once per command and environment (the jobs of one sweep share one)."""
+        while they run, and waits for a job while this executor lives. At most every
+        :data:`PREPARE_EVERY_S` per command and environment (the jobs of a sweep share one)."""
         job = self.specs[job_id]["job"]
         env = {str(k): str(v) for k, v in (job.get("env") or {}).items()}
         key = (tuple(job["argv"][:3]), tuple(sorted(env.items())))
-        if not env.get(warm.WARMS) or key in self.prepared:
+        now = time.monotonic()
+        if not env.get(warm.WARMS) or now - self.prepared.get(key, -PREPARE_EVERY_S) < (
+            PREPARE_EVERY_S
+        ):
             return
-        self.prepared.add(key)
+        self.prepared[key] = now
         directory = job_dir(self.local_dir, job_id)
         try:
             early = subprocess.Popen(

@@ -399,6 +399,7 @@ def _label_source(unit: Unit) -> str:
 def generate(experiment: Experiment, unit: Unit) -> Generated:
     """The cell's ``eval_config.yaml`` and the job that evaluates it."""
     resources = evaluation_resources(experiment, model_size(experiment, unit))
+    _function(_task(experiment, unit))  # a task file changed since it was checked: said now
     # the config and its provenance, made once where the file or the settings are read (a
     # plan reads neither)
     configured = functools.cache(lambda: configure(experiment, unit, resources))
