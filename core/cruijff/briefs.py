@@ -3,13 +3,18 @@ of twenty thousand jobs reads again only the records that changed since the last
 
 ``<state_dir>/briefs.json``, written atomically by the status that found it out of date::
 
-    {"format": 1, "records": {"<record file name>": [inode, mtime_ns, size, {...}], ...}}
+    {"format": 2, "read_from_ns": T,
+     "records": {"<record file name>": [inode, mtime_ns, size, {...}], ...}}
 
 Each entry holds the fields of :data:`FIELDS` (and of its job, :data:`JOB_FIELDS`) as the record
 file had them. A cache, never the truth: an entry counts only while its record file still has
 that inode, modification time and size (a record is replaced by a rename, so each version has
-an inode of its own); otherwise, and for a cache that cannot be read, the record file is read
-again. A status that cannot write the cache (a read-only folder, a full disk) goes on without.
+an inode of its own), and only for a record last changed at least :data:`MARGIN_NS` before the
+status that read it began (``read_from_ns``): on a filesystem whose times are coarse (Lustre's
+are to the second) and which reuses inodes, a record saved again within the same tick could
+otherwise have the stamp of the version the cache holds. Otherwise, and for a cache that cannot
+be read, the record file is read again. A status that cannot write the cache (a read-only
+folder, a full disk) goes on without.
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ from typing import Any
 from cruijff.fsutil import write_atomic
 
 NAME = "briefs.json"
-FORMAT = 1
+FORMAT = 2
+MARGIN_NS = 2 * 10**9
+"""How long before a status began a record must have last changed for its entry to count."""
 FIELDS = (
     "unit_id",
     "attempt",
@@ -59,24 +66,31 @@ def brief(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def load(state_dir: Path) -> dict[str, tuple[Stamp, dict[str, Any]]]:
-    """The cached entries by record file name (none when the cache is missing or unreadable)."""
+    """The cached entries that may count, by record file name: those of records that had not
+    changed for :data:`MARGIN_NS` when they were read (none when the cache is missing or
+    unreadable)."""
     try:
         with open(state_dir / NAME, "rb") as handle:
             data = json.loads(handle.read())
         if data.get("format") != FORMAT:
             return {}
+        settled = int(data["read_from_ns"]) - MARGIN_NS
         return {
             name: ((int(ino), int(mtime), int(size)), fields)
             for name, (ino, mtime, size, fields) in data["records"].items()
-            if isinstance(fields, dict)
+            if isinstance(fields, dict) and int(mtime) < settled
         }
     except (OSError, ValueError, TypeError, KeyError, AttributeError, OverflowError):
         return {}
 
 
-def save(state_dir: Path, entries: dict[str, tuple[Stamp, dict[str, Any]]]) -> None:
-    """Keep ``entries`` for the next status, if the folder can be written."""
+def save(
+    state_dir: Path, entries: dict[str, tuple[Stamp, dict[str, Any]]], read_from_ns: int
+) -> None:
+    """Keep ``entries``, read by a status that began at ``read_from_ns`` (``time.time_ns``),
+    for the next status, if the folder can be written."""
     records = {name: [*found, fields] for name, (found, fields) in entries.items()}
-    text = json.dumps({"format": FORMAT, "records": records}, separators=(",", ":"))
+    cache = {"format": FORMAT, "read_from_ns": read_from_ns, "records": records}
+    text = json.dumps(cache, separators=(",", ":"))
     with contextlib.suppress(OSError):  # a cache: the next status reads the records again
         write_atomic(state_dir / NAME, text, durable=False)

@@ -21,6 +21,7 @@ import datetime as dt
 import fcntl
 import json
 import os
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -189,6 +190,7 @@ class ExperimentState:
 
     def _briefs(self) -> dict[str, JobRecord]:
         """Brief records, from :mod:`cruijff.briefs` where a record has not changed since."""
+        began = time.time_ns()
         cached = briefs.load(self.dir)
         kept: dict[str, tuple[briefs.Stamp, dict[str, Any]]] = {}
         found = {}
@@ -214,7 +216,7 @@ class ExperimentState:
             kept[entry.name] = (stamp, data)
             found[record.unit_id] = record
         if kept != cached:
-            briefs.save(self.dir, kept)
+            briefs.save(self.dir, kept, began)
         return found
 
     # --- who drives the experiment ---------------------------------------------------------
