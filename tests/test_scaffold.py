@@ -7,8 +7,9 @@ import pytest
 from cruijff import hookimpl
 from cruijff.design import design
 from cruijff.errors import UserError
-from cruijff.records import FileSpec, Generated, Role, Tool, Unit
+from cruijff.records import FileSpec, Generated, JobState, Role, Tool, Unit
 from cruijff.scaffold import scaffold
+from cruijff.state import ExperimentState, JobRecord
 
 
 def snapshot(root):
@@ -57,10 +58,21 @@ def test_a_file_a_power_cut_left_empty_is_written_again(
     scaffold(plugin_manager, plan)
     emptied = plan.experiment.directory / "rank8" / "train" / "config.json"
     wanted = emptied.read_text()
+    # the unit that file belongs to had run: put back as it was, it still stands as done
+    state = ExperimentState(plan.experiment.state_dir)
+    job = plan.generated["rank8.train"].job
+    state.save(JobRecord(unit_id="rank8.train", job=job, attempt=1, state=JobState.SUCCEEDED))
     emptied.write_text("")
     result = scaffold(plugin_manager, design(plugin_manager, plan.experiment.file))
     assert emptied in result.written and result.kept == ()
     assert emptied.read_text() == wanted
+    assert not state.record("rank8.train").outdated
+    # while a change of what it ran with does outdate it
+    emptied.write_text("")
+    path = plan.experiment.file
+    path.write_text(path.read_text().replace("epochs: 2", "epochs: 3"))
+    scaffold(plugin_manager, design(plugin_manager, path))
+    assert state.record("rank8.train").outdated and emptied.read_text() != wanted
 
 
 def test_dry_run_writes_nothing(plugin_manager, fake_tools, make_experiment):

@@ -129,7 +129,8 @@ def scaffold(
                 kept.append(spec.path)  # edited by the user since cruijff wrote it
                 continue
             if not dry_run:
-                if current is not None and unit_id is not None:
+                restored = damaged and manifest.get(key) == new  # what the unit ran with
+                if current is not None and unit_id is not None and not restored:
                     outdate(state, unit_id, spec.path)  # before the file changes: crash-safe
                 _write(spec)
                 manifest[key] = new
