@@ -91,6 +91,12 @@ def test_the_index_keeps_measurements_by_key_newest_first(tmp_path):
     # a half-copied or foreign file is skipped, not fatal
     (first.parent / "zzz-broken.json").write_text("{not json")
     assert len(Index(tmp_path).find(key)) == 2
+    # keys equal to a dict but not to the index (1, 1.0 and True), asked of one index
+    index.record(measurement({"model": "m", "seq_len": 1}, memory=5.0))
+    assert [m.measured["memory_gb"] for m in fresh.find({"model": "m", "seq_len": 1})] == [5.0]
+    assert fresh.find({"model": "m", "seq_len": 1.0}) == ()
+    assert fresh.find({"model": "m", "seq_len": True}) == ()
+    assert fresh.find({"model": "m", "seq_len": [64]}) == ()
 
 
 def test_past_error_is_measured_over_predicted():

@@ -62,6 +62,9 @@ class Measurement:
         return {field.name: thaw(getattr(self, field.name)) for field in attrs.fields(type(self))}
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def digest(key: Mapping[str, Any]) -> str:
     text = json.dumps(thaw(key), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
@@ -73,6 +76,7 @@ class Index:
     def __init__(self, root: Path | None = None) -> None:
         self.root = (root or data_dir()) / "measurements" / VERSION
         self._cache: dict[str, tuple[Measurement, ...]] = {}
+        self._names: dict[tuple, str] = {}
 
     def record(self, measurement: Measurement) -> Path:
         """Add one measurement; returns its file."""
@@ -87,11 +91,22 @@ class Index:
 
     def find(self, key: Mapping[str, Any], *, source: str | None = None) -> tuple[Measurement, ...]:
         """The measurements of ``key`` (of one ``source`` where given), newest first."""
-        name = digest(key)
+        name = self._name(key)
         if name not in self._cache:
             self._cache[name] = self._read(self.root / name, thaw(key))
         found = self._cache[name]
         return tuple(m for m in found if source is None or m.source == source)
+
+    def _name(self, key: Mapping[str, Any]) -> str:
+        """:func:`digest` of ``key``, once per distinct key of scalars (a plan asks the same
+        few keys for every unit)."""
+        if not all(type(value) in _SCALARS for value in key.values()):
+            return digest(key)  # a list or a mapping in it: not worth keeping
+        # with each value's type: 1, 1.0 and True are equal keys of a dict, not of the index
+        known = tuple((name, type(value), value) for name, value in key.items())
+        if known not in self._names:
+            self._names[known] = digest(key)
+        return self._names[known]
 
     def _read(self, folder: Path, key: Any) -> tuple[Measurement, ...]:
         try:

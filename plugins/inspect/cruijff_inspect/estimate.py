@@ -75,6 +75,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 import statistics
 import struct
 from collections.abc import Iterable, Mapping
@@ -288,13 +289,14 @@ def safetensors_values(folder: Path) -> tuple[int, str | None] | None:
 def read_model(folder: Path) -> Model:
     """The :class:`Model` of a folder (read once per version of the folder and its
     ``config.json``)."""
+    text = os.fspath(folder)  # joined and stat-ed as text: a plan asks for every cell
     stamps = []
-    for path in (folder, folder / "config.json"):
+    for path in (text, os.path.join(text, "config.json")):
         try:
-            stamps.append(path.stat().st_mtime_ns)
+            stamps.append(os.stat(path).st_mtime_ns)
         except OSError:
             stamps.append(0)
-    return _read_model(str(folder), *stamps)
+    return _read_model(text, *stamps)
 
 
 @functools.lru_cache(maxsize=64)
@@ -350,13 +352,13 @@ def _read_model(folder: str, *stamps: int) -> Model:
 def model_folder(experiment: Experiment, unit: Unit) -> Path:
     """The folder whose config describes the cell's model: the one it evaluates, else (a
     checkpoint not trained yet) its run's base model."""
-    folder = Path(unit.params["model"])
-    if (folder / "config.json").is_file():
-        return folder
+    folder = unit.params["model"]
+    if os.path.isfile(os.path.join(folder, "config.json")):
+        return Path(folder)
     try:
         return experiment.model(experiment.run(unit.run).model).path
     except KeyError:  # the core reports an unknown model
-        return folder
+        return Path(folder)
 
 
 def loaded_dtype(experiment: Experiment, model: Model) -> tuple[str, str]:
