@@ -6,7 +6,9 @@ A sweep of lora_rank (10) × lr (10) × seed (N/100) on a SmolLM2-135M-shaped mo
 processes, as a user types them: `cruijff plan`, `cruijff status` (records of every job, as a
 finished local run leaves them; timed after a first status, which reads them all), `cruijff
 scaffold` and a second scaffold that changes nothing, `cruijff --help`, `cruijff validate` of a
-10-run file; and the peak resident memory of the plan of 10,000 runs.
+10-run file; and the peak resident memory of the plan of 10,000 runs. Beside them, baselines
+from the same run: Python starting and importing cruijff's CLI, and a 1,000-run scaffold's
+files written as bare as can be (the disk's share of a scaffold).
 
 Run: .venv/bin/python bench/bench_scale.py [--repeat N] [--only plan1000,...]
 Figures are medians of --repeat runs (default 5; 1 for the 10,000-run scaffold).
@@ -106,6 +108,37 @@ def finished(path: Path, env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "-c", code, str(path)], env=env, check=True)
 
 
+BARE_WRITES = (
+    "import json, os, sys\n"
+    "root, files = sys.argv[1], json.load(open(sys.argv[2]))\n"
+    "for name, size in files:\n"
+    "    path = os.path.join(root, name)\n"
+    "    os.makedirs(os.path.dirname(path), exist_ok=True)\n"
+    "    tmp = path + '.tmp'\n"
+    "    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)\n"
+    "    os.write(fd, b'x' * size)\n"
+    "    os.close(fd)\n"
+    "    os.replace(tmp, path)\n"
+)
+"""The disk's part of a scaffold: the same files, of the same sizes, written as bare as can be
+(a temporary file and a rename each, as cruijff writes them)."""
+
+
+def scaffolded(path: Path) -> list[tuple[str, int]]:
+    """The files a scaffold of ``path`` wrote (outside its .cruijff folder), with their sizes."""
+    runs = path.parent / "runs"
+    return [
+        (str(file.relative_to(runs)), file.stat().st_size)
+        for file in sorted(runs.rglob("*"))
+        if file.is_file() and ".cruijff" not in file.parts
+    ]
+
+
+BASELINES = {
+    "startup": "baseline: python starting, importing cruijff's CLI",
+    "writes1000": "baseline: writing a 1,000-run scaffold's files, bare",
+}
+
 GOALS = {
     "plan1000": ("cruijff plan, 1,000 runs", 0.5),
     "plan10000": ("cruijff plan, 10,000 runs", 3.0),
@@ -128,8 +161,11 @@ def main() -> None:
     wanted = set(filter(None, args.only.split(","))) or set(GOALS)
     env = {**os.environ, "CRUIJFF_PLUGINS": "", "NO_COLOR": "1", "COLUMNS": "120"}
     figures: dict[str, tuple[float, float]] = {}
+    baselines: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as folder:
         env["CRUIJFF_DATA_DIR"] = str(Path(folder) / "data")
+        startup = [sys.executable, "-c", "import cruijff.cli"]
+        baselines["startup"] = timed(startup, args.repeat, env)[0]
         for runs in (10, 1_000, 10_000):
             names = {f"plan{runs}", f"scaffold{runs}", f"rescaffold{runs}", f"status{runs}"}
             if runs == 10:
@@ -153,6 +189,16 @@ def main() -> None:
                     peak = max(peak, high)
                 figures[f"scaffold{runs}"] = (statistics.median(walls), peak)
                 figures[f"rescaffold{runs}"] = timed([*CRUIJFF, "scaffold", str(path)], repeat, env)
+                if runs == 1_000:
+                    listing = Path(folder) / "files.json"
+                    listing.write_text(json.dumps(scaffolded(path)))
+                    walls = [
+                        timed(
+                            [sys.executable, "-c", BARE_WRITES, str(target), str(listing)], 1, env
+                        )[0]
+                        for target in (Path(folder) / f"bare-{n}" for n in range(repeat))
+                    ]
+                    baselines["writes1000"] = statistics.median(walls)
             if f"status{runs}" in wanted:
                 finished(path, env)
                 # status trusts its cache only for records older than a margin: as a user's
@@ -166,6 +212,9 @@ def main() -> None:
         if "help" in wanted:
             figures["help"] = timed([*CRUIJFF, "--help"], args.repeat, env)
     print(f"{'what':58} {'median':>8} {'goal':>7} {'peak RSS':>9}")
+    for name, what in BASELINES.items():
+        if name in baselines:
+            print(f"{what:58} {baselines[name]:7.2f}s")
     for name, (what, goal) in GOALS.items():
         if name in figures:
             wall, peak = figures[name]
