@@ -54,7 +54,7 @@ def generate(experiment: Experiment, unit: Unit) -> Generated:
     )
 
     def provenance() -> str:
-        found = {s.path: {"value": s.value, "source": s.source} for s in plan.settings}
+        found = {path: {"value": value, "source": source} for path, value, source in plan.sourced}
         return json_object(found) + "\n"
 
     # rendered when written or previewed, never to plan

@@ -69,7 +69,8 @@ class TrainingPlan:
     recipe: str
     lora: bool
     config: Mapping[str, Any] = attrs.field(converter=lambda c: c if _read_only(c) else freeze(c))
-    _settings: Callable[[], list[Setting]] = attrs.field(alias="settings", repr=False)
+    _settings: Callable[[], list[tuple[str, Any, str]]] = attrs.field(alias="settings", repr=False)
+    """Every value of the config and resources with its source, as (path, value, source)."""
     resources: Resources
     adapters_only: bool = False
     model_config: Mapping[str, Any] = attrs.field(factory=dict)
@@ -81,10 +82,15 @@ class TrainingPlan:
     bound on its tokens (None: unknown before a generation job writes the file)."""
 
     @functools.cached_property
+    def sourced(self) -> list[tuple[str, Any, str]]:
+        """Every value of the config and resources with its source, as (path, value, source):
+        made when first read (provenance.json, ``plan --explain``), not for every plan."""
+        return self._settings()
+
+    @functools.cached_property
     def settings(self) -> tuple[Setting, ...]:
-        """Every value of the config and resource, with its source: made when first read
-        (provenance.json, ``plan --explain``), not for every plan."""
-        return tuple(self._settings())
+        """:attr:`sourced` as records."""
+        return tuple(Setting(path=p, value=v, source=s) for p, v, s in self.sourced)
 
     @property
     def nproc(self) -> int:
@@ -155,10 +161,10 @@ def training_unit(
         compute = attrs.evolve(compute, gpus=None)  # its jobs get none (parse warns)
     resources, sources = _resources(model, (gpus, gpus_source), compute, controls, mine)
 
-    def settings() -> list[Setting]:
-        made = [Setting(path=p, value=v, source=s) for p, v, s in built.settings]
+    def settings() -> list[tuple[str, Any, str]]:
+        made = list(built.settings)
         made += [
-            Setting(path=f"resources.{field}", value=value, source=sources[field])
+            (f"resources.{field}", value, sources[field])
             for field, value in _resource_values(resources)
         ]
         return made + _data_settings(experiment, data)
@@ -283,23 +289,17 @@ def _resource_values(resources: Resources) -> list[tuple[str, Any]]:
     return values + sorted(resources.extras.items())
 
 
-def _data_settings(experiment: Experiment, data: TrainingFile) -> list[Setting]:
+def _data_settings(experiment: Experiment, data: TrainingFile) -> list[tuple[str, Any, str]]:
     """What is known of the training data, for ``plan --explain`` and ``provenance.json``."""
     assert experiment.data is not None
     where = experiment.data.yaml_path
-    settings = [Setting(path="data.file", value=str(data.path), source=data.source)]
+    settings = [("data.file", str(data.path), data.source)]
     if experiment.data.label:
-        settings.append(
-            Setting(path="data.label", value=experiment.data.label, source=f"{where}.dataset_label")
-        )
+        settings.append(("data.label", experiment.data.label, f"{where}.dataset_label"))
     if experiment.data.size_kb is not None:
-        settings.append(
-            Setting(path="data.size_kb", value=experiment.data.size_kb, source=f"{where}.size_kb")
-        )
+        settings.append(("data.size_kb", experiment.data.size_kb, f"{where}.size_kb"))
     if data.maker is not None:
-        settings.append(
-            Setting(path="data.made_by", value=data.maker.id, source="the generation tool")
-        )
+        settings.append(("data.made_by", data.maker.id, "the generation tool"))
     return settings
 
 
