@@ -405,7 +405,7 @@ def test_brief_records_are_read_again_only_where_a_record_changed(
     (state.dir / cruijff.briefs.NAME).write_text(json.dumps(cache))
     assert state.records(brief=True)["rank8.train"].cause == "xxxxx"
     # a damaged cache is no cache, and one that cannot be written is no error
-    (state.dir / cruijff.briefs.NAME).write_text('{"format": 2, "records": [')
+    (state.dir / cruijff.briefs.NAME).write_text('{"format": 3, "records": [')
     assert state.records(brief=True) == again
     # an entry whose stamp matches but whose fields do not decode: the record file is read
     cache = json.loads((state.dir / cruijff.briefs.NAME).read_text())
@@ -420,3 +420,38 @@ def test_brief_records_are_read_again_only_where_a_record_changed(
 
     monkeypatch.setattr(cruijff.briefs, "write_atomic", full)
     assert state.records(brief=True) == again
+
+
+def test_a_brief_leaves_out_only_what_it_can_tell_again():
+    import cruijff.briefs
+    from cruijff.state import _brief
+
+    record = {
+        "unit_id": "r.train",
+        "attempt": 0,
+        "state": "SUCCEEDED",
+        "handle": {"scheduler": "slurm", "id": "42", "name": "other name"},
+        "submitting": False,
+        "exit_code": 0,  # not the default (none), though it equals False
+        "cause": "",
+        "metrics": {},
+        "summary": [],
+        "outdated": False,
+        "updated": "",
+        "job": {"unit_id": "r.train", "name": "x.r.train", "workdir": "/w", "log": "/w/l/t.log"},
+    }
+    short = cruijff.briefs.brief(record)
+    assert short == {
+        "unit_id": "r.train",
+        "state": "SUCCEEDED",
+        "handle": {"scheduler": "slurm", "id": "42", "name": "other name"},
+        "exit_code": 0,
+        "job": {"name": "x.r.train", "workdir": "/w", "log": "/w/l/t.log"},
+    }
+    full = _brief(record)
+    assert _brief(short) == full and full.exit_code == 0 and full.job.workdir == Path("/w")
+    # a folder that is the log's, and a handle named as the job, are told again
+    record["job"]["workdir"], record["handle"]["name"] = "/w/l", "x.r.train"
+    short = cruijff.briefs.brief(record)
+    assert short["job"] == {"name": "x.r.train", "log": "/w/l/t.log"}
+    assert "name" not in short["handle"] and _brief(short) == _brief(record)

@@ -3,18 +3,18 @@ of twenty thousand jobs reads again only the records that changed since the last
 
 ``<state_dir>/briefs.json``, written atomically by the status that found it out of date::
 
-    {"format": 2, "read_from_ns": T,
+    {"format": 3, "read_from_ns": T,
      "records": {"<record file name>": [inode, mtime_ns, size, {...}], ...}}
 
 Each entry holds the fields of :data:`FIELDS` (and of its job, :data:`JOB_FIELDS`) as the record
-file had them. A cache, never the truth: an entry counts only while its record file still has
-that inode, modification time and size (a record is replaced by a rename, so each version has
-an inode of its own), and only for a record last changed at least :data:`MARGIN_NS` before the
-status that read it began (``read_from_ns``): on a filesystem whose times are coarse (Lustre's
-are to the second) and which reuses inodes, a record saved again within the same tick could
-otherwise have the stamp of the version the cache holds. Otherwise, and for a cache that cannot
-be read, the record file is read again. A status that cannot write the cache (a read-only
-folder, a full disk) goes on without.
+file had them, less what :func:`brief` leaves out. A cache, never the truth: an entry counts
+only while its record file still has that inode, modification time and size (a record is
+replaced by a rename, so each version has an inode of its own), and only for a record last
+changed at least :data:`MARGIN_NS` before the status that read it began (``read_from_ns``):
+on a filesystem whose times are coarse (Lustre's are to the second) and which reuses inodes,
+a record saved again within the same tick could otherwise have the stamp of the version the
+cache holds. Otherwise, and for a cache that cannot be read, the record file is read again. A
+status that cannot write the cache (a read-only folder, a full disk) goes on without.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 from cruijff.fsutil import write_atomic
 
 NAME = "briefs.json"
-FORMAT = 2
+FORMAT = 3
 MARGIN_NS = 2 * 10**9
 """How long before a status began a record must have last changed for its entry to count."""
 FIELDS = (
@@ -56,13 +56,46 @@ def stamp(entry: os.DirEntry[str]) -> Stamp:
     return (found.st_ino, found.st_mtime_ns, found.st_size)
 
 
+DEFAULTS: dict[str, Any] = {
+    "attempt": 0,
+    "state": None,
+    "handle": None,
+    "submitting": False,
+    "exit_code": None,
+    "cause": "",
+    "metrics": {},
+    "summary": [],
+    "outdated": False,
+    "updated": "",
+}
+"""What a record's field is where its entry leaves it out (most of a finished job's are)."""
+
+
 def brief(data: dict[str, Any]) -> dict[str, Any]:
-    """The part of a record's plain data that status reads."""
+    """The part of a record's plain data that status reads, without what can be told without
+    it: fields at their default (:data:`DEFAULTS`), the job's unit where it is the record's,
+    its folder where it is its log's, the handle's name where it is the job's (twenty thousand
+    entries are read in one status)."""
     job = data["job"]
-    return {
-        **{key: data[key] for key in FIELDS if key in data},
-        "job": {key: job[key] for key in JOB_FIELDS if key in job},
-    }
+    kept = {key: data[key] for key in FIELDS if key in data and not _default(key, data[key])}
+    small = {key: job[key] for key in JOB_FIELDS if key in job}
+    if small.get("unit_id") == data.get("unit_id"):
+        del small["unit_id"]
+    log = small.get("log")
+    if isinstance(log, str) and small.get("workdir") == os.path.dirname(log):
+        del small["workdir"]
+    handle = kept.get("handle")
+    if isinstance(handle, dict) and "name" in small and handle.get("name") == small["name"]:
+        kept["handle"] = {key: value for key, value in handle.items() if key != "name"}
+    return {**kept, "job": small}
+
+
+def _default(key: str, value: Any) -> bool:
+    default = DEFAULTS.get(key, _NONE)
+    return type(value) is type(default) and value == default  # exit code 0 is not False
+
+
+_NONE = object()
 
 
 def load(state_dir: Path) -> dict[str, tuple[Stamp, dict[str, Any]]]:

@@ -308,20 +308,20 @@ def _brief(data: dict[str, Any]) -> JobRecord:
     not its command, resources or artifacts. Built by hand: twenty thousand of them must
     decode in a second, which the general :func:`from_plain` does not."""
     job, handle, state = data["job"], data.get("handle"), data.get("state")
-    log, workdir = Path(job["log"]), job["workdir"]
+    log, workdir = Path(job["log"]), job.get("workdir")  # left out: the log's folder
     return JobRecord(
         unit_id=data["unit_id"],
         job=JobSpec(
-            unit_id=job["unit_id"],
+            unit_id=job.get("unit_id", data["unit_id"]),  # left out: the record's
             name=job["name"],
             argv=(),
-            workdir=log.parent if workdir == os.path.dirname(job["log"]) else Path(workdir),
+            workdir=log.parent if workdir is None else Path(workdir),
             log=log,
             resources=_UNREAD,
         ),
         attempt=int(data.get("attempt", 0)),
         state=JobState(state) if state is not None else None,
-        handle=JobHandle(**handle) if handle is not None else None,
+        handle=JobHandle(**{"name": job["name"], **handle}) if handle is not None else None,
         submitting=bool(data.get("submitting", False)),
         exit_code=data.get("exit_code"),
         cause=str(data.get("cause", "")),
