@@ -432,7 +432,7 @@ def test_a_brief_leaves_out_only_what_it_can_tell_again():
         "state": "SUCCEEDED",
         "handle": {"scheduler": "slurm", "id": "42", "name": "other name"},
         "submitting": False,
-        "exit_code": 0,  # not the default (none), though it equals False
+        "exit_code": 0,  # not the default (none)
         "cause": "",
         "metrics": {},
         "summary": [],

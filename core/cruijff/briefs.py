@@ -92,7 +92,7 @@ def brief(data: dict[str, Any]) -> dict[str, Any]:
 
 def _default(key: str, value: Any) -> bool:
     default = DEFAULTS.get(key, _NONE)
-    return type(value) is type(default) and value == default  # exit code 0 is not False
+    return type(value) is type(default) and value == default  # 0 is not left out for False
 
 
 _NONE = object()
