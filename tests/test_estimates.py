@@ -97,6 +97,9 @@ def test_the_index_keeps_measurements_by_key_newest_first(tmp_path):
     assert fresh.find({"model": "m", "seq_len": 1.0}) == ()
     assert fresh.find({"model": "m", "seq_len": True}) == ()
     assert fresh.find({"model": "m", "seq_len": [64]}) == ()
+    index.record(measurement({"model": "m", "seq_len": 0.0}, memory=7.0))
+    assert fresh.find({"model": "m", "seq_len": -0.0}) == ()  # asked first: -0.0 is not 0.0
+    assert [m.measured["memory_gb"] for m in fresh.find({"model": "m", "seq_len": 0.0})] == [7.0]
 
 
 def test_past_error_is_measured_over_predicted():

@@ -413,6 +413,12 @@ def test_brief_records_are_read_again_only_where_a_record_changed(
     cache["records"]["rank8.train.json"][0] = float("inf")
     (state.dir / cruijff.briefs.NAME).write_text(json.dumps(cache))
     assert state.records(brief=True) == again
+    # or whose numbers no int can hold (JSON's Infinity)
+    cache = json.loads((state.dir / cruijff.briefs.NAME).read_text())
+    for entry in cache["records"].values():
+        entry[3]["attempt"] = float("inf")
+    (state.dir / cruijff.briefs.NAME).write_text(json.dumps(cache))
+    assert state.records(brief=True) == again
     (state.dir / cruijff.briefs.NAME).unlink()
 
     def full(*args, **kwargs):
@@ -455,3 +461,7 @@ def test_a_brief_leaves_out_only_what_it_can_tell_again():
     short = cruijff.briefs.brief(record)
     assert short["job"] == {"name": "x.r.train", "log": "/w/l/t.log"}
     assert "name" not in short["handle"] and _brief(short) == _brief(record)
+    # what a record lacks is never told again: a handle's name, a job's folder
+    del record["handle"]["name"], record["job"]["workdir"]
+    short = cruijff.briefs.brief(record)
+    assert short["handle"]["name"] == "" and short["job"]["workdir"] is None

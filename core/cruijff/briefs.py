@@ -79,14 +79,20 @@ def brief(data: dict[str, Any]) -> dict[str, Any]:
     job = data["job"]
     kept = {key: data[key] for key in FIELDS if key in data and not _default(key, data[key])}
     small = {key: job[key] for key in JOB_FIELDS if key in job}
-    if small.get("unit_id") == data.get("unit_id"):
+    # a unit or folder the record lacks is kept as null: left out, it would be told again
+    for key in ("unit_id", "workdir"):
+        small.setdefault(key, None)
+    if small["unit_id"] == data.get("unit_id") and small["unit_id"] is not None:
         del small["unit_id"]
     log = small.get("log")
-    if isinstance(log, str) and small.get("workdir") == os.path.dirname(log):
+    if isinstance(log, str) and small["workdir"] == os.path.dirname(log):
         del small["workdir"]
     handle = kept.get("handle")
-    if isinstance(handle, dict) and "name" in small and handle.get("name") == small["name"]:
-        kept["handle"] = {key: value for key, value in handle.items() if key != "name"}
+    if isinstance(handle, dict):
+        if "name" not in handle:
+            kept["handle"] = {**handle, "name": ""}  # JobHandle's default, not the job's name
+        elif "name" in small and handle["name"] == small["name"]:
+            kept["handle"] = {key: value for key, value in handle.items() if key != "name"}
     return {**kept, "job": small}
 
 

@@ -102,8 +102,12 @@ class Index:
         few keys for every unit)."""
         if not all(type(value) in _SCALARS for value in key.values()):
             return digest(key)  # a list or a mapping in it: not worth keeping
-        # with each value's type: 1, 1.0 and True are equal keys of a dict, not of the index
-        known = tuple((name, type(value), value) for name, value in key.items())
+        # typed, floats by their text: 1, 1.0, True and -0.0, 0.0 are equal keys of a dict,
+        # not of the index (nor is a name 1 the name True)
+        known = tuple(
+            (type(name), name, type(value), repr(value) if type(value) is float else value)
+            for name, value in key.items()
+        )
         if known not in self._names:
             self._names[known] = digest(key)
         return self._names[known]

@@ -205,7 +205,9 @@ class ExperimentState:
             record = None
             if hit is not None and hit[0] == stamp:
                 data = hit[1]
-                with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
+                with contextlib.suppress(
+                    KeyError, TypeError, ValueError, AttributeError, OverflowError
+                ):
                     record = _brief(data)  # a cache entry that does not decode: read the file
             if record is None:
                 data = _read_data(entry.path)
@@ -308,14 +310,15 @@ def _brief(data: dict[str, Any]) -> JobRecord:
     not its command, resources or artifacts. Built by hand: twenty thousand of them must
     decode in a second, which the general :func:`from_plain` does not."""
     job, handle, state = data["job"], data.get("handle"), data.get("state")
-    log, workdir = Path(job["log"]), job.get("workdir")  # left out: the log's folder
+    log = Path(job["log"])
     return JobRecord(
         unit_id=data["unit_id"],
         job=JobSpec(
-            unit_id=job.get("unit_id", data["unit_id"]),  # left out: the record's
+            # left out of a brief (cruijff.briefs.brief): the record's unit, the log's folder
+            unit_id=job["unit_id"] if "unit_id" in job else data["unit_id"],
             name=job["name"],
             argv=(),
-            workdir=log.parent if workdir is None else Path(workdir),
+            workdir=Path(job["workdir"]) if "workdir" in job else log.parent,
             log=log,
             resources=_UNREAD,
         ),
@@ -351,7 +354,7 @@ def _decoded(path: Path | str, decode: Any, data: Any) -> Any:
     """``decode(data)``, or an error naming the record file it came from."""
     try:
         return decode(data)
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
         raise UserError(
             f"{path} is not a job record cruijff can read ({type(error).__name__}: {error})",
             hint="remove it: cruijff then checks that unit's outputs and runs it again only if "
