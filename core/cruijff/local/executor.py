@@ -21,6 +21,7 @@ from typing import Any
 from cruijff import warm
 from cruijff.errors import UserError
 from cruijff.fsutil import read_json, try_lock
+from cruijff.local.job import command_env
 from cruijff.local.store import (
     BROKEN,
     CANCEL,
@@ -231,26 +232,20 @@ class Executor:
         while they run, and waits for a job while this executor lives. At most every
         :data:`PREPARE_EVERY_S` per command and environment (the jobs of a sweep share one)."""
         job = self.specs[job_id]["job"]
-        env = {str(k): str(v) for k, v in (job.get("env") or {}).items()}
-        key = (tuple(job["argv"][:3]), tuple(sorted(env.items())))
-        now = time.monotonic()
-        if not env.get(warm.WARMS) or now - self.prepared.get(key, -PREPARE_EVERY_S) < (
-            PREPARE_EVERY_S
-        ):
+        own = job.get("env") or {}
+        if not own.get(warm.WARMS):
+            return
+        key = (tuple(job["argv"][:3]), tuple(sorted(own.items())))
+        now, last = time.monotonic(), self.prepared.get(key)
+        if last is not None and now - last < PREPARE_EVERY_S:
             return
         self.prepared[key] = now
-        directory = job_dir(self.local_dir, job_id)
+        env = {**command_env(job, self.local_dir), warm.PREPARE: str(os.getpid())}
         try:
             early = subprocess.Popen(
                 list(job["argv"]),
                 cwd=job["workdir"],
-                # the job's environment as its wrapper makes it (cruijff.local.job)
-                env={
-                    **os.environ,
-                    **env,
-                    warm.ENV: str(directory.parent.parent.absolute()),
-                    warm.PREPARE: str(os.getpid()),
-                },
+                env=env,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )

@@ -46,6 +46,18 @@ POLL_S = 0.05
 _cancel_requested = False
 
 
+def command_env(job: dict[str, Any], queue: Path) -> dict[str, str]:
+    """The environment a job of the local queue ``queue`` runs in, bar its own folder: the
+    wrapper's, the job's own, and the queue's warm processes (cruijff.warm). The executor runs
+    a marked job early in it too: the same environment is what names the same warm process."""
+    return {
+        **os.environ,
+        **{str(k): str(v) for k, v in (job.get("env") or {}).items()},
+        # its work may run in a warm process of this queue
+        WARM_ENV: str(queue.absolute()),
+    }
+
+
 def _on_sigterm(signum: int, frame: Any) -> None:
     global _cancel_requested
     _cancel_requested = True
@@ -100,11 +112,8 @@ def main(argv: list[str] | None = None) -> int:
                 list(job["argv"]),
                 cwd=workdir,
                 env={
-                    **os.environ,
-                    **{str(k): str(v) for k, v in job.get("env", {}).items()},
+                    **command_env(job, directory.parent.parent),
                     JOB_ENV: str(directory.absolute()),
-                    # its work may run in a warm process of this queue (cruijff.warm)
-                    WARM_ENV: str(directory.parent.parent.absolute()),
                 },
                 stdin=subprocess.DEVNULL,
                 stdout=out,
