@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from cruijff.records import thaw
+from cruijff.records import SCALARS, thaw
 
 # libyaml's emitter where PyYAML has it (the pure-Python one is slow); the same text either way
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -65,10 +65,10 @@ def json_object(data: Mapping[str, Any]) -> str:
 
 
 def _json_item(key: str, value: Any) -> str:
-    if type(value) in _SCALARS:
+    if type(value) in SCALARS:
         return f"  {_ENCODE(key)}: {_json_scalar(value)}"
     items = value.items() if isinstance(value, Mapping) and value else ()
-    if items and all(type(k) is str and type(v) in _SCALARS for k, v in items):
+    if items and all(type(k) is str and type(v) in SCALARS for k, v in items):
         inner = ",\n".join(f"    {_ENCODE(k)}: {_json_scalar(v)}" for k, v in items)
         return f"  {_ENCODE(key)}: {{\n{inner}\n  }}"
     return _json_entry(key, repr(value), _Unhashed(value))
@@ -96,7 +96,6 @@ def _json_scalar(value: Any) -> str:
 
 
 _KINDS = {str: "str", int: "int", float: "float", bool: "bool", type(None): "null"}
-_SCALARS = tuple(_KINDS)
 _RESOLVER = yaml.resolver.Resolver()
 _PLAIN_TEXT = re.compile(r"[A-Za-z0-9_/][A-Za-z0-9_./-]*\Z")
 _TAG = {kind: f"tag:yaml.org,2002:{name}" for kind, name in _KINDS.items()}

@@ -27,7 +27,7 @@ from typing import Any
 import attrs
 
 from cruijff.fsutil import write_atomic
-from cruijff.records import freeze, thaw
+from cruijff.records import SCALARS, freeze, thaw
 
 VERSION = "v1"
 KEEP = 50
@@ -60,9 +60,6 @@ class Measurement:
 
     def to_json(self) -> dict[str, Any]:
         return {field.name: thaw(getattr(self, field.name)) for field in attrs.fields(type(self))}
-
-
-_SCALARS = (str, int, float, bool, type(None))
 
 
 def digest(key: Mapping[str, Any]) -> str:
@@ -100,7 +97,7 @@ class Index:
     def _name(self, key: Mapping[str, Any]) -> str:
         """:func:`digest` of ``key``, once per distinct key of scalars (a plan asks the same
         few keys for every unit)."""
-        if not all(type(value) in _SCALARS for value in key.values()):
+        if not all(type(value) in SCALARS for value in key.values()):
             return digest(key)  # a list or a mapping in it: not worth keeping
         # typed, floats by their text: 1, 1.0, True and -0.0, 0.0 are equal keys of a dict,
         # not of the index (nor is a name 1 the name True)

@@ -24,13 +24,14 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 """What an explicit run, task or model name must match: safe in a path and in a shell word."""
 
 
-_ATOMS = (str, int, float, bool, type(None))
+SCALARS = (str, int, float, bool, type(None))
+"""The types of YAML's and JSON's scalars: what freezing leaves as it is."""
 
 
 def freeze(value: Any) -> Any:
     """Return ``value`` with dicts made read-only and lists made tuples, recursively."""
     kind = type(value)
-    if kind in _ATOMS or (kind is MappingProxyType and _frozen(value)):
+    if kind in SCALARS or (kind is MappingProxyType and _frozen(value)):
         return value  # the common cases, without an ABC check each (plans freeze 10^5 values)
     if isinstance(value, Mapping):
         return MappingProxyType({key: freeze(item) for key, item in value.items()})
@@ -43,7 +44,7 @@ def _frozen(value: Any) -> bool:
     """Whether every item of a read-only mapping is already frozen (a record's field given to
     another record), so that it need not be copied again."""
     return all(
-        type(item) in _ATOMS or (type(item) is MappingProxyType and _frozen(item))
+        type(item) in SCALARS or (type(item) is MappingProxyType and _frozen(item))
         for item in value.values()
     )
 
