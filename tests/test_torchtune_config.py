@@ -538,6 +538,12 @@ def test_the_job_is_told_lora_or_full_by_the_plan_not_by_the_recipe_name(
     )
     assert launch.main([str(config), "--recipe", "my_lora_recipe", "--finetune", "full"]) == 1
     assert seen == [False]
+    # a retry's overrides follow the options, and reach tune run
+    commands = []
+    monkeypatch.setattr(launch.subprocess, "call", lambda command: commands.append(command) or 1)
+    retried = [str(config), "--recipe", "r", "--finetune", "lora", "batch_size=2"]
+    assert launch.main(retried) == 1
+    assert commands[-1][-1] == "batch_size=2"
 
 
 def test_explain_shows_sources(cli, torchtune, experiment_file):

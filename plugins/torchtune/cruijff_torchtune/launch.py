@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     # decided once, at plan time (resolve.finetune), never from the recipe's name here
     parser.add_argument("--finetune", choices=("lora", "full"), required=True)
     parser.add_argument("overrides", nargs="*", help="key=value config overrides")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # a retry's overrides follow the options
     # the file cruijff wrote (or a user edit validate accepted): PyYAML's C reader is enough
     # for the plain keys read here, and costs a job's start-up nothing next to cruijff's
     config = yaml.load(args.config.read_text(encoding="utf-8"), Loader=_LOADER)
