@@ -74,9 +74,9 @@ RETIRED = {
     "scorer": (LEGACY_SCORER, "rename it to scorers to score with it"),
 }
 """``evaluation.<key>`` that cruijff_kit 0.3.4 ignores with a warning: ignored here too."""
-CHECKING_TRAINERS = ("torchtune",)
+CHECKING_TRAINERS = ("torchtune", "trl")
 """Preparation tools that report a missing ``dataset_type`` of every run they fine-tune
-(cruijff_torchtune): for those runs the error is theirs, said once."""
+(cruijff_torchtune, cruijff_trl): for those runs the error is theirs, said once."""
 COMPUTE = {
     # evaluation.<key>: (the evaluation.compute key, its Compute field, what it sets)
     "gpus": ("gpus", "gpus", "GPUs"),
