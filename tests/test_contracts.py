@@ -59,6 +59,31 @@ class TestTorchtune(ToolContract):
         return path
 
 
+class TestTRL(TestTorchtune):
+    tool = "trl"
+
+    @pytest.fixture
+    def contract_manager(self, plugin_manager, register_plugin):
+        from cruijff_trl import plugin
+
+        register_plugin(plugin, name="trl")
+        return plugin_manager
+
+    @pytest.fixture
+    def contract_experiment(self, make_experiment, tmp_path):
+        path = make_experiment(
+            {
+                "tools": {"preparation": "trl", "evaluation": None},
+                "evaluation": None,
+                "controls": {"dataset_type": "chat_completion"},
+            }
+        )
+        model = tmp_path / "models" / "tiny"
+        (model / "config.json").write_text(json.dumps(LLAMA))
+        (model / "model.safetensors").write_bytes(b"")
+        return path
+
+
 class TestInspect(ToolContract):
     tool = "inspect"
 
