@@ -297,3 +297,46 @@ def test_out_of_memory_halves_the_micro_batch(plugin_manager, trl, experiment_fi
     )
     assert smaller_batch(unit, twice, failed) is None
     assert smaller_batch(unit, job, JobStatus(state=JobState.FAILED, exit_code=1)) is None
+
+
+def test_a_slurm_script_of_a_multi_gpu_run(plugin_manager, trl, register_plugin, experiment_file):
+    """On SLURM the run's job asks for its GPUs and starts one process per GPU (torchrun)."""
+    import shlex
+
+    from cruijff_slurm import plugin as slurm_plugin
+    from cruijff_slurm.profile import profiles_dir
+    from cruijff_slurm.scheduler import SlurmScheduler
+    from cruijff_slurm.testing import FakeSlurm
+
+    register_plugin(slurm_plugin, name="slurm")
+    profile = profiles_dir() / "default.yaml"
+    profile.parent.mkdir(parents=True, exist_ok=True)
+    profile.write_text("partition: gpu\ngpu: h100-80gb\ntime: '1:00:00'\n")
+    changes = {"controls": {"gpus": 2}, "variables": {"lora_rank": [4]}}
+    path = experiment_file({**changes, "scheduler": {"name": "slurm"}})
+    plan = design(plugin_manager, path)
+    fake_slurm = FakeSlurm()
+    scheduler = SlurmScheduler(
+        {}, plan.experiment.state_dir, paths=plan.experiment.resolve, commands=fake_slurm
+    )
+    scheduler.submit(plan.jobs, {})
+    (script,) = fake_slurm.scripts
+    assert "#SBATCH --gres=gpu:2\n" in script and "#SBATCH --cpus-per-task=8\n" in script
+    assert "#SBATCH --partition=gpu\n" in script
+    (command,) = [line for line in script.splitlines() if "cruijff_trl.launch" in line]
+    words = shlex.split(command)
+    assert words[words.index("--processes") + 1] == "2"
+    assert "export HF_HUB_OFFLINE=1\n" in script  # never the Hub, from a cluster's node
+    checked = subprocess.run(["bash", "-n"], input=script, text=True)
+    assert checked.returncode == 0
+
+
+def test_failure_causes_come_from_the_log(tmp_path):
+    from cruijff_trl.validate import failure_cause
+
+    log = tmp_path / "train.log"
+    log.write_text("Step 1 | loss:1.0\ntorch.OutOfMemoryError: CUDA out of memory. Tried...\n")
+    assert failure_cause(log, 1) == "out of memory"
+    log.write_text("Traceback (most recent call last):\nValueError: bad dataset row 3\n")
+    assert failure_cause(log, 1) == "exit code 1: ValueError: bad dataset row 3"
+    assert failure_cause(tmp_path / "none.log", None) == "no output"

@@ -189,3 +189,56 @@ def test_an_interrupted_run_resumes_after_its_last_epoch(tmp_path, tiny_model):
     assert "Step 1 |" not in second  # the first epoch was not trained again
     assert [int(r["step"]) for r in metrics(run_dir)] == list(range(1, 16))
     assert all((run_dir / f"epoch_{e}" / "config.json").exists() for e in range(3))
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "capitalization"
+
+
+def test_the_trl_example_beats_the_base_model(tmp_path):
+    """The README's demo trained with TRL (examples/capitalization/experiment_trl.yaml),
+    shortened as tests/test_demo.py shortens the torchtune one."""
+    for script in ("get_model.py", "make_data.py"):
+        extra = () if script == "get_model.py" else ("--out", str(tmp_path / "words.json"))
+        made = subprocess.run(
+            [sys.executable, str(EXAMPLE / script), *extra], capture_output=True, text=True
+        )
+        assert made.returncode == 0, made.stderr[-2000:]
+    document = yaml.safe_load((EXAMPLE / "experiment_trl.yaml").read_text())
+    assert document["tools"]["preparation"] == "trl"
+    document["experiment"]["dir"] = str(tmp_path / "runs")
+    document["variables"] = {"lora_rank": [16]}
+    document["controls"]["max_steps_per_epoch"] = 12
+    document["models"]["base"][0]["path"] = str(EXAMPLE / "models" / "SmolLM2-135M-Instruct")
+    document["data"]["training"]["path"] = str(tmp_path / "words.json")
+    document["evaluation"]["tasks"][0]["script"] = str(EXAMPLE / "tasks" / "capitalization.py")
+    path = tmp_path / "experiment.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    result = cruijff("run", str(path))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "3 of 3 jobs succeeded" in result.stdout
+    analysis = json.loads(cruijff("analyze", str(path), "--json").stdout)
+    (comparison,) = [c for c in analysis["comparisons"] if c["metric"] == "match/accuracy"]
+    assert (comparison["run"], comparison["control"]) == ("finetuned", "base")
+    assert comparison["delta"] > 0 and comparison["flips_up"] > 0
+    rows = metrics(tmp_path / "runs" / "finetuned")
+    assert [int(r["step"]) for r in rows] == list(range(1, 13))
+
+
+def test_both_trainers_see_the_same_first_batch(tmp_path, tiny_model):
+    """LoRA starts as the base model (B = 0), so the first step's loss is the base model's on
+    the first batch: equal for both trainers only if they read the same rows, in the same
+    order, as the same tokens and labels, and average the loss alike."""
+    losses = {}
+    for tool in ("torchtune", "trl"):
+        folder = tmp_path / tool
+        folder.mkdir()
+        changes = {"tools": {"preparation": tool}, "variables": {"lora_rank": [4]}}
+        path = write_experiment(folder, tiny_model, changes)
+        document = yaml.safe_load(path.read_text())
+        document["controls"].update(epochs=1, max_steps_per_epoch=2)
+        path.write_text(yaml.safe_dump(document, sort_keys=False))
+        result = cruijff("run", str(path))
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        losses[tool] = [float(r["loss"]) for r in metrics(folder / "runs" / "finetuned")]
+    assert len(losses["torchtune"]) == len(losses["trl"]) == 2
+    assert losses["trl"][0] == pytest.approx(losses["torchtune"][0], rel=1e-4)

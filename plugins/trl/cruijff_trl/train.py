@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
                 if "learning_rate" in logs:
                     record["lr"] = logs["learning_rate"]
                 _log(steps_log, record)
-                shown = " ".join(f"{key}:{value:.6g}" for key, value in record.items())
+                shown = " ".join(f"{k}:{v:.6g}" for k, v in record.items() if k != "step")
                 print(f"Step {step} | {shown}", flush=True)
 
         def on_step_end(self, args, state, control, model=None, **kwargs):
