@@ -530,7 +530,7 @@ def test_the_job_is_told_lora_or_full_by_the_plan_not_by_the_recipe_name(
     monkeypatch.setattr(
         launch, "resume_overrides", lambda out, lora, *rest: seen.append(lora) or []
     )
-    monkeypatch.setattr(launch.subprocess, "call", lambda command: 1)
+    monkeypatch.setattr(launch, "run_tune", lambda command, output_dir: 1)
     config = tmp_path / "finetune.yaml"
     (tmp_path / "rows.json").write_text('[{"input": "a", "output": "A"}]')
     config.write_text(
@@ -540,7 +540,9 @@ def test_the_job_is_told_lora_or_full_by_the_plan_not_by_the_recipe_name(
     assert seen == [False]
     # a retry's overrides follow the options, and reach tune run
     commands = []
-    monkeypatch.setattr(launch.subprocess, "call", lambda command: commands.append(command) or 1)
+    monkeypatch.setattr(
+        launch, "run_tune", lambda command, output_dir: commands.append(command) or 1
+    )
     retried = [str(config), "--recipe", "r", "--finetune", "lora", "batch_size=2"]
     assert launch.main(retried) == 1
     assert commands[-1][-1] == "batch_size=2"
@@ -628,6 +630,44 @@ def test_logs_of_a_resumed_run_are_numbered_from_the_start(tmp_path):
     written = outputs.write_metrics(tmp_path, steps_per_epoch=3)
     assert written.read_text().splitlines()[0] == "step,epoch,loss,lr"
     assert [r["epoch"] for r in outputs.read_metrics(tmp_path)] == list("000111222")
+
+
+# a stand-in for tune run: saves epoch 0's state, says so in two pieces (as tqdm's unbroken
+# lines reach a pipe), then is killed while it rewrites the state in place after epoch 1
+FAKE_TUNE = """
+import shutil, sys, time
+whole, state = sys.argv[1], sys.argv[2]
+shutil.copy(whole, state)
+sys.stdout.write("1|12|Loss: 5.8 Recipe checkpoint"); sys.stdout.flush(); time.sleep(0.3)
+sys.stdout.write(" of size 0.00 GiB saved to " + state + "\\n"); sys.stdout.flush()
+time.sleep(0.3)
+open(state, "wb").write(open(whole, "rb").read()[:100])
+sys.exit(137)
+"""
+
+
+def test_a_job_killed_while_torchtune_rewrites_its_state_resumes_from_the_last_whole_one(
+    tmp_path, capfdbinary
+):
+    import torch
+
+    from cruijff_torchtune import launch
+
+    whole = tmp_path / "whole.pt"
+    torch.save({"epochs_run": 1, "optimizer": torch.zeros(1000)}, whole)
+    state, kept = launch.state_paths(tmp_path)
+    state.parent.mkdir()
+    command = [sys.executable, "-c", FAKE_TUNE, str(whole), str(state)]
+    assert launch.run_tune(command, tmp_path) == 137
+    output = capfdbinary.readouterr().out
+    assert b"Recipe checkpoint of size 0.00 GiB saved to" in output  # passed through whole
+    assert launch.saved_epoch(state) is None and kept.exists()  # torn, and the last one kept
+    assert launch.restore_state(tmp_path) == (state, 0)
+    assert launch.saved_epoch(state) == 0 and not kept.exists()  # back where torchtune reads
+    # a whole state written after the kept one is the newer: it stays
+    torch.save({"epochs_run": 2}, state)
+    torch.save({"epochs_run": 1}, kept)
+    assert launch.restore_state(tmp_path) == (state, 1)
 
 
 def test_transformers_5_rope_parameters_are_read(tmp_path):

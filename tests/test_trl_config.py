@@ -340,3 +340,20 @@ def test_failure_causes_come_from_the_log(tmp_path):
     log.write_text("Traceback (most recent call last):\nValueError: bad dataset row 3\n")
     assert failure_cause(log, 1) == "exit code 1: ValueError: bad dataset row 3"
     assert failure_cause(tmp_path / "none.log", None) == "no output"
+
+
+def test_a_time_limit_gets_twice_the_time_and_the_job_resumes(plugin_manager, trl, experiment_file):
+    """After a time limit the core's policy doubles the limit; the job itself resumes from its
+    last checkpoint (tests/test_trl_train.py), so nothing trained is trained again."""
+    plan = design(plugin_manager, experiment_file())
+    unit = plan.units[0]
+    job = plan.generated[unit.id].job
+    retried = plugin_manager.retry(
+        plan.experiment, unit, job, JobStatus(state=JobState.TIMEOUT, exit_code=None)
+    )
+    assert retried.resources.time_s == 2 * job.resources.time_s
+    assert retried.argv == job.argv
+    smaller = plugin_manager.retry(
+        plan.experiment, unit, job, JobStatus(state=JobState.OUT_OF_MEMORY, exit_code=137)
+    )
+    assert smaller.argv[-1] == "sft.gradient_accumulation_steps=2"

@@ -2,7 +2,10 @@
 --finetune lora|full``.
 
 Runs ``tune run`` on the config as it stands, resuming from the last finished epoch when an
-earlier attempt was interrupted; then keeps LoRA adapters apart from the merged models (each
+earlier attempt was interrupted (torchtune rewrites ``recipe_state/recipe_state.pt`` in place
+after every epoch, so each whole one is moved aside to ``recipe_state.kept.pt`` as soon as
+torchtune says it is saved: a job killed while the next one is written resumes from it rather
+than starting over); then keeps LoRA adapters apart from the merged models (each
 adapter pointing at the local base model), checks every epoch's weights (the adapters' alone
 where the config keeps only adapters, ``save_adapter_weights_only``), and writes the loss per
 step (and the validation loss, where the recipe computes it) to ``metrics.csv``. Extra
@@ -32,11 +35,52 @@ def saved_epoch(state: Path) -> int | None:
     import torch  # only here: the job has torch, planning does not need it
 
     try:
-        saved = torch.load(state, map_location="cpu", weights_only=True)
+        # mapped, not read: a large model's optimizer state is gigabytes, one number is needed
+        saved = torch.load(state, map_location="cpu", weights_only=True, mmap=True)
         return int(saved["epochs_run"]) - 1
-    except Exception as error:  # any unreadable state means: start over
-        print(f"cruijff: cannot read {state} ({type(error).__name__}); starting over", flush=True)
+    except Exception as error:  # any unreadable state: resume from another, or start over
+        print(f"cruijff: cannot read {state} ({type(error).__name__})", flush=True)
         return None
+
+
+STATE_SAVED = b"Recipe checkpoint of size"  # torchtune's checkpointers log it once it is whole
+
+
+def state_paths(output_dir: Path) -> tuple[Path, Path]:
+    """Where torchtune writes the recipe state, and where the last whole one is kept."""
+    folder = output_dir / "recipe_state"
+    return folder / "recipe_state.pt", folder / "recipe_state.kept.pt"
+
+
+def restore_state(output_dir: Path) -> tuple[Path, int | None]:
+    """Put the newest readable recipe state where torchtune reads it: the one torchtune wrote
+    last when it is whole, else the one kept aside; return its path and epoch."""
+    state, kept = state_paths(output_dir)
+    last = saved_epoch(state)
+    before = saved_epoch(kept)
+    if before is not None and (last is None or last < before):
+        print(f"cruijff: taking the recipe state kept after epoch {before}", flush=True)
+        kept.replace(state)
+        return state, before
+    return state, last
+
+
+def run_tune(command: list[str], output_dir: Path) -> int:
+    """Run ``tune``, passing its output through to ours, and move each recipe state it saves
+    aside once it says it is whole, so that its next in-place write cannot cut it."""
+    state, kept = state_paths(output_dir)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = sys.stdout.buffer
+    tail = b""
+    for chunk in iter(lambda: process.stdout.read1(65536), b""):
+        out.write(chunk)
+        out.flush()
+        seen = tail + chunk
+        if STATE_SAVED in seen and state.exists():
+            state.replace(kept)
+        # progress bars write no newlines: keep enough to find a marker cut across reads
+        tail = seen[-len(STATE_SAVED) :] if STATE_SAVED not in seen else b""
+    return process.wait()
 
 
 def resume_overrides(
@@ -45,9 +89,10 @@ def resume_overrides(
     """The overrides that continue an interrupted run after its last saved epoch: the epoch
     comes from the recipe state itself, whose weights must be whole. ``renumbered`` says
     whether the recipe numbers its steps from 1 again (noted for ``metrics.csv``)."""
-    state = output_dir / "recipe_state" / "recipe_state.pt"
-    epoch = saved_epoch(state)
+    state, epoch = restore_state(output_dir)
     if epoch is None or epoch < 0 or not outputs.complete_epoch(output_dir, epoch, adapters_only):
+        if state.exists():
+            print(f"cruijff: no whole epoch to resume after in {output_dir}", flush=True)
         return []
     print(f"cruijff: resuming after epoch {epoch} (from {state})", flush=True)
     outputs.record_resume(output_dir, epoch, renumbered)
@@ -126,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         renumbered = renumbers(args.recipe, args.nproc, config, per_epoch)
         command += resume_overrides(output_dir, lora, adapters_only, renumbered) + args.overrides
         print("cruijff: " + " ".join(command), flush=True)
-        code = subprocess.call(command)
+        code = run_tune(command, output_dir)
         if code != 0:
             return code
 
