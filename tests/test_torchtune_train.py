@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -171,6 +173,10 @@ def test_an_interrupted_run_resumes_after_its_last_epoch(tmp_path, tiny_model, f
         if log.exists() and "Recipe checkpoint of size" in log.read_text(errors="replace"):
             break
         time.sleep(0.05)
+    # frozen where it is (an epoch takes a tenth of a second here, a cancel seconds): the
+    # cancel's SIGTERM waits, and its SIGKILL ends the job part-way
+    status = tmp_path / "runs" / ".cruijff" / "local" / "jobs" / "finetuned.train.1"
+    os.killpg(json.loads((status / "status.json").read_text())["pid"], signal.SIGSTOP)
     cancelled = cruijff("cancel", str(path))
     assert cancelled.returncode == 0 and "CANCELLED" in cancelled.stdout, cancelled.stdout
     first.wait(timeout=60)
