@@ -214,7 +214,7 @@ def test_a_cancelled_evaluation_continues_from_its_finished_samples(
     while lines(trace) < 4 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert lines(trace) >= 4, "the evaluation did not start"
-    (cancelled,) = cancel(plugin_manager, path)
+    (cancelled,) = cancel(plugin_manager, path).records
     assert cancelled.state is JobState.CANCELLED
     cell = tmp_path / "base" / "eval" / "capitalization" / "base"
     interrupted = header(the_log(cell))

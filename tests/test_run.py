@@ -154,7 +154,7 @@ def test_cancel_stops_running_and_waiting_jobs(plugin_manager, fake_tools, make_
     deadline = time.monotonic() + 20
     while not starts(trace) and time.monotonic() < deadline:
         time.sleep(0.1)
-    cancelled = cancel(plugin_manager, path)
+    cancelled = cancel(plugin_manager, path).records
     assert {r.state for r in cancelled} == {JobState.CANCELLED}
     assert len(cancelled) == 5
     now = status(plugin_manager, path).records

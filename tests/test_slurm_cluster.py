@@ -670,3 +670,50 @@ class TestSlurmContract(SchedulerContract):
         scheduler = SlurmScheduler({}, tmp_path / ".cruijff", profile=Profile(poll_interval=0))
         yield scheduler
         cancel_leftovers(tmp_path)
+
+
+def test_only_force_logs_and_cancel_only_on_the_cluster(
+    manager, experiment, trace, cli, tmp_path, monkeypatch
+):
+    path = experiment()
+    done = cli("run", path, "--only", "rank4.eval.*")
+    assert done.exit_code == 0, done.output
+    started = sorted(unit for kind, unit, _ in trace_rows(trace) if kind == "start")
+    assert started == ["rank4.eval.caps.e1", "rank4.train"]  # it and what it needs, no more
+    first_id = ExperimentState(tmp_path / ".cruijff").record("rank4.train").handle.id
+    again = cli("run", path, "--only", "rank4.train", "--force")
+    assert again.exit_code == 0, again.output
+    record = ExperimentState(tmp_path / ".cruijff").record("rank4.train")
+    assert record.attempt == 2 and record.handle.id != first_id
+    # the batch script appends each attempt after a line naming its SLURM job
+    latest = cli("logs", path, "rank4.train")
+    assert latest.exit_code == 0, latest.output
+    assert f"(SLURM job {record.handle.id})" in latest.output and "epoch 2/2" in latest.output
+    assert f"SLURM job {first_id})" not in latest.output
+    first = json.loads(cli("logs", path, "rank4.train", "--attempt", "1", "--json").output)
+    assert first["attempt"] == 1 and f"(SLURM job {first_id})" in first["text"]
+    shown = json.loads(cli("status", path, "--only", "rank4*", "--json").output)
+    assert {row["unit"]: row["state"] for row in shown["jobs"]} == {
+        "rank4.train": "SUCCEEDED",
+        "rank4.eval.caps.e1": "OUTDATED",  # by the forced training: it runs again next time
+    }
+    # cancel one training of a detached run: its evaluation will not run, the rest goes on
+    gate = tmp_path / "gate"
+    monkeypatch.setenv("CRUIJFF_FAKE_GATE", str(gate))
+    assert cli("run", path, "--only", "rank8", "--detach").exit_code == 0
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        rank8 = status(manager, path, only=["rank8.train"]).records["rank8.train"]
+        if rank8 is not None and rank8.state is JobState.RUNNING:
+            break
+        time.sleep(0.2)
+    cancelled = cli("cancel", path, "--only", "rank8.train")
+    assert cancelled.exit_code == 0, cancelled.output
+    assert "rank8.train: CANCELLED" in cancelled.output
+    assert "will now not run" in cancelled.output and "rank8.eval.caps.e1" in cancelled.output
+    gate.touch()
+    deadline = time.monotonic() + 30
+    while our_jobs(tmp_path) and time.monotonic() < deadline:  # SLURM drops the dependent
+        time.sleep(0.2)
+    assert our_jobs(tmp_path) == []
+    assert "rank8.eval.caps.e1" not in {unit for _, unit, _ in trace_rows(trace)}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cruijff import logs
 from cruijff.errors import UserError
 from cruijff.records import JobSpec, Resources
 from cruijff_slurm.arrays import plan_calls
@@ -159,16 +160,25 @@ def test_a_job_without_limits_gets_the_profile_defaults_and_no_empty_lines(tmp_p
     assert "--mem" not in script and "--account" not in script and "module" not in script
 
 
-def run_script(script: str, tmp_path: Path, task: int | None = None) -> subprocess.CompletedProcess:
+def run_script(
+    script: str, tmp_path: Path, task: int | None = None, banner: bool = True
+) -> subprocess.CompletedProcess:
     path = tmp_path / "job.sh"
     path.write_text(script)
     assert subprocess.run(["bash", "-n", str(path)]).returncode == 0
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     if task is not None:
         env["SLURM_ARRAY_TASK_ID"] = str(task)
-    return subprocess.run(
+    done = subprocess.run(
         ["bash", str(path)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30
     )
+    # each task's output begins with the line `cruijff logs` finds its attempts by; the
+    # tests below read what the command printed after it
+    banners = [line for line in done.stdout.splitlines() if line.startswith("--- cruijff: ")]
+    assert len(banners) == banner and all(logs.BANNER.match(b.encode()) for b in banners)
+    if banner:
+        done.stdout = done.stdout.replace(banners[0] + "\n", "", 1)
+    return done
 
 
 def test_metacharacters_everywhere_are_data_not_code(tmp_path):
@@ -261,7 +271,7 @@ def test_an_array_script_runs_the_task_slurm_names(tmp_path):
     assert f"#SBATCH --output={Path('/tmp/calls/x')}/%a.log\n" in script
     done = run_script(script, tmp_path, task=1)
     assert done.stdout == f"task 1\n{tmp_path / 'r1'}\n"
-    done = run_script(script, tmp_path, task=9)
+    done = run_script(script, tmp_path, task=9, banner=False)
     assert done.returncode == 2 and "no task 9" in done.stderr
 
 

@@ -3,14 +3,15 @@ what it returns. Tool names never appear here: everything goes through the plugi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from cruijff import jobindex
+from cruijff import jobindex, logs, selection
 from cruijff.design import Checked, check, load, plan, with_scheduler
+from cruijff.errors import UserError
 from cruijff.gcpause import paused_gc
 from cruijff.jobindex import IndexedJob
 from cruijff.manager import PluginManager
@@ -66,6 +67,8 @@ class RunResult:
     plan: Plan
     scaffold: ScaffoldResult
     records: dict[str, JobRecord]
+    chosen: frozenset[str] | None = None
+    """With ``--only``: the units chosen and those they depend on (None: every unit)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -79,15 +82,31 @@ class DryRun:
     files: tuple[FileSpec, ...]
 
 
+def chosen(plan: Plan, patterns: Sequence[str]) -> frozenset[str] | None:
+    """The unit ids of the plan's jobs that ``--only`` patterns select (None: no patterns,
+    every job); UserError for a pattern that selects nothing."""
+    if not patterns:
+        return None
+    return frozenset(
+        selection.select(patterns, ((j.unit_id, j.run) for j in jobindex.jobs_of(plan)))
+    )
+
+
 def dry_run(
-    manager: PluginManager, path: Path, options: RunOptions, *, scheduler: str | None = None
+    manager: PluginManager,
+    path: Path,
+    options: RunOptions,
+    *,
+    scheduler: str | None = None,
+    only: Sequence[str] = (),
 ) -> DryRun:
     """What ``run`` would write and submit, from the records as they are. Writes nothing."""
     the_plan, written = scaffold_experiment(manager, path, dry_run=True, scheduler=scheduler)
+    options = attrs.evolve(options, only=chosen(the_plan, only))
     sched = open_scheduler(the_plan, manager, {"jobs": options.jobs} if options.jobs else {})
     runner = Runner(manager, the_plan, sched)
     records = runner.refresh(runner.state.records(), write=False)
-    batch = tuple(runner.to_submit(records, options.retry_failed))
+    batch = tuple(runner.to_submit(records, options.retry_failed, options.only, options.force))
     return DryRun(
         plan=the_plan, scaffold=written, jobs=batch, files=tuple(sched.preview(list(batch)))
     )
@@ -101,10 +120,13 @@ def run_experiment(
     scheduler: str | None = None,
     observer: Observer | None = None,
     on_plan: Callable[[Plan], None] = lambda plan: None,
+    only: Sequence[str] = (),
 ) -> RunResult:
     """Scaffold (keeping user edits), then submit and watch under the experiment's lock;
-    ``on_plan`` sees the plan first (its warnings are worth reading before jobs start)."""
+    ``on_plan`` sees the plan first (its warnings are worth reading before jobs start).
+    ``only``: ``--only`` patterns (:mod:`cruijff.selection`)."""
     the_plan = design(manager, path, scheduler=scheduler)
+    options = attrs.evolve(options, only=chosen(the_plan, only))
     on_plan(the_plan)
     the_plan, written = scaffold_plan(manager, the_plan)
     state = ExperimentState(the_plan.experiment.state_dir)
@@ -112,7 +134,11 @@ def run_experiment(
         sched = open_scheduler(the_plan, manager, {"jobs": options.jobs} if options.jobs else {})
         runner = Runner(manager, the_plan, sched, observer=observer, state=state)
         records = runner.run(options)
-    return RunResult(plan=the_plan, scaffold=written, records=records)
+    picked = None
+    if options.only is not None:
+        depends_on = {job.unit_id: job.depends_on for job in the_plan.jobs}
+        picked = frozenset(selection.upstream(options.only, depends_on))
+    return RunResult(plan=the_plan, scaffold=written, records=records, chosen=picked)
 
 
 @attrs.frozen(kw_only=True)
@@ -125,10 +151,17 @@ class Status:
     records: dict[str, JobRecord | None]
 
 
-def status(manager: PluginManager, path: Path, *, scheduler: str | None = None) -> Status:
+def status(
+    manager: PluginManager,
+    path: Path,
+    *,
+    scheduler: str | None = None,
+    only: Sequence[str] = (),
+    option: str = "--only",
+) -> Status:
     """Every job of the experiment with its latest state, from one scheduler query. Writes
     nothing. The jobs come from the index the last scaffold left while the file is as it was
-    then (:mod:`cruijff.jobindex`), else from planning again."""
+    then (:mod:`cruijff.jobindex`), else from planning again; ``only`` patterns keep some."""
     loaded = load(manager, path)
     jobs = None
     if loaded.experiment is not None and not any(
@@ -142,6 +175,9 @@ def status(manager: PluginManager, path: Path, *, scheduler: str | None = None) 
         jobs = jobindex.jobs_of(the_plan)
     else:
         the_plan = Plan(experiment=experiment)
+    if only:
+        picked = selection.select(only, ((job.unit_id, job.run) for job in jobs), option)
+        jobs = [job for job in jobs if job.unit_id in picked]
     runner = Runner(manager, the_plan, open_scheduler(the_plan, manager, {}))
     records = runner.refresh(runner.state.records(brief=True), write=False)
     return Status(
@@ -162,14 +198,92 @@ def analyze(
     return the_plan, analysis, report
 
 
+@attrs.frozen(kw_only=True)
+class Cancelled:
+    """What ``cruijff cancel`` did: the records of the jobs it cancelled (or, for a dry run,
+    would cancel), after the cancel, and the jobs downstream of them that will now not run
+    (until ``cruijff run`` submits them again)."""
+
+    records: list[JobRecord]
+    stranded: list[str]
+
+
 def cancel(
-    manager: PluginManager, path: Path, *, scheduler: str | None = None, dry_run: bool = False
-) -> list[JobRecord]:
-    """Cancel every in-flight job of the experiment; returns their records after the cancel
-    (with ``dry_run``: the records of the jobs it would cancel, changing nothing)."""
+    manager: PluginManager,
+    path: Path,
+    *,
+    scheduler: str | None = None,
+    dry_run: bool = False,
+    only: Sequence[str] = (),
+) -> Cancelled:
+    """Cancel every in-flight job of the experiment (with ``only``, of the units those
+    patterns select); with ``dry_run``, say what would be cancelled, changing nothing."""
     the_plan = design(manager, path, scheduler=scheduler)
+    units = chosen(the_plan, only)
     sched = open_scheduler(the_plan, manager, {})
     runner = Runner(manager, the_plan, sched)
     if dry_run:
-        return [r for r in runner.status().values() if r is not None and r.in_flight]
-    return runner.cancel()
+        now = runner.status()
+        flying = [
+            r
+            for r in now.values()
+            if r is not None and r.in_flight and (units is None or r.unit_id in units)
+        ]
+    else:
+        flying = runner.cancel(units)
+        now = runner.status()
+    depends_on = {job.unit_id: job.depends_on for job in the_plan.jobs}
+    below = selection.downstream([r.unit_id for r in flying], depends_on)
+    stranded = [
+        job.unit_id
+        for job in the_plan.jobs
+        if job.unit_id in below
+        and not any(r.unit_id == job.unit_id for r in flying)
+        and not ((record := now.get(job.unit_id)) is not None and record.done)
+    ]
+    return Cancelled(records=flying, stranded=stranded)
+
+
+@attrs.frozen(kw_only=True)
+class JobLog:
+    """Where one job's log is and what its record says (None: never submitted); ``watch``
+    brings the record up to date from the scheduler (for ``logs --follow``)."""
+
+    unit: str
+    path: Path
+    record: JobRecord | None
+    attempts_by_job: dict[str, int]
+    watch: Callable[[JobRecord], JobRecord]
+
+
+def job_log(
+    manager: PluginManager, path: Path, unit: str, *, scheduler: str | None = None
+) -> JobLog:
+    """The log of the one job ``unit`` names (a unit id, or a run name or glob naming one
+    job); UserError when it names none or several."""
+    found = status(manager, path, scheduler=scheduler, only=[unit], option="job")
+    if len(found.jobs) > 1:
+        names = ", ".join(job.unit_id for job in found.jobs[:8])
+        more = ", ..." if len(found.jobs) > 8 else ""
+        raise UserError(
+            f"{unit!r} names {len(found.jobs)} jobs: {names}{more}",
+            hint="name one of them",
+        )
+    job = found.jobs[0]
+    record = found.records[job.unit_id]
+    log = Path(job.log)
+    if record is not None and not log.is_absolute():
+        log = Path(record.job.workdir) / log
+    the_plan = Plan(experiment=found.experiment)
+    runner = Runner(manager, the_plan, open_scheduler(the_plan, manager, {}))
+
+    def watch(current: JobRecord) -> JobRecord:
+        return runner.refresh({current.unit_id: current}, write=False)[current.unit_id]
+
+    return JobLog(
+        unit=job.unit_id,
+        path=log,
+        record=record,
+        attempts_by_job=logs.attempts_by_job(runner.state.events(), job.unit_id),
+        watch=watch,
+    )

@@ -15,11 +15,15 @@ from typing import Any
 
 import attrs
 
-from cruijff import measurements
+from cruijff import clean, measurements, selection
 from cruijff.errors import PluginError, UserError
 from cruijff.manager import PluginManager
 from cruijff.records import JobSpec, JobState, JobStatus, Plan, Unit
 from cruijff.state import ExperimentState, JobRecord
+
+RERUN_ENV = "CRUIJFF_RERUN"
+"""Set to ``1`` in the environment of a job run again although it succeeded (``run --only X
+--force``): a tool that resumes from what an earlier attempt left starts over instead."""
 
 Observer = Callable[[str, "JobRecord | None"], None]
 """Told of every change, ``("submitted" | "state" | "done", record)``, and of every poll while
@@ -29,11 +33,15 @@ watching, ``("tick", None)``."""
 @attrs.frozen(kw_only=True)
 class RunOptions:
     """How ``cruijff run`` behaves: concurrency for the local scheduler (None: the
-    experiment's setting), whether to wait, what to rerun, how often to poll."""
+    experiment's setting), whether to wait, what to rerun, how often to poll. ``only`` (unit
+    ids, from :func:`cruijff.selection.select`) runs those units and the unfinished ones they
+    depend on, nothing else; ``force`` reruns them even where they succeeded."""
 
     jobs: int | None = None
     detach: bool = False
     retry_failed: bool = False
+    only: frozenset[str] | None = None
+    force: bool = False
     poll_interval: float = 0.5
     max_interval: float = 5.0
 
@@ -182,11 +190,18 @@ class Runner:
         if handles:
             self.scheduler.resume(handles)
 
-    def to_submit(self, records: dict[str, JobRecord], retry_failed: bool) -> list[JobSpec]:
+    def to_submit(
+        self,
+        records: dict[str, JobRecord],
+        retry_failed: bool,
+        only: frozenset[str] | None = None,
+        force: bool = False,
+    ) -> list[JobSpec]:
         """The jobs this run hands over: never one in flight, nor one that succeeded unless its
-        files changed since; with ``retry_failed`` only failed ones (adjusted for how they
-        failed), else every other. A chosen job's dependencies that are not done come too,
-        and so does every job downstream of a chosen one (its inputs will change)."""
+        files changed since (or ``force`` chose it); with ``retry_failed`` only failed ones
+        (adjusted for how they failed), else every other; with ``only``, only those units. A
+        chosen job's dependencies that are not done come too; without ``only``, so does every
+        job downstream of a chosen one (its inputs will change)."""
 
         def settled(unit_id: str) -> bool:
             record = records.get(unit_id)
@@ -194,6 +209,10 @@ class Runner:
 
         def wanted(unit_id: str) -> bool:
             record = records.get(unit_id)
+            if only is not None and unit_id not in only:
+                return False
+            if force and not (record is not None and record.in_flight):
+                return True
             if settled(unit_id):
                 return False
             if retry_failed:
@@ -209,21 +228,39 @@ class Runner:
         for unit_id, job in self.jobs.items():  # what a rerun job produces changes downstream
             record = records.get(unit_id)
             in_flight = record is not None and record.in_flight
-            if not in_flight and any(d in chosen for d in job.depends_on):
+            if only is None and not in_flight and any(d in chosen for d in job.depends_on):
                 chosen.add(unit_id)
         batch = []
         for unit_id, job in self.jobs.items():
             if unit_id not in chosen:
                 continue
             record = records.get(unit_id)
+            if force and record is not None and record.done:
+                job = attrs.evolve(job, env={**job.env, RERUN_ENV: "1"})
             if retry_failed and record is not None and record.state and record.state.failed:
                 status = JobStatus(
                     state=record.state, exit_code=record.exit_code, cause=record.cause
                 )
                 unit = self.units[unit_id]
-                job = self.manager.retry(self.plan.experiment, unit, record.job, status)
+                # a retry continues what the failed attempt left, even one that started over
+                earlier = attrs.evolve(
+                    record.job, env={k: v for k, v in record.job.env.items() if k != RERUN_ENV}
+                )
+                job = self.manager.retry(self.plan.experiment, unit, earlier, status)
             batch.append(job)
         return batch
+
+    def outdate(self, records: dict[str, JobRecord], rerun: Sequence[str]) -> None:
+        """Mark the successes downstream of jobs run again alone (``--only``) as outdated: their
+        inputs are about to change, and the next run reruns them."""
+        depends_on = {unit_id: job.depends_on for unit_id, job in self.jobs.items()}
+        for unit_id in sorted(selection.downstream(rerun, depends_on) - set(rerun)):
+            record = records.get(unit_id)
+            if record is not None and record.done:
+                cause = "outdated: a job it depends on runs again"
+                records[unit_id] = self._save(
+                    attrs.evolve(record, outdated=True, cause=cause), "outdated"
+                )
 
     def recognise_done(self, records: dict[str, JobRecord]) -> dict[str, JobRecord]:
         """Units without a record whose outputs are already complete count as succeeded."""
@@ -293,7 +330,10 @@ class Runner:
             self._resume(records)
             if not options.retry_failed:
                 records = self.recognise_done(records)
-            batch = self.to_submit(records, options.retry_failed)
+            batch = self.to_submit(records, options.retry_failed, options.only, options.force)
+            clean.check_needed(self.plan, [job.unit_id for job in batch])
+            if options.only is not None:
+                self.outdate(records, [job.unit_id for job in batch])
             self.manager.before_run(self.plan, tuple(batch))
             waiting = self.submit(batch, records)
             if options.detach:
@@ -343,10 +383,15 @@ class Runner:
         records = self.refresh(self.state.records(), write=False)
         return {unit_id: records.get(unit_id) for unit_id in self.jobs}
 
-    def cancel(self) -> list[JobRecord]:
-        """Cancel every job of the experiment that is in flight; returns them, updated."""
+    def cancel(self, only: frozenset[str] | None = None) -> list[JobRecord]:
+        """Cancel every job of the experiment that is in flight (with ``only``, of those
+        units); returns them, updated."""
         records = self.refresh(self.state.records(), write=True)
-        flying = [r for r in records.values() if r.handle is not None and not r.finished]
+        flying = [
+            r
+            for r in records.values()
+            if r.handle is not None and not r.finished and (only is None or r.unit_id in only)
+        ]
         if flying:
             self.scheduler.cancel([r.handle for r in flying])
             self.state.log("cancelled", units=[r.unit_id for r in flying])

@@ -18,8 +18,11 @@ NEAR = 5
 """How many near names an unmatched pattern's error lists."""
 
 
-def select(patterns: Sequence[str], jobs: Iterable[tuple[str, str]]) -> set[str]:
-    """The unit ids of ``jobs`` (``(unit id, run)`` pairs) that any of ``patterns`` matches."""
+def select(
+    patterns: Sequence[str], jobs: Iterable[tuple[str, str]], option: str = "--only"
+) -> set[str]:
+    """The unit ids of ``jobs`` (``(unit id, run)`` pairs) that any of ``patterns`` matches;
+    ``option`` names where the patterns were given, for the error."""
     jobs = list(jobs)
     chosen: set[str] = set()
     for pattern in patterns:
@@ -29,7 +32,9 @@ def select(patterns: Sequence[str], jobs: Iterable[tuple[str, str]]) -> set[str]
             if fnmatch.fnmatchcase(unit, pattern) or fnmatch.fnmatchcase(run, pattern)
         }
         if not matched:
-            raise UserError(f"--only {pattern!r} matches no run or job", hint=_near(pattern, jobs))
+            raise UserError(
+                f"{option} {pattern!r} matches no run or job", hint=_near(pattern, jobs)
+            )
         chosen |= matched
     return chosen
 
@@ -59,4 +64,16 @@ def downstream(units: Iterable[str], depends_on: Mapping[str, Sequence[str]]) ->
             if child not in found:
                 found.add(child)
                 todo.append(child)
+    return found
+
+
+def upstream(units: Iterable[str], depends_on: Mapping[str, Sequence[str]]) -> set[str]:
+    """``units`` and every unit they depend on, directly or through others."""
+    found = set(units)
+    todo = list(found)
+    while todo:
+        for parent in depends_on.get(todo.pop(), ()):
+            if parent not in found:
+                found.add(parent)
+                todo.append(parent)
     return found

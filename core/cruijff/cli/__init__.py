@@ -28,6 +28,8 @@ COMMANDS = {
     "run": "cruijff.cli.run",
     "status": "cruijff.cli.status",
     "cancel": "cruijff.cli.cancel",
+    "logs": "cruijff.cli.logs",
+    "clean": "cruijff.cli.clean",
     "analyze": "cruijff.cli.analyze",
     "plugins": "cruijff.cli.plugins",
 }
@@ -195,6 +197,18 @@ def scheduler_option(function: Any) -> Any:
         metavar="NAME",
         help="Scheduler to use (default: the experiment's `scheduler.name`, else a cluster's "
         "where one is configured, else local).",
+    )(function)
+
+
+def only_option(function: Any) -> Any:
+    """``--only PATTERN``, repeatable: a run name, a unit id or a glob over either."""
+    return click.option(
+        "--only",
+        "only",
+        metavar="PATTERN",
+        multiple=True,
+        help="Only these runs or jobs: a run name, a unit id (rank8.train) or a glob "
+        "('rank8*', '*.eval.*'); repeatable.",
     )(function)
 
 

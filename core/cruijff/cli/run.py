@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from cruijff.cli import App, experiment_argument, scheduler_option
+from cruijff.cli import App, experiment_argument, only_option, scheduler_option
 
 
 @click.command()
@@ -25,6 +25,13 @@ from cruijff.cli import App, experiment_argument, scheduler_option
     is_flag=True,
     help="Rerun only failed jobs, adjusted for how they failed (more time...).",
 )
+@only_option
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --only: run those jobs again even where they succeeded (what depends on them "
+    "is marked outdated and reruns next time).",
+)
 @click.option("--dry-run", is_flag=True, help="Say what would be submitted; change nothing.")
 @scheduler_option
 @click.pass_obj
@@ -34,6 +41,8 @@ def command(
     jobs: int | None,
     detach: bool,
     retry_failed: bool,
+    only: tuple[str, ...],
+    force: bool,
     dry_run: bool,
     scheduler: str | None,
 ) -> None:
@@ -41,7 +50,8 @@ def command(
 
     Training jobs run first and evaluations after the checkpoints they need. Running it again
     resumes: succeeded jobs are skipped, jobs still running are watched, the rest submitted.
-    Ctrl-C stops watching; the jobs go on (`cruijff status`, `cruijff cancel`).
+    With --only, only the jobs chosen run, with the unfinished ones they depend on. Ctrl-C
+    stops watching; the jobs go on (`cruijff status`, `cruijff cancel`).
     """
     from cruijff import orchestrator
     from cruijff.cli.render import Progress, console, print_problems
@@ -49,10 +59,14 @@ def command(
     from cruijff.records import JobState
     from cruijff.runner import RunOptions
 
-    options = RunOptions(jobs=jobs, detach=detach, retry_failed=retry_failed)
+    if force and not only:
+        raise click.UsageError("--force reruns the jobs --only chooses: give --only PATTERN")
+    options = RunOptions(jobs=jobs, detach=detach, retry_failed=retry_failed, force=force)
     out = console()
     if dry_run:
-        would = orchestrator.dry_run(app.manager, experiment, options, scheduler=scheduler)
+        would = orchestrator.dry_run(
+            app.manager, experiment, options, scheduler=scheduler, only=only
+        )
         click.echo(
             f"would write {len(would.scaffold.written)} files and submit {len(would.jobs)} of "
             f"{len(would.plan.jobs)} jobs to {would.plan.experiment.scheduler.name}:"
@@ -79,6 +93,7 @@ def command(
                 scheduler=scheduler,
                 observer=progress,
                 on_plan=warn,
+                only=only,
             )
             progress.flush()
     except KeyboardInterrupt:
@@ -89,8 +104,11 @@ def command(
         raise click.exceptions.Exit(130) from None
     for path in result.scaffold.kept:
         out.print(f"[yellow]kept {path}: edited since it was generated[/]")
+    picked = result.chosen
     records = [
-        result.records[job.unit_id] for job in result.plan.jobs if job.unit_id in result.records
+        result.records[job.unit_id]
+        for job in result.plan.jobs
+        if job.unit_id in result.records and (picked is None or job.unit_id in picked)
     ]
     if detach:
         out.print(f"Submitted; watch with `cruijff status {experiment}`.")
@@ -115,9 +133,9 @@ def command(
         )
     failed = [r for r in records if r.state is not None and r.state.failed]
     done = sum(1 for r in records if r.state is JobState.SUCCEEDED)
-    out.print(
-        f"{done} of {len(result.plan.jobs)} jobs succeeded in {result.plan.experiment.directory}"
-    )
+    total = len(result.plan.jobs) if picked is None else len(picked)
+    chosen = "" if picked is None else " chosen"
+    out.print(f"{done} of {total}{chosen} jobs succeeded in {result.plan.experiment.directory}")
     if failed:
         raise UserError(
             f"{len(failed)} job{'s' if len(failed) > 1 else ''} failed: "

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from cruijff.cli import App, experiment_argument, json_option, scheduler_option
+from cruijff.cli import App, experiment_argument, json_option, only_option, scheduler_option
 from cruijff.gcpause import paused_gc
 
 if TYPE_CHECKING:
@@ -21,24 +21,31 @@ ROWS = 30
 @click.command()
 @experiment_argument
 @click.option("--all", "show_all", is_flag=True, help=f"List every job (else {ROWS}).")
+@only_option
 @scheduler_option
 @json_option
 @click.pass_obj
 @paused_gc()  # a short read of many records: see cruijff.gcpause
 def command(
-    app: App, experiment: Path, show_all: bool, scheduler: str | None, as_json: bool
+    app: App,
+    experiment: Path,
+    show_all: bool,
+    only: tuple[str, ...],
+    scheduler: str | None,
+    as_json: bool,
 ) -> None:
     """Show the jobs of EXPERIMENT: state, attempt, scheduler id and cause of failure, with
     counts by state and the results so far.
 
     Reads the experiment's records and asks the scheduler once; changes nothing. The table
-    lists unfinished jobs first, up to 30 (--all: every one; --json: everything).
+    lists unfinished jobs first, up to 30 (--all: every one; --json: everything); --only
+    shows the runs or jobs chosen.
     """
     from cruijff import orchestrator
     from cruijff.cli.render import print_json, show_results, table
     from cruijff.local.scheduler import UNSERVED
 
-    found = orchestrator.status(app.manager, experiment, scheduler=scheduler)
+    found = orchestrator.status(app.manager, experiment, scheduler=scheduler, only=only)
     name, scheduler_name = found.experiment.name, found.experiment.scheduler.name
     records = found.records
     if as_json:
@@ -74,7 +81,8 @@ def command(
 
 def _state(record: JobRecord | None) -> str:
     if record is not None and record.state is not None:
-        return record.state.value
+        # a success whose inputs changed since: it runs again with the next `cruijff run`
+        return "OUTDATED" if record.outdated and not record.in_flight else record.state.value
     return "SUBMITTING" if record is not None and record.submitting else "NOT_SUBMITTED"
 
 

@@ -1,7 +1,8 @@
 """The job the fake tools run: stdlib only, so it starts fast.
 
-``train CONFIG`` writes ``epoch_N/model.json`` per epoch (sleeping ``sleep`` seconds first;
-exiting 3 when ``fail`` is set; exiting 0 without writing anything when ``lie`` is set);
+``train CONFIG`` writes ``epoch_N/model.json`` (and a ``model.safetensors`` of zeros) per
+epoch (sleeping ``sleep`` seconds first; exiting 3 when ``fail`` is set; exiting 0 without
+writing anything when ``lie`` is set);
 ``eval CONFIG`` reads a model and writes ``results.json``.
 With ``CRUIJFF_FAKE_TRACE`` set, each job appends ``start``/``end`` lines to that file, so
 tests can prove no job ran twice or overlapped itself; with ``CRUIJFF_FAKE_GATE`` set, a
@@ -15,6 +16,9 @@ import os
 import sys
 import time
 from pathlib import Path
+
+WEIGHT_BYTES = 4096
+"""The size of the weights file a fake training writes per epoch."""
 
 
 def trace(event: str, unit: str) -> None:
@@ -51,6 +55,8 @@ def train(config: dict) -> int:
             print("fake failure", file=sys.stderr)
             return 3
         write(out / f"epoch_{epoch}" / "model.json", {"params": config["params"], "epoch": epoch})
+        # weights, as a real trainer leaves them (what `cruijff clean` frees)
+        (out / f"epoch_{epoch}" / "model.safetensors").write_bytes(bytes(WEIGHT_BYTES))
     # the loss per step, as a train-metrics CSV (two steps an epoch)
     rows = ["step,epoch,loss"]
     for step in range(1, 2 * config["epochs"] + 1):

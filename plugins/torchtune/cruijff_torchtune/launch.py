@@ -15,6 +15,8 @@ step (and the validation loss, where the recipe computes it) to ``metrics.csv``.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -109,6 +111,19 @@ def resume_overrides(
     return overrides
 
 
+RERUN_ENV = "CRUIJFF_RERUN"  # cruijff.runner.RERUN_ENV: a success run again on purpose
+
+
+def start_over(output_dir: Path) -> None:
+    """Remove what earlier attempts trained, so that a run asked to run again (``cruijff run
+    --only RUN --force``) trains from the start instead of finding its epochs done."""
+    print(f"cruijff: running again from the start ({RERUN_ENV}=1)", flush=True)
+    for path in [*output_dir.glob("epoch_*"), output_dir / "adapters", output_dir / "logs"]:
+        shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(output_dir / "recipe_state", ignore_errors=True)
+    (output_dir / outputs.METRICS).unlink(missing_ok=True)
+
+
 def training_rows(config: dict) -> int:
     """The rows an epoch of this config trains on (``max_samples`` keeps the first ones)."""
     dataset = config["dataset"]
@@ -160,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     adapters_only = lora and bool(config.get("save_adapter_weights_only"))
     epochs = int(config["epochs"])
     per_epoch = training_steps(config, args.nproc)
+    if os.environ.get(RERUN_ENV) == "1":
+        start_over(output_dir)
 
     if epochs - 1 in outputs.finished_epochs(output_dir, adapters_only):
         print(f"cruijff: all {epochs} epochs are already trained", flush=True)
@@ -186,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cruijff: epochs {broken} have no whole checkpoint in {output_dir}", flush=True)
         return 1
     path = outputs.write_metrics(output_dir, per_epoch)
+    # the recipe state (the optimizer's too: twice the model) only served resuming
+    shutil.rmtree(output_dir / "recipe_state", ignore_errors=True)
     print(f"cruijff: training complete; loss per step in {path}", flush=True)
     return 0
 
