@@ -717,3 +717,8 @@ def test_only_force_logs_and_cancel_only_on_the_cluster(
         time.sleep(0.2)
     assert our_jobs(tmp_path) == []
     assert "rank8.eval.caps.e1" not in {unit for _, unit, _ in trace_rows(trace)}
+    # rank4's first epoch serves no evaluation, its last one serves the outdated evaluation
+    listed = json.loads(cli("clean", path, "--checkpoints", "--json").output)
+    assert [(f["run"], f["epoch"]) for f in listed["folders"]] == [("rank4", 0)]
+    assert cli("clean", path, "--checkpoints", "--yes").exit_code == 0
+    assert json.loads(cli("clean", path, "--checkpoints", "--json").output)["folders"] == []

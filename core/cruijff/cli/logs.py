@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from cruijff.cli import App, experiment_argument, json_option, scheduler_option
+from cruijff.cli import App, json_option, scheduler_option
 
 FOLLOW_POLL_S = 0.5
 """How often ``--follow`` reads what the log gained."""
@@ -17,8 +17,7 @@ STATE_POLL_S = 5.0
 
 
 @click.command()
-@experiment_argument
-@click.argument("unit", metavar="JOB")
+@click.argument("where", nargs=-1, required=True, metavar="[EXPERIMENT] JOB")
 @click.option(
     "--attempt", type=click.IntRange(min=1), metavar="N", help="Attempt N (default: the latest)."
 )
@@ -31,16 +30,15 @@ STATE_POLL_S = 5.0
 @click.pass_obj
 def command(
     app: App,
-    experiment: Path,
-    unit: str,
+    where: tuple[str, ...],
     attempt: int | None,
     lines: int | None,
     follow: bool,
     scheduler: str | None,
     as_json: bool,
 ) -> None:
-    """Print the log of JOB of EXPERIMENT: a unit id (rank8.train), or a run name or glob
-    that names one job.
+    """Print the log of JOB of EXPERIMENT (default: ./experiment.yaml): a unit id
+    (rank8.train), or a run name or glob that names one job.
 
     The log holds every attempt; the latest is shown unless --attempt N. With --follow, what
     the job writes next is printed as it comes, until the job ends (Ctrl-C stops following;
@@ -50,6 +48,11 @@ def command(
     from cruijff.cli.render import print_json
     from cruijff.errors import UserError
 
+    if len(where) > 2:
+        raise click.UsageError("give the experiment file and one job")
+    experiment, unit = (
+        (Path("experiment.yaml"), where[0]) if len(where) == 1 else (Path(where[0]), where[1])
+    )
     if follow and (attempt is not None or as_json):
         raise click.UsageError("--follow follows the latest attempt, as text")
     found = orchestrator.job_log(app.manager, experiment, unit, scheduler=scheduler)
