@@ -493,8 +493,12 @@ def test_values_full_of_shell_metacharacters_are_submitted_as_data(slurm_cluster
     assert [h.id.count("_") for h in handles] == [1, 1, 0]
     states = finished(scheduler, handles)
     assert {s.state for s in states.values()} == {JobState.SUCCEEDED}
-    for one in jobs:
-        assert Path(one.log).read_text() == "".join(f"[{v}]\n" for v in nasty) + "[$NASTY]\n"
+    for one, handle in zip(jobs, handles, strict=True):
+        banner, text = Path(one.log).read_text().split("\n", 1)
+        # the line `cruijff logs` finds the attempt by: the unit, and the job id as handled
+        assert banner.startswith(f"--- cruijff: {one.unit_id} started ")
+        assert banner.endswith(f" (SLURM job {handle.id}) ---")
+        assert text == "".join(f"[{v}]\n" for v in nasty) + "[$NASTY]\n"
     assert not [p for p in tmp_path.rglob("*") if p.name == "pwned"], "a value was executed"
     names = slurm("squeue", "-h", "-t", "all", "-j", handles[2].id, "-o", "%j")
     assert names.strip() == jobs[2].name
