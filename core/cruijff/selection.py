@@ -54,26 +54,25 @@ def downstream(units: Iterable[str], depends_on: Mapping[str, Sequence[str]]) ->
     """Every unit that depends, directly or through others, on one of ``units`` (``units``
     themselves not included unless one depends on another)."""
     dependents: dict[str, list[str]] = {}
-    for unit, upstream in depends_on.items():
-        for parent in upstream:
+    for unit, parents in depends_on.items():
+        for parent in parents:
             dependents.setdefault(parent, []).append(unit)
-    found: set[str] = set()
-    todo = list(units)
-    while todo:
-        for child in dependents.get(todo.pop(), ()):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
+    return _reach(units, dependents)
 
 
 def upstream(units: Iterable[str], depends_on: Mapping[str, Sequence[str]]) -> set[str]:
     """``units`` and every unit they depend on, directly or through others."""
-    found = set(units)
-    todo = list(found)
+    units = set(units)
+    return units | _reach(units, depends_on)
+
+
+def _reach(units: Iterable[str], edges: Mapping[str, Sequence[str]]) -> set[str]:
+    """Every unit reached from ``units`` along ``edges``, in one or more steps."""
+    found: set[str] = set()
+    todo = list(units)
     while todo:
-        for parent in depends_on.get(todo.pop(), ()):
-            if parent not in found:
-                found.add(parent)
-                todo.append(parent)
+        for other in edges.get(todo.pop(), ()):
+            if other not in found:
+                found.add(other)
+                todo.append(other)
     return found
