@@ -15,15 +15,11 @@ from typing import Any
 
 import attrs
 
-from cruijff import clean, measurements, selection
+from cruijff import clean, measurements, rerun, selection
 from cruijff.errors import PluginError, UserError
 from cruijff.manager import PluginManager
 from cruijff.records import JobSpec, JobState, JobStatus, Plan, Unit
 from cruijff.state import ExperimentState, JobRecord
-
-RERUN_ENV = "CRUIJFF_RERUN"
-"""Set to ``1`` in the environment of a job run again although it succeeded (``run --only X
---force``): a tool that resumes from what an earlier attempt left starts over instead."""
 
 Observer = Callable[[str, "JobRecord | None"], None]
 """Told of every change, ``("submitted" | "state" | "done", record)``, and of every poll while
@@ -236,7 +232,7 @@ class Runner:
                 continue
             record = records.get(unit_id)
             if force and record is not None and record.done:
-                job = attrs.evolve(job, env={**job.env, RERUN_ENV: "1"})
+                job = attrs.evolve(job, env={**job.env, rerun.ENV: "1"})
             if retry_failed and record is not None and record.state and record.state.failed:
                 status = JobStatus(
                     state=record.state, exit_code=record.exit_code, cause=record.cause
@@ -244,7 +240,7 @@ class Runner:
                 unit = self.units[unit_id]
                 # a retry continues what the failed attempt left, even one that started over
                 earlier = attrs.evolve(
-                    record.job, env={k: v for k, v in record.job.env.items() if k != RERUN_ENV}
+                    record.job, env={k: v for k, v in record.job.env.items() if k != rerun.ENV}
                 )
                 job = self.manager.retry(self.plan.experiment, unit, earlier, status)
             batch.append(job)

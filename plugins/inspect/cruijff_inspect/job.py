@@ -41,7 +41,7 @@ from typing import Any
 
 import yaml
 
-from cruijff import warm
+from cruijff import rerun, warm
 from cruijff.fsutil import locked, try_lock, write_atomic, write_json
 from cruijff_inspect.collect import cause, collect, location
 from cruijff_inspect.results import (
@@ -92,15 +92,12 @@ def identity(config: dict[str, Any], fingerprint: str | None) -> str:
     return digest(json.dumps([{k: config.get(k) for k in keys}, fingerprint], sort_keys=True))
 
 
-RERUN_ENV = "CRUIJFF_RERUN"  # cruijff.runner.RERUN_ENV: a success run again on purpose
-
-
 def supersede(directory: Path, log_dir: Path, current: str) -> None:
     """Move the logs of other settings or another model out of ``log_dir``."""
     marker = directory / IDENTITY
     previous = marker.read_text().strip() if marker.exists() else None
-    rerun = os.environ.get(RERUN_ENV) == "1"  # asked to run again: nothing of before is reused
-    if (rerun or previous not in (None, current)) and log_dir.exists() and any(log_dir.iterdir()):
+    again = rerun.asked()  # asked to run again: nothing of before is reused
+    if (again or previous not in (None, current)) and log_dir.exists() and any(log_dir.iterdir()):
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S")
         target, number = directory / "superseded" / stamp, 1
         while target.exists():
@@ -108,7 +105,7 @@ def supersede(directory: Path, log_dir: Path, current: str) -> None:
             target = directory / "superseded" / f"{stamp}-{number}"
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(log_dir), str(target))
-        why = "asked to run again" if rerun else "settings or model changed"
+        why = "asked to run again" if again else "settings or model changed"
         say(f"{why}: earlier logs moved to {target}")
     write_atomic(marker, current + "\n")
 
@@ -365,8 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         # held to the end, for the others' evaluations use this cell's merged folder; it waits
         # while another process evaluates this cell
         with locked(directory / LOCK):
-            rerun = os.environ.get(RERUN_ENV) == "1"
-            if args.unless_current and standing(directory) and not rerun:
+            if args.unless_current and standing(directory) and not rerun.asked():
                 say(f"its results stand ({RESULTS}): evaluated with the other cells of its model")
                 return 0
             code = evaluate_cell(config_path, args.batch_size, merged, merge_into)

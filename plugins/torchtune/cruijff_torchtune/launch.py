@@ -15,7 +15,6 @@ step (and the validation loss, where the recipe computes it) to ``metrics.csv``.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from cruijff import rerun
 from cruijff_torchtune import outputs
 from cruijff_torchtune.components import read_rows
 
@@ -111,16 +111,13 @@ def resume_overrides(
     return overrides
 
 
-RERUN_ENV = "CRUIJFF_RERUN"  # cruijff.runner.RERUN_ENV: a success run again on purpose
-
-
 def start_over(output_dir: Path) -> None:
     """Remove what earlier attempts trained, so that a run asked to run again (``cruijff run
     --only RUN --force``) trains from the start instead of finding its epochs done."""
-    print(f"cruijff: running again from the start ({RERUN_ENV}=1)", flush=True)
-    for path in [*output_dir.glob("epoch_*"), output_dir / "adapters", output_dir / "logs"]:
+    print(f"cruijff: running again from the start ({rerun.ENV}=1)", flush=True)
+    folders = [*output_dir.glob("epoch_*"), output_dir / "adapters", output_dir / "logs"]
+    for path in [*folders, output_dir / "recipe_state"]:
         shutil.rmtree(path, ignore_errors=True)
-    shutil.rmtree(output_dir / "recipe_state", ignore_errors=True)
     (output_dir / outputs.METRICS).unlink(missing_ok=True)
 
 
@@ -175,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     adapters_only = lora and bool(config.get("save_adapter_weights_only"))
     epochs = int(config["epochs"])
     per_epoch = training_steps(config, args.nproc)
-    if os.environ.get(RERUN_ENV) == "1":
+    if rerun.asked():
         start_over(output_dir)
 
     if epochs - 1 in outputs.finished_epochs(output_dir, adapters_only):

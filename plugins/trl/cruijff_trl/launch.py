@@ -13,7 +13,6 @@ import argparse
 import csv
 import io
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from cruijff import rerun
 from cruijff.fsutil import write_atomic
 from cruijff_trl import outputs
 
@@ -88,13 +88,10 @@ def training_steps(config: dict[str, Any], processes: int) -> int:
     )
 
 
-RERUN_ENV = "CRUIJFF_RERUN"  # cruijff.runner.RERUN_ENV: a success run again on purpose
-
-
 def start_over(output_dir: Path) -> None:
     """Remove what earlier attempts trained, so that a run asked to run again (``cruijff run
     --only RUN --force``) trains from the start instead of finding its epochs done."""
-    print(f"cruijff: running again from the start ({RERUN_ENV}=1)", flush=True)
+    print(f"cruijff: running again from the start ({rerun.ENV}=1)", flush=True)
     folders = [*output_dir.glob("epoch_*"), output_dir / "adapters", output_dir / "logs"]
     for path in [*folders, output_dir / outputs.CHECKPOINTS]:
         shutil.rmtree(path, ignore_errors=True)
@@ -111,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     output_dir = Path(config["output_dir"])
     adapters_only = config["finetune"] == "lora" and bool(config["train"].get("adapters_only"))
     epochs = int(config["sft"]["num_train_epochs"])
-    if os.environ.get(RERUN_ENV) == "1":
+    if rerun.asked():
         start_over(output_dir)
     done = all(outputs.complete_epoch(output_dir, e, adapters_only) for e in range(epochs))
     if done:
