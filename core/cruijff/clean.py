@@ -30,9 +30,11 @@ from cruijff.state import JobRecord, now
 NAME = "cleaned.json"
 WEIGHTS = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt")
 """The suffixes of the files that hold weights (the rest of a model folder is small)."""
-KINDS = {"checkpoints": (ArtifactKind.HF_MODEL,)}
+KINDS = {
+    "checkpoints": (ArtifactKind.HF_MODEL,),
+    "all-weights": (ArtifactKind.HF_MODEL, ArtifactKind.LORA_ADAPTER),
+}
 """What each mode removes: ``checkpoints`` the merged models; ``all-weights`` adapters too."""
-KINDS["all-weights"] = (ArtifactKind.HF_MODEL, ArtifactKind.LORA_ADAPTER)
 
 
 @attrs.frozen(kw_only=True)
@@ -167,6 +169,7 @@ def check_needed(plan: Plan, unit_ids: Iterable[str]) -> None:
     if not gone:
         return
     units = {unit.id: unit for unit in plan.units}
+    unit_ids = list(unit_ids)  # in submission order: the first job that needs them is named
     retraining = set(unit_ids)
     for unit_id in unit_ids:
         unit = units.get(unit_id)

@@ -231,14 +231,14 @@ def cancel(
         ]
     else:
         flying = runner.cancel(units)
-        now = runner.status()
+        now = runner.state.records()  # whether a dependent is done: no second scheduler query
     depends_on = {job.unit_id: job.depends_on for job in the_plan.jobs}
-    below = selection.downstream([r.unit_id for r in flying], depends_on)
+    stopped = {r.unit_id for r in flying}
+    below = selection.downstream(stopped, depends_on) - stopped
     stranded = [
         job.unit_id
         for job in the_plan.jobs
         if job.unit_id in below
-        and not any(r.unit_id == job.unit_id for r in flying)
         and not ((record := now.get(job.unit_id)) is not None and record.done)
     ]
     return Cancelled(records=flying, stranded=stranded)
