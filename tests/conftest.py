@@ -42,6 +42,15 @@ def isolated_config(cruijff_isolated_config):
     return cruijff_isolated_config
 
 
+@pytest.fixture
+def trace(tmp_path, monkeypatch):
+    """The file the fake jobs append ``start``/``end`` lines to (``CRUIJFF_FAKE_TRACE``; sbatch
+    hands it to SLURM jobs too)."""
+    path = tmp_path / "trace.txt"
+    monkeypatch.setenv("CRUIJFF_FAKE_TRACE", str(path))
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     """A tiny random-weights Llama folder with a generated tokenizer (built once a session)."""

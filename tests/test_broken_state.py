@@ -35,13 +35,6 @@ FAST = RunOptions(jobs=2, poll_interval=0.05, max_interval=0.2)
 ROOT = os.geteuid() == 0
 
 
-@pytest.fixture
-def trace(tmp_path, monkeypatch) -> Path:
-    path = tmp_path / "trace.txt"
-    monkeypatch.setenv("CRUIJFF_FAKE_TRACE", str(path))
-    return path
-
-
 def starts(trace: Path) -> list[str]:
     if not trace.exists():
         return []

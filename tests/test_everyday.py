@@ -13,6 +13,7 @@ from pathlib import Path
 
 import attrs
 import pytest
+from test_broken_state import starts
 
 from cruijff import clean, logs, selection
 from cruijff.errors import UserError
@@ -24,19 +25,6 @@ from cruijff.testing.fake_job import WEIGHT_BYTES
 
 FAST = RunOptions(jobs=2, poll_interval=0.05, max_interval=0.2)
 ALL = {"rank4.train", "rank8.train", "rank4.eval.caps.e1", "rank8.eval.caps.e1", "base.eval.caps"}
-
-
-@pytest.fixture
-def trace(tmp_path, monkeypatch) -> Path:
-    path = tmp_path / "trace.txt"
-    monkeypatch.setenv("CRUIJFF_FAKE_TRACE", str(path))
-    return path
-
-
-def starts(trace: Path) -> list[str]:
-    if not trace.exists():
-        return []
-    return [line.split()[1] for line in trace.read_text().splitlines() if line.startswith("start")]
 
 
 def records(tmp_path: Path):

@@ -21,13 +21,6 @@ from cruijff.state import ExperimentState
 FAST = RunOptions(jobs=2, poll_interval=0.05, max_interval=0.2)
 
 
-@pytest.fixture
-def trace(tmp_path, monkeypatch) -> Path:
-    path = tmp_path / "trace.txt"
-    monkeypatch.setenv("CRUIJFF_FAKE_TRACE", str(path))
-    return path
-
-
 def events(trace: Path) -> list[tuple[str, str, float]]:
     if not trace.exists():
         return []

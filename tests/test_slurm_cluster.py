@@ -196,13 +196,6 @@ def manager(slurm_cluster, plugin_manager, register_plugin, fake_tools):
 
 
 @pytest.fixture
-def trace(tmp_path, monkeypatch) -> Path:
-    path = tmp_path / "trace.txt"
-    monkeypatch.setenv("CRUIJFF_FAKE_TRACE", str(path))  # sbatch hands it to the jobs
-    return path
-
-
-@pytest.fixture
 def experiment(make_experiment, isolated_config, tmp_path, slurm_cluster):
     """Write a cluster profile into the (isolated) config folder and an experiment that runs on
     slurm (``named=False``: that does not say so); cancels whatever of it is still queued at
