@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from cruijff import stamps
 from cruijff.errors import ProblemsFound, UserError
 from cruijff.experiment import load_experiment
 from cruijff.manager import PluginManager
@@ -80,6 +81,11 @@ def with_scheduler(
 def check(manager: PluginManager, path: Path, *, scheduler: str | None = None) -> Checked:
     """Load ``path`` and check it through the core and every plugin; never raises for a
     mistake in the file (the problems say what is wrong)."""
+    with stamps.steady():
+        return _check(manager, path, scheduler)
+
+
+def _check(manager: PluginManager, path: Path, scheduler: str | None) -> Checked:
     loaded = load(manager, path)
     experiment, problems = loaded.experiment, list(loaded.problems)
     if experiment is None:
@@ -141,6 +147,11 @@ def plan(manager: PluginManager, checked: Checked) -> Plan:
     """The units and jobs of a checked experiment; ProblemsFound if it has errors."""
     if not checked.ok:
         raise ProblemsFound(checked.errors)
+    with stamps.steady():
+        return _plan(manager, checked)
+
+
+def _plan(manager: PluginManager, checked: Checked) -> Plan:
     experiment = checked.experiment
     assert experiment is not None
     roles = [role.value for role in Role]

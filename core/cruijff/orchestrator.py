@@ -9,7 +9,7 @@ from typing import Any
 
 import attrs
 
-from cruijff import jobindex, logs, selection
+from cruijff import jobindex, logs, selection, stamps
 from cruijff.design import Checked, check, load, plan, with_scheduler
 from cruijff.errors import UserError
 from cruijff.gcpause import paused_gc
@@ -33,7 +33,7 @@ def validate(
 
 def design(manager: PluginManager, path: Path, *, scheduler: str | None = None) -> Plan:
     """The plan of an experiment (ProblemsFound if the file has errors). Writes nothing."""
-    with paused_gc():
+    with paused_gc(), stamps.steady():
         return plan(manager, check(manager, path, scheduler=scheduler))
 
 

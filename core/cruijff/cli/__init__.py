@@ -8,6 +8,7 @@ parts inside the command, so ``cruijff --help`` answers quickly. Plugins add com
 from __future__ import annotations
 
 import errno
+import gc
 import importlib
 import os
 import sys
@@ -219,7 +220,13 @@ def json_option(function: Any) -> Any:
 
 def main() -> None:
     """The ``cruijff`` console script."""
-    cli(prog_name="cruijff")
+    try:
+        cli(prog_name="cruijff")
+    finally:
+        # The interpreter's last collection walks every object still alive, to find cycles
+        # that exit frees anyway: 1.3 s after a plan of 10,000 runs. Nothing cruijff leaves
+        # open waits on it (files are closed and flushed where they are written).
+        gc.freeze()
 
 
 if __name__ == "__main__":  # pragma: no cover

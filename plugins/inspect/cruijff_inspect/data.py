@@ -23,6 +23,7 @@ from typing import Any
 
 import attrs
 
+from cruijff import stamps
 from cruijff.records import NAME_PATTERN, EvalTask, Experiment, Run
 from cruijff.upstream import condition_file
 from cruijff_inspect import introspect
@@ -52,7 +53,7 @@ class EvalData:
 def condition_files(folder: Path, condition: str) -> list[Path]:
     """The evaluation files of a generated condition: ``{cond}_test_*.json`` in ``folder``."""
     try:
-        return list(_condition_files(str(folder), folder.stat().st_mtime_ns, condition))
+        return list(_condition_files(str(folder), stamps.stat(folder).st_mtime_ns, condition))
     except OSError:
         return []
 
@@ -206,7 +207,7 @@ def top_level_keys(path: Path) -> tuple[str, ...] | None:
     """The keys of a JSON file's top-level object (its splits), scanned without building its
     rows; None when it is not an object (a list serves every split) or cannot be read."""
     try:
-        stat = path.stat()
+        stat = stamps.stat(path)
         return _keys(str(path), stat.st_size, stat.st_mtime_ns)
     except (OSError, ValueError):
         return None

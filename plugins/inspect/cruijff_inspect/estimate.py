@@ -84,6 +84,7 @@ from typing import Any
 
 import attrs
 
+from cruijff import stamps
 from cruijff.estimates import Estimate, Range
 from cruijff.hardware import Hardware
 from cruijff.measurements import Index, Measurement, past_error
@@ -290,13 +291,13 @@ def read_model(folder: Path) -> Model:
     """The :class:`Model` of a folder (read once per version of the folder and its
     ``config.json``)."""
     text = os.fspath(folder)  # joined and stat-ed as text: a plan asks for every cell
-    stamps = []
+    versions = []
     for path in (text, os.path.join(text, "config.json")):
         try:
-            stamps.append(os.stat(path).st_mtime_ns)
+            versions.append(stamps.stat(path).st_mtime_ns)
         except OSError:
-            stamps.append(0)
-    return _read_model(text, *stamps)
+            versions.append(0)
+    return _read_model(text, *versions)
 
 
 @functools.lru_cache(maxsize=64)
@@ -408,7 +409,7 @@ def split_inputs(path: Path, split: str | None) -> tuple[int, ...] | None:
     it); None when the file cannot be read, lacks the split, or the task reads no split of an
     object of splits."""
     try:
-        stat = path.stat()
+        stat = stamps.stat(path)
         found = _input_lengths(str(path), stat.st_mtime_ns, stat.st_size)
     except OSError:
         return None

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cruijff import stamps
 from cruijff.dumps import yaml_block
 from cruijff.errors import UserError
 from cruijff.records import (
@@ -78,7 +79,7 @@ def weights_gb(folder: Path) -> float:
     """The size of a model folder's weight files, in GB (0 when there are none yet); listed
     once per version of the folder (a file added or removed changes its mtime)."""
     try:
-        return _weights_gb(folder, folder.stat().st_mtime_ns)
+        return _weights_gb(folder, stamps.stat(folder).st_mtime_ns)
     except OSError:
         return 0.0
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import attrs
 
+from cruijff import stamps
+
 
 @attrs.frozen
 class Given:
@@ -163,7 +165,7 @@ def functions(path: Path, decorator: str = "task") -> tuple[Function, ...]:
     (``@task``, ``@inspect_ai.task``, ``@task(...)``) decorates it. SourceError if the file
     cannot be read or parsed."""
     try:
-        mtime = path.stat().st_mtime_ns
+        mtime = stamps.stat(path).st_mtime_ns
     except OSError as error:
         raise SourceError(f"cannot read {path}: {error}") from None
     return _functions(str(path), mtime, decorator)

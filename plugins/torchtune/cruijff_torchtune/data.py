@@ -20,6 +20,7 @@ from pathlib import Path
 
 import attrs
 
+from cruijff import stamps
 from cruijff.records import Artifact, Experiment, Run, Unit
 from cruijff.upstream import condition_file as condition_files
 from cruijff.upstream import dataset_maker
@@ -120,7 +121,7 @@ def _split_sizes(path: Path) -> Mapping[str, int] | int | None:
     """Rows per split of a data file, the length of a bare list (every split is all of it),
     or None when it cannot be read; read once per version of the file."""
     try:
-        stat = path.stat()
+        stat = stamps.stat(path)
     except OSError:
         return None
     return _read_sizes(path, stat.st_mtime_ns, stat.st_size)
@@ -144,7 +145,7 @@ def row_bytes(path: Path, split: str) -> tuple[int, float] | None:
     mean over its rows: a byte-level tokenizer makes at most one token a byte. None when the
     file cannot be read."""
     try:
-        stat = Path(path).stat()
+        stat = stamps.stat(path)
     except OSError:
         return None
     found = _read_row_bytes(Path(path), stat.st_mtime_ns, stat.st_size)

@@ -16,6 +16,7 @@ as cruijff_kit's MODEL_CONFIGS give them: one up to an 8B model, four for a 70B 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -23,7 +24,7 @@ from typing import Any
 
 import attrs
 
-from cruijff import quantities
+from cruijff import quantities, stamps
 from cruijff.errors import UserError
 from cruijff.records import (
     Artifact,
@@ -207,7 +208,7 @@ def _frozen_config(model: ModelSpec) -> Mapping[str, Any]:
 def _model(path: Path) -> ModelSpec:
     """The model folder's spec, read once per version of its ``config.json``."""
     try:
-        stat = (path / "config.json").stat()
+        stat = stamps.stat(os.path.join(path, "config.json"))
         version: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
     except OSError:
         version = None

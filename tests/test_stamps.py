@@ -1,0 +1,41 @@
+"""cruijff.stamps: a file's stat taken once per design, every time outside one."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from cruijff import stamps
+
+
+def test_inside_steady_a_path_is_stat_ed_once_and_outside_every_time(tmp_path, monkeypatch):
+    path = tmp_path / "config.json"
+    path.write_text("{}")
+    calls = []
+    real = os.stat
+    monkeypatch.setattr(os, "stat", lambda p, *a, **k: calls.append(p) or real(p, *a, **k))
+    with stamps.steady():
+        first = stamps.stat(path)
+        path.write_text('{"changed": true}')
+        with stamps.steady():  # a nested block shares the outer one's stats
+            assert stamps.stat(str(path)).st_size == first.st_size == 2
+    assert len(calls) == 1
+    assert stamps.stat(path).st_size == len('{"changed": true}')
+    assert stamps.stat(path).st_size == len('{"changed": true}')
+    assert len(calls) == 3
+
+
+def test_a_missing_file_raises_each_time_it_is_asked_for(tmp_path):
+    depths = []
+    with stamps.steady():
+        for _ in range(3):
+            with pytest.raises(FileNotFoundError) as raised:
+                stamps.stat(tmp_path / "absent")
+            assert raised.value.filename == str(tmp_path / "absent")
+            depths.append(len(raised.traceback))
+        assert depths[0] == depths[-1]  # the raises' traces do not pile up on the error
+        (tmp_path / "absent").write_text("x")
+        with pytest.raises(FileNotFoundError):  # steady: as it was when first asked
+            stamps.stat(tmp_path / "absent")
+    assert stamps.stat(tmp_path / "absent").st_size == 1
