@@ -114,21 +114,33 @@ class RunConfig:
     ``(path, value, source)`` (made when first read)."""
 
     recipe: str
-    config: dict[str, Any]
     frozen: Mapping[str, Any]
     """The config read-only (for the unit's plan)."""
-    _layered: params.Layered = attrs.field(alias="layered", repr=False, eq=False)
+    _layered: Callable[[], params.Layered] = attrs.field(alias="layered", repr=False, eq=False)
+    """Makes the config with its sources (a sweep's runs: only where they are read)."""
     lora: bool
     validating: bool = False
+    _made: list[params.Layered] = attrs.field(factory=list, init=False, repr=False, eq=False)
+
+    @property
+    def layered(self) -> params.Layered:
+        if not self._made:
+            self._made.append(self._layered())
+        return self._made[0]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The config as plain data (the same as :attr:`frozen`)."""
+        return self.layered.config
 
     @property
     def settings(self) -> tuple[tuple[str, Any, str], ...]:
-        return tuple(self._layered.settings())
+        return tuple(self.layered.settings())
 
     @property
     def adapters_only(self) -> bool:
         """Whether the run keeps only LoRA adapters (``save_adapter_weights_only``)."""
-        return self.lora and bool(self.config.get("save_adapter_weights_only"))
+        return self.lora and bool(self.frozen.get("save_adapter_weights_only"))
 
 
 def dump_yaml(data: Any) -> str:
@@ -223,40 +235,58 @@ def build(
         template = make()
         layered = template.layered
         layered.changed = set()  # frozen anew from the template's, after the derived values
-    else:
-        key = (
-            repr(sorted(controls.items())),
-            model.path,
-            id(model),  # one spec per version of config.json (units._model)
-            str(data),
-            gpus,
-            wandb_project,
-            max_samples,
-            repr(sorted(early.items())),
-            tuple(late),
+        _derive(layered, template, controls, run)
+        return RunConfig(
+            recipe=template.recipe,
+            frozen=layered.frozen(template.frozen),
+            layered=lambda: layered,
+            lora=template.lora,
+            validating=template.validating,
         )
-        template = shared.template(key, make)
-        layered = template.layered.copy()
-        names = {_RUN_NAME: run_name, str(_RUN_DIR): str(output_dir)}
+    key = (
+        repr(sorted(controls.items())),
+        model.path,
+        id(model),  # one spec per version of config.json (units._model)
+        str(data),
+        gpus,
+        wandb_project,
+        max_samples,
+        repr(sorted(early.items())),
+        tuple(late),
+    )
+    template = shared.template(key, make)
+    names = {_RUN_NAME: run_name, str(_RUN_DIR): str(output_dir)}
+
+    def finish(target: params.Layered | params.Overlaid) -> Any:
+        """The run's own values over the shared layers, then the derived ones: the same
+        steps on the template's frozen config now and on a copy of its layers when the
+        sources are read."""
         for path in template.stand_ins:
-            value = layered.get(path)
+            value = target.get(path)
             for stand_in, real in names.items():
                 value = value.replace(stand_in, real)
-            layered.put(path, value)
+            target.put(path, value)
         for name in late:
-            layered.apply(params.expand(name, run[name]), "run")
-    if template.lora:
-        _derive_lora_alpha(layered, controls, run)
-    if template.validating:
-        _add_validation_data(layered)
+            target.apply(params.expand(name, run[name]), "run")
+        _derive(target, template, controls, run)
+        return target
+
     return RunConfig(
         recipe=template.recipe,
-        config=layered.config,
-        frozen=layered.frozen(template.frozen),
-        layered=layered,
+        frozen=finish(params.Overlaid(template.frozen)).tree,
+        layered=lambda: finish(template.layered.copy()),
         lora=template.lora,
         validating=template.validating,
     )
+
+
+def _derive(
+    target: params.Layered | params.Overlaid, template: _Template, controls: Mapping, run: Mapping
+) -> None:
+    if template.lora:
+        _derive_lora_alpha(target, controls, run)
+    if template.validating:
+        _add_validation_data(target)
 
 
 def _late(run: Mapping[str, Any]) -> tuple[str, ...]:
@@ -529,7 +559,9 @@ def _add_parameters(layered: params.Layered, controls: Mapping, run: Mapping) ->
                 layered.apply(params.expand(name, value), layer)
 
 
-def _derive_lora_alpha(layered: params.Layered, controls: Mapping, run: Mapping) -> None:
+def _derive_lora_alpha(
+    layered: params.Layered | params.Overlaid, controls: Mapping, run: Mapping
+) -> None:
     """``lora_alpha`` = 2 × the run's ``lora_rank`` (cruijff_kit's rule), unless the
     experiment sets the alpha itself."""
     if any("lora_alpha" in values or "model.lora_alpha" in values for values in (controls, run)):
@@ -539,7 +571,7 @@ def _derive_lora_alpha(layered: params.Layered, controls: Mapping, run: Mapping)
         layered.apply({"model": {"lora_alpha": 2 * rank}}, "derived: 2 × lora_rank")
 
 
-def _add_validation_data(layered: params.Layered) -> None:
+def _add_validation_data(layered: params.Layered | params.Overlaid) -> None:
     """The validation dataset: the training one (file, formatting, prompts) with split
     ``validation`` and every row (cruijff_kit's ``dataset_val``)."""
     section = dict(layered.get("dataset"))

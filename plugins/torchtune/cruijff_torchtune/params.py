@@ -282,6 +282,43 @@ class Layered:
         ]
 
 
+class Overlaid:
+    """A frozen config with values merged in as :meth:`Layered.apply` and :meth:`Layered.put`
+    merge them (dicts recursively, anything else replaces), each change copying only the
+    sections on its path: the rest stays shared with the config it started from. It keeps no
+    sources: a run's :class:`Layered` is made again where they are read."""
+
+    def __init__(self, tree: Mapping[str, Any]) -> None:
+        self.tree = tree
+
+    def apply(self, values: Mapping[str, Any], source: str = "") -> None:
+        self.tree = _overlay(self.tree, values)
+
+    def put(self, path: str, value: Any) -> None:
+        for part in reversed(path.split(".")):
+            value = {part: value}
+        self.apply(value)
+
+    def get(self, path: str, default: Any = None) -> Any:
+        node: Any = self.tree
+        for part in path.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+
+def _overlay(tree: Mapping[str, Any], values: Mapping[str, Any]) -> Mapping[str, Any]:
+    made = dict(tree)
+    for key, value in values.items():
+        below = made.get(key)
+        if isinstance(value, Mapping) and isinstance(below, Mapping):
+            made[key] = _overlay(below, value)
+        else:
+            made[key] = freeze(value)
+    return MappingProxyType(made)
+
+
 def _patched(
     frozen: Mapping[str, Any], config: dict[str, Any], changed: set[tuple[str, ...]]
 ) -> Mapping[str, Any]:

@@ -156,7 +156,7 @@ def training_unit(
         shared=shared,
     )
     train_rows, row_bytes = _train_rows(data, {} if rows is None else rows)
-    _check_steps(run.name, built.config, train_rows, gpus)
+    _check_steps(run.name, built.frozen, train_rows, gpus)
     compute = run.compute
     if not experiment.scheduler.gpus and compute.gpus is not None:
         compute = attrs.evolve(compute, gpus=None)  # its jobs get none (parse warns)
@@ -307,7 +307,7 @@ def _data_settings(experiment: Experiment, data: TrainingFile) -> list[tuple[str
 def _produces(run: Run, built: RunConfig) -> list[Artifact]:
     """A merged model per epoch (none when only adapters are kept), an adapter per epoch for
     LoRA, and the loss per step."""
-    epochs = range(int(built.config["epochs"]))
+    epochs = range(int(built.frozen["epochs"]))
     produces = []
     if not built.adapters_only:
         produces += [
