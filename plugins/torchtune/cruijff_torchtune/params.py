@@ -284,15 +284,15 @@ class Layered:
 
 class Overlaid:
     """A frozen config with values merged in as :meth:`Layered.apply` and :meth:`Layered.put`
-    merge them (dicts recursively, anything else replaces), each change copying only the
-    sections on its path: the rest stays shared with the config it started from. It keeps no
-    sources: a run's :class:`Layered` is made again where they are read."""
+    merge them (dicts recursively, anything else replaces), copying only the sections on
+    their paths, once each: :attr:`tree` shares the rest with the config it started from. It
+    keeps no sources: a run's :class:`Layered` is made again where they are read."""
 
     def __init__(self, tree: Mapping[str, Any]) -> None:
-        self.tree = tree
+        self._root = dict(tree)  # the plain dicts are this one's copies; the rest is frozen
 
     def apply(self, values: Mapping[str, Any], source: str = "") -> None:
-        self.tree = _overlay(self.tree, values)
+        _merge_into(self._root, values)
 
     def put(self, path: str, value: Any) -> None:
         for part in reversed(path.split(".")):
@@ -300,23 +300,33 @@ class Overlaid:
         self.apply(value)
 
     def get(self, path: str, default: Any = None) -> Any:
-        node: Any = self.tree
+        node: Any = self._root
         for part in path.split("."):
             if not isinstance(node, Mapping) or part not in node:
                 return default
             node = node[part]
         return node
 
+    @property
+    def tree(self) -> Mapping[str, Any]:
+        return _sealed(self._root)
 
-def _overlay(tree: Mapping[str, Any], values: Mapping[str, Any]) -> Mapping[str, Any]:
-    made = dict(tree)
+
+def _merge_into(into: dict[str, Any], values: Mapping[str, Any]) -> None:
     for key, value in values.items():
-        below = made.get(key)
+        below = into.get(key)
         if isinstance(value, Mapping) and isinstance(below, Mapping):
-            made[key] = _overlay(below, value)
+            if type(below) is not dict:  # a shared section: copied before it changes
+                below = into[key] = dict(below)
+            _merge_into(below, value)
         else:
-            made[key] = freeze(value)
-    return MappingProxyType(made)
+            into[key] = freeze(value)
+
+
+def _sealed(node: dict[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(
+        {key: _sealed(value) if type(value) is dict else value for key, value in node.items()}
+    )
 
 
 def _patched(
