@@ -58,8 +58,13 @@ def thaw(value: Any) -> Any:
     return value
 
 
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
 def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return freeze(value if type(value) is MappingProxyType else dict(value or {}))
+    if not value:
+        return _EMPTY  # most records' optional mappings: one read-only empty one for all
+    return freeze(value if type(value) is MappingProxyType else dict(value))
 
 
 def _tuple(value: Any) -> tuple:
