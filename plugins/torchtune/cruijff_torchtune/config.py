@@ -181,6 +181,7 @@ class Shared:
     def __init__(self) -> None:
         self._made: dict[tuple, _Template] = {}
         self._late: dict[tuple, tuple[str, ...]] = {}
+        self._controls: tuple[Mapping[str, Any], str] | None = None
 
     def late(self, run: Mapping[str, Any]) -> tuple[str, ...]:
         """:func:`_late` of ``run``, decided once per set of parameter names."""
@@ -189,6 +190,12 @@ class Shared:
         if known is None:
             known = self._late[shape] = _late(run)
         return known
+
+    def text(self, controls: Mapping[str, Any]) -> str:
+        """``controls`` as text for a template's key, made once for the experiment's."""
+        if self._controls is None or self._controls[0] is not controls:
+            self._controls = (controls, repr(sorted(controls.items())))
+        return self._controls[1]
 
     def template(self, key: tuple, make: Callable[[], _Template]) -> _Template:
         known = self._made.get(key)
@@ -244,7 +251,7 @@ def build(
             validating=template.validating,
         )
     key = (
-        repr(sorted(controls.items())),
+        shared.text(controls),
         model.path,
         id(model),  # one spec per version of config.json (units._model)
         str(data),

@@ -13,7 +13,7 @@ config builder follows too, says which runs quantize, so it is an error here ins
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from cruijff.records import Experiment, Key, ParseReport, Problem, Run, RunType, Severity
 from cruijff.suggest import did_you_mean
@@ -227,7 +227,7 @@ def _check_quantize(experiment: Experiment, report: Report) -> None:
             return  # one error: the others come from the same setting
 
 
-def _where(run: Run, name: str, controls: dict) -> str:
+def _where(run: Run, name: str, controls: Mapping) -> str:
     """Where a run's parameter ``name`` is written: its own parameters (a grid's run: the
     variables), else the controls."""
     if name in run.parameters:
@@ -242,7 +242,7 @@ def _check_runs(
 ) -> None:
     """What each fine-tuned run asks that cruijff cannot do, or does otherwise than
     cruijff_kit: say so, once per place that asks it."""
-    controls = dict(experiment.controls)
+    controls = experiment.controls
     gpus_asked = [key for key in keys if key.section == "parameters" and key.name == "gpus"]
     for run in trained:
         mine = run.parameters
@@ -364,7 +364,7 @@ def _check_data(experiment: Experiment, trained: list[Run], report: Report) -> N
             continue
         if generated and file.path == experiment.data.path:
             continue  # written by the generation job: its declared splits are used
-        _check_warmup(experiment, run, file, dict(experiment.controls), report)
+        _check_warmup(experiment, run, file, experiment.controls, report)
         on = validates(experiment.controls, run.parameters)
         batch_val = _count(planned("batch_size_val", experiment.controls, run.parameters))
         mark = (file.path, file.source, on, batch_val)
@@ -383,7 +383,7 @@ def _count(value: object) -> int | None:
 
 
 def _check_warmup(
-    experiment: Experiment, run: Run, file: TrainingFile, controls: dict, report: Report
+    experiment: Experiment, run: Run, file: TrainingFile, controls: Mapping, report: Report
 ) -> None:
     """A run that ends before its warmup does never trains at its learning rate (cruijff_kit's
     scaffold warns too): its default is 100 steps, more than a small experiment makes."""

@@ -9,6 +9,7 @@ write it: both ask the same functions, so what is checked is what is trained.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from cruijff.records import thaw
@@ -34,13 +35,31 @@ def tool_value(name: str, controls: Mapping, run: Mapping, default: Any) -> tupl
 def given(path: str, controls: Mapping, run: Mapping) -> Any:
     """The value the experiment gives config ``path`` (``model.quantize_base``), the run's over
     the controls', whether as that dotted name or inside a section; MISSING where neither does."""
+    found = _in_layer(path, run)
+    if found is not MISSING:
+        return found
+    if type(controls) is not MappingProxyType:
+        return _in_layer(path, controls)
+    # the experiment's read-only controls: the same for every run, each path looked up once
+    key = (path, id(controls))
+    known = _CONTROLS.get(key)
+    if known is None or known[0] is not controls:
+        if len(_CONTROLS) >= 4096:
+            _CONTROLS.clear()
+        known = _CONTROLS[key] = (controls, _in_layer(path, controls))
+    return thaw(known[1]) if known[1] is not MISSING else MISSING
+
+
+_CONTROLS: dict[tuple[str, int], tuple[Mapping, Any]] = {}
+
+
+def _in_layer(path: str, layer: Mapping) -> Any:
     found = MISSING
-    for layer in (controls, run):
-        for name, value in layer.items():
-            if name in params.TOOL:
-                continue
-            # later keys win within a layer, as they do when the config is built
-            found = _inside(params.FRIENDLY.get(name, name), value, path, found)
+    for name, value in layer.items():
+        if name in params.TOOL:
+            continue
+        # later keys win within a layer, as they do when the config is built
+        found = _inside(params.FRIENDLY.get(name, name), value, path, found)
     return found
 
 

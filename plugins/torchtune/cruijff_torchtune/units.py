@@ -136,7 +136,7 @@ def training_unit(
     """The unit that trains ``run``; UserError when it would make no optimizer step. ``rows``
     keeps what the files of a sweep's runs hold, read once per file in one plan."""
     assert experiment.data is not None, "checked at parse time"
-    controls, mine = dict(experiment.controls), dict(run.parameters)
+    controls, mine = experiment.controls, run.parameters
     model = _model(experiment.model(run.model).path)
     try:
         data = training_file(experiment, run, upstream)
