@@ -532,6 +532,11 @@ def training_memory(
     return Bounds(low=totals[0], expected=totals[1], high=totals[2], facts=facts)
 
 
+def device(finetune: Mapping[str, Any]) -> str:
+    """Where a built ``finetune.yaml`` trains: ``cpu``, else ``cuda``."""
+    return "cpu" if str(finetune.get("device", "cuda")) == "cpu" else "cuda"
+
+
 def memory_arguments(finetune: Mapping[str, Any]) -> dict[str, Any]:
     """The :func:`training_memory` arguments a built ``finetune.yaml`` (as a mapping) sets:
     everything but ``seq_len`` and ``ranks``."""
@@ -552,7 +557,7 @@ def memory_arguments(finetune: Mapping[str, Any]) -> dict[str, Any]:
         "fused_optimizer": bool(optimizer.get("fused", False)),
         "gradient_accumulation": int(finetune.get("gradient_accumulation_steps") or 1),
         "loss_chunks": int(loss.get("num_output_chunks", LOSS_CHUNKS)) if chunked else 0,
-        "device": "cpu" if str(finetune.get("device", "cuda")) == "cpu" else "cuda",
+        "device": device(finetune),
     }
     if lora:
         arguments.update(

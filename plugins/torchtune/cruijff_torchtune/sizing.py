@@ -373,16 +373,18 @@ def review(plan: Plan) -> Review | None:
         if unit.tool != NAME or unit.kind != "train":
             continue
         estimated = plan.estimates.get(unit.id)
-        found = inputs(unit)
-        if estimated is None or estimated.memory_gb is None or found is None:
+        if estimated is None or estimated.memory_gb is None:
             continue
-        on_gpu = found.args["device"] == "cuda"
+        on_gpu = estimate.device(unit.payload.config) == "cuda"
         capacity = hardware.gpu.memory_gb if on_gpu and hardware.gpu else None
         if not on_gpu:
             capacity = hardware.host_memory_gb
             if unit.payload.resources.mem_mb and hardware.gpu is None:
                 capacity = min(capacity or math.inf, unit.payload.resources.mem_mb / 1024)
         if capacity is None or estimated.memory_gb.expected <= capacity:
+            continue
+        found = inputs(unit)
+        if found is None:
             continue
         where = "GPU" if on_gpu else "memory the job has"
         fix = smallest_fix(found, capacity)
