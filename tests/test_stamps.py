@@ -39,3 +39,23 @@ def test_a_missing_file_raises_each_time_it_is_asked_for(tmp_path):
         with pytest.raises(FileNotFoundError):  # steady: as it was when first asked
             stamps.stat(tmp_path / "absent")
     assert stamps.stat(tmp_path / "absent").st_size == 1
+
+
+def test_once_makes_a_value_once_per_key_and_owner_inside_steady_only():
+    made = []
+
+    def make(value):
+        made.append(value)
+        return value
+
+    owner, other = object(), object()
+    assert stamps.once(("k",), lambda: make(1), owner) == 1
+    assert stamps.once(("k",), lambda: make(2), owner) == 2  # outside: made every time
+    with stamps.steady():
+        assert stamps.once(("k",), lambda: make(3), owner) == 3
+        assert stamps.once(("k",), lambda: make(4), owner) == 3
+        assert stamps.once(("k",), lambda: make(5), other) == 5  # another owner: made again
+        assert stamps.once(("j",), lambda: make(6)) == 6
+    with stamps.steady():  # nothing outlives its block
+        assert stamps.once(("k",), lambda: make(7), other) == 7
+    assert made == [1, 2, 3, 5, 6, 7]

@@ -1,19 +1,25 @@
-"""Files' stats, taken once per design.
+"""Files' stats, and what tools make from the experiment and its files, taken once per design.
 
 Tools keep what they read from a file (a model's ``config.json``, a task file's functions, a
 data file's splits) per version of the file, its stat. A plan asks for the same few files once
-per run: 170,000 stats for a plan of 10,000 runs. Inside :func:`steady` (the core plans in
-it) a path's stat, or the error of taking it, is taken once and answered again; outside, every
-call takes it. Nothing writes the files a plan reads while it plans.
+per run: 170,000 stats for a plan of 10,000 runs. Inside :func:`steady` (the core checks and
+plans in it) a path's stat, or the error of taking it, is taken once and answered again, and
+:func:`once` makes what a key names once (a task's data file, the same for every run that sets
+none of its own); outside, every call takes the stat or makes it again. Nothing writes the
+files a plan reads while it plans, and nothing kept outlives the block.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 _taken: dict[str, os.stat_result | OSError] | None = None
+_made: dict[Hashable, tuple[tuple[Any, ...], Any]] = {}
 
 
 def stat(path: str | os.PathLike[str]) -> os.stat_result:
@@ -33,9 +39,27 @@ def stat(path: str | os.PathLike[str]) -> os.stat_result:
     return found
 
 
+def once(key: Hashable, make: Callable[[], T], *owners: Any) -> T:
+    """``make()``, once per ``key`` inside :func:`steady`. ``owners`` are the objects the key
+    names by ``id()`` (the experiment, a task): kept beside the value, so that no other
+    object takes their ids while it is kept, and checked, so that a new one is not answered
+    with an old one's value."""
+    if _taken is None:
+        return make()
+    known = _made.get(key)
+    if (
+        known is None
+        or len(known[0]) != len(owners)
+        or any(a is not b for a, b in zip(known[0], owners, strict=True))
+    ):
+        known = _made[key] = (owners, make())
+    return known[1]
+
+
 @contextlib.contextmanager
 def steady() -> Iterator[None]:
-    """Take each file's stat once inside the block (nested blocks share the outermost's)."""
+    """Take each file's stat, and make what :func:`once` is asked for, once inside the block
+    (nested blocks share the outermost's)."""
     global _taken
     if _taken is not None:
         yield
@@ -45,3 +69,4 @@ def steady() -> Iterator[None]:
         yield
     finally:
         _taken = None
+        _made.clear()

@@ -110,7 +110,7 @@ def _file(experiment: Experiment, run: Run, task: EvalTask) -> EvalData:
                 return EvalData(where=where)
             return EvalData(path=experiment.data.path, source=where, where=where)
         return EvalData(path=experiment.resolve(dataset), source=where, where=where)
-    for key in ("eval_dataset_path", "dataset_path"):
+    for key in RUN_KEYS:
         found_setting = run_setting(experiment, run, key)
         if found_setting is not None and isinstance(found_setting[0], str):
             value, source = found_setting
@@ -157,8 +157,24 @@ def task_function(task: EvalTask) -> introspect.Function | None:
         return None
 
 
+RUN_KEYS = ("eval_dataset_path", "dataset_path")
+"""The run parameters that choose a cell's data file (else the task or the controls do)."""
+
+
 def eval_data(experiment: Experiment, run: Run, task: EvalTask) -> EvalData:
-    """The data file and split a cell of ``run`` on ``task`` evaluates."""
+    """The data file and split a cell of ``run`` on ``task`` evaluates (the same for every
+    run that sets no :data:`RUN_KEYS`: made once per design for those)."""
+    if any(run.parameters.get(key) is not None for key in RUN_KEYS):
+        return _eval_data(experiment, run, task)
+    return stamps.once(
+        ("inspect.eval_data", id(experiment), id(task)),
+        lambda: _eval_data(experiment, run, task),
+        experiment,
+        task,
+    )
+
+
+def _eval_data(experiment: Experiment, run: Run, task: EvalTask) -> EvalData:
     data = _file(experiment, run, task)
     if data.path is None:
         return data

@@ -175,7 +175,17 @@ def _reached(functions: Mapping[str, introspect.Function], start: str) -> list[i
 
 
 def max_tokens(experiment: Experiment, task: EvalTask) -> Cap:
-    """The ``max_tokens`` of ``task``'s cells and where it comes from (module docstring)."""
+    """The ``max_tokens`` of ``task``'s cells and where it comes from (module docstring);
+    once per design."""
+    return stamps.once(
+        ("inspect.max_tokens", id(experiment), id(task)),
+        lambda: _max_tokens(experiment, task),
+        experiment,
+        task,
+    )
+
+
+def _max_tokens(experiment: Experiment, task: EvalTask) -> Cap:
     setting = evaluation_setting(experiment, "max_tokens")
     if task.script is None:
         if setting is not None:
