@@ -10,7 +10,7 @@ import random
 import pytest
 import yaml
 
-from cruijff.dumps import json_object, yaml_block
+from cruijff.dumps import json_object, json_sourced, yaml_block
 from cruijff.records import freeze
 
 DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -107,3 +107,43 @@ def test_keys_that_are_not_strings_are_written_as_the_writers_do() -> None:
 def test_empty_mappings_are_written_as_the_writers_do() -> None:
     assert yaml_block({}) == yaml.dump({}, Dumper=DUMPER, sort_keys=False)
     assert json_object({}) == json.dumps({}, indent=2)
+
+
+PLAIN = ["plain", "/abs/path/to/model", "rank8_lr1e-4", "model.safetensors", "_x", "a/b/", "yes"]
+PLAIN += [0, 7, -3, 1e-5, 0.1, 1.0, 2**70, True, False, None, "x" * 150, "True", "1e5"]
+
+
+def plain_value(rng: random.Random, depth: int = 0) -> object:
+    """Mostly what generated configs hold: sections of plain words and numbers, lists of
+    them, nested a few deep, with now and then a value the dumper writes otherwise."""
+    kind = rng.random()
+    if depth < 4 and kind < 0.3:
+        keys = ["a", "lr", "output_dir", "lora_attn_modules", "k" * 121, "null", "x y", "é"]
+        return {rng.choice(keys): plain_value(rng, depth + 1) for _ in range(rng.randint(0, 4))}
+    if depth < 4 and kind < 0.45:
+        return [rng.choice(PLAIN) for _ in range(rng.randint(0, 3))]
+    if kind > 0.97:
+        return rng.choice(["a: b", "two words", "", [{"a": 1}], {}])
+    return rng.choice(PLAIN)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_sections_written_directly_are_the_dumpers_text(seed: int) -> None:
+    rng = random.Random(seed)
+    data = {name: plain_value(rng) for name in ("model", "checkpointer", "seed", "dataset")}
+    for given in (data, freeze(data)):
+        assert yaml_block(given) == yaml.dump(data, Dumper=DUMPER, sort_keys=False, width=100)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_provenance_is_the_json_of_its_settings(seed: int) -> None:
+    rng = random.Random(seed)
+    settings = [
+        (rng.choice(["model.lora_rank", "lr", "é.path", "seed"]), value(rng), rng.choice(STRINGS))
+        for _ in range(rng.randint(0, 8))
+    ]
+    settings += [("resources.gpus", 0, "default"), ("data.file", "/x/data.json", "data")]
+    expected = {path: {"value": v, "source": source} for path, v, source in settings}
+    assert json_sourced(settings) == json.dumps(expected, indent=2)
+    assert json_sourced(settings) == json_object(expected)
+    assert json_sourced([]) == json.dumps({}, indent=2)

@@ -18,7 +18,7 @@ import functools
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import yaml
@@ -42,18 +42,42 @@ def yaml_block(data: Mapping[str, Any], *, width: int = 100, allow_unicode: bool
 
 
 def _yaml_item(key: str, value: Any, width: int, allow_unicode: bool) -> str:
-    # what a sweep's runs differ in (a seed, a path, a section holding a learning rate) is
-    # written here where the dumper would write it plain; the rest comes from the cache
-    name = _plain(key, 120)
-    if name is not None:
-        text = _plain(value)
-        if text is not None:
-            return f"{name}: {text}\n"
-        if isinstance(value, Mapping) and value:
-            lines = [(_plain(k, 120), _plain(v)) for k, v in value.items()]
-            if all(k is not None and v is not None for k, v in lines):
-                return f"{name}:\n" + "".join(f"  {k}: {v}\n" for k, v in lines)
+    # what a sweep's runs differ in (a seed, a path, a section holding a learning rate or a
+    # run's folder) is written here where the dumper would write it plain; the rest comes
+    # from the cache
+    text = _block(key, value, "")
+    if text is not None:
+        return text
     return _yaml_entry(key, repr(value), _Unhashed(value), width, allow_unicode)
+
+
+def _block(key: Any, value: Any, indent: str) -> str | None:
+    """The dumper's block-style text of ``key: value`` at ``indent`` where every key and
+    scalar in it is written plain (sections of them, lists of scalars); None otherwise."""
+    name = _plain(key, 120) if type(key) is str else None
+    if name is None:
+        return None
+    text = _plain(value)
+    if text is not None:
+        return f"{indent}{name}: {text}\n"
+    if isinstance(value, Mapping):
+        if not value:
+            return None
+        inner = indent + "  "
+        parts = [f"{indent}{name}:\n"]
+        for k, v in value.items():
+            part = _block(k, v, inner)
+            if part is None:
+                return None
+            parts.append(part)
+        return "".join(parts)
+    if isinstance(value, (list, tuple)) and value:
+        items = [_plain(item) for item in value]
+        if None in items:
+            return None
+        # the dumper writes a mapping's list at the key's own indent
+        return f"{indent}{name}:\n" + "".join(f"{indent}- {item}\n" for item in items)
+    return None
 
 
 def json_object(data: Mapping[str, Any]) -> str:
@@ -72,6 +96,23 @@ def _json_item(key: str, value: Any) -> str:
         inner = ",\n".join(f"    {_ENCODE(k)}: {_json_scalar(v)}" for k, v in items)
         return f"  {_ENCODE(key)}: {{\n{inner}\n  }}"
     return _json_entry(key, repr(value), _Unhashed(value))
+
+
+def json_sourced(settings: Iterable[tuple[str, Any, str]]) -> str:
+    """:func:`json_object` of ``{path: {"value": value, "source": source}}`` for (path, value,
+    source) triples (a provenance file), the later of two for one path winning, each written
+    here directly."""
+    found = {path: (value, source) for path, value, source in settings}
+    if not found:
+        return "{}"
+    entries = [
+        f'  {_ENCODE(path)}: {{\n    "value": {_json_scalar(value)},\n'
+        f'    "source": {_ENCODE(source)}\n  }}'
+        if type(value) in SCALARS and type(source) is str
+        else _json_item(path, {"value": value, "source": source})
+        for path, (value, source) in found.items()
+    ]
+    return "{\n" + ",\n".join(entries) + "\n}"
 
 
 _ENCODE = json.encoder.encode_basestring_ascii  # json.dumps's, for a string

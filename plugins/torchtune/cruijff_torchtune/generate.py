@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from cruijff.dumps import json_object
+from cruijff.dumps import json_sourced
 from cruijff.records import Experiment, FileSpec, Generated, JobSpec, Unit
 from cruijff_torchtune import outputs
 from cruijff_torchtune.config import dump_yaml
@@ -54,8 +54,7 @@ def generate(experiment: Experiment, unit: Unit) -> Generated:
     )
 
     def provenance() -> str:
-        found = {path: {"value": value, "source": source} for path, value, source in plan.sourced}
-        return json_object(found) + "\n"
+        return json_sourced(plan.sourced) + "\n"
 
     # rendered when written or previewed, never to plan
     files = (

@@ -13,7 +13,7 @@ recursively; scalars and lists replace.
 from __future__ import annotations
 
 import marshal
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -347,9 +347,17 @@ def _patched(
     return MappingProxyType(made)
 
 
-def _leaves(value: Any, path: str) -> Iterator[tuple[str, Any]]:
+def _leaves(value: Any, path: str) -> list[tuple[str, Any]]:
+    """Every leaf under ``value`` as (dotted path, value), in config order (an empty section
+    is a leaf)."""
+    found: list[tuple[str, Any]] = []
+    _gather(value, path, found)
+    return found
+
+
+def _gather(value: Any, path: str, found: list[tuple[str, Any]]) -> None:
     if isinstance(value, dict) and value:
         for key, item in value.items():
-            yield from _leaves(item, f"{path}.{key}" if path else key)
+            _gather(item, f"{path}.{key}" if path else key, found)
     else:
-        yield path, value
+        found.append((path, value))

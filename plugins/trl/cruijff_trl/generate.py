@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from cruijff.dumps import json_object, yaml_block
+from cruijff.dumps import json_sourced, yaml_block
 from cruijff.records import Experiment, FileSpec, Generated, JobSpec, Setting, Unit
 from cruijff_trl import outputs
 from cruijff_trl.units import TrainingPlan
@@ -51,8 +51,7 @@ def generate(experiment: Experiment, unit: Unit) -> Generated:
     )
 
     def provenance() -> str:
-        found = {path: {"value": value, "source": source} for path, value, source in plan.sourced}
-        return json_object(found) + "\n"
+        return json_sourced(plan.sourced) + "\n"
 
     def settings() -> tuple[Setting, ...]:
         return tuple(Setting(path=p, value=v, source=s) for p, v, s in plan.sourced)
