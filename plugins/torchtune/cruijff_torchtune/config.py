@@ -116,26 +116,20 @@ class RunConfig:
     recipe: str
     frozen: Mapping[str, Any]
     """The config read-only (for the unit's plan)."""
-    _layered: Callable[[], params.Layered] = attrs.field(alias="layered", repr=False, eq=False)
-    """Makes the config with its sources (a sweep's runs: only where they are read)."""
+    _settings: Callable[[], list[tuple[str, Any, str]]] = attrs.field(
+        alias="settings", repr=False, eq=False
+    )
     lora: bool
     validating: bool = False
-    _made: list[params.Layered] = attrs.field(factory=list, init=False, repr=False, eq=False)
-
-    @property
-    def layered(self) -> params.Layered:
-        if not self._made:
-            self._made.append(self._layered())
-        return self._made[0]
 
     @property
     def config(self) -> dict[str, Any]:
         """The config as plain data (the same as :attr:`frozen`)."""
-        return self.layered.config
+        return thaw(self.frozen)
 
     @property
     def settings(self) -> tuple[tuple[str, Any, str], ...]:
-        return tuple(self.layered.settings())
+        return tuple(self._settings())
 
     @property
     def adapters_only(self) -> bool:
@@ -246,7 +240,7 @@ def build(
         return RunConfig(
             recipe=template.recipe,
             frozen=layered.frozen(template.frozen),
-            layered=lambda: layered,
+            settings=layered.settings,
             lora=template.lora,
             validating=template.validating,
         )
@@ -264,24 +258,20 @@ def build(
     template = shared.template(key, make)
     names = {_RUN_NAME: run_name, str(_RUN_DIR): str(output_dir)}
 
-    def finish(target: params.Layered | params.Overlaid) -> Any:
-        """The run's own values over the shared layers, then the derived ones: the same
-        steps on the template's frozen config now and on a copy of its layers when the
-        sources are read."""
-        for path in template.stand_ins:
-            value = target.get(path)
-            for stand_in, real in names.items():
-                value = value.replace(stand_in, real)
-            target.put(path, value)
-        for name in late:
-            target.apply(params.expand(name, run[name]), "run")
-        _derive(target, template, controls, run)
-        return target
-
+    # the run's own values over the shared layers, then the derived ones
+    target = params.Overlaid(template.frozen, template.layered.source)
+    for path in template.stand_ins:
+        value = target.get(path)
+        for stand_in, real in names.items():
+            value = value.replace(stand_in, real)
+        target.put(path, value)
+    for name in late:
+        target.apply(params.expand(name, run[name]), "run")
+    _derive(target, template, controls, run)
     return RunConfig(
         recipe=template.recipe,
-        frozen=finish(params.Overlaid(template.frozen)).tree,
-        layered=lambda: finish(template.layered.copy()),
+        frozen=target.tree,
+        settings=target.settings,
         lora=template.lora,
         validating=template.validating,
     )

@@ -12,7 +12,6 @@ recursively; scalars and lists replace.
 
 from __future__ import annotations
 
-import marshal
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -230,14 +229,6 @@ class Layered:
             for leaf, _ in _leaves(value, path):
                 self.source[leaf] = source
 
-    def copy(self) -> Layered:
-        """A copy sharing nothing that :meth:`apply` or :meth:`put` could change (the
-        config holds YAML's plain types only, which marshal copies fastest)."""
-        made = Layered()
-        made.config = marshal.loads(marshal.dumps(self.config))
-        made.source = dict(self.source)
-        return made
-
     def put(self, path: str, value: Any) -> None:
         """Set the existing leaf ``path`` to ``value``, keeping its source."""
         *parents, last = path.split(".")
@@ -285,19 +276,25 @@ class Layered:
 class Overlaid:
     """A frozen config with values merged in as :meth:`Layered.apply` and :meth:`Layered.put`
     merge them (dicts recursively, anything else replaces), copying only the sections on
-    their paths, once each: :attr:`tree` shares the rest with the config it started from. It
-    keeps no sources: a run's :class:`Layered` is made again where they are read."""
+    their paths, once each: :attr:`tree` shares the rest with the config it started from.
+    Its leaves' sources are those of the layers it started from (``sources``), but where it
+    set them: what a :class:`Layered` doing the same would hold."""
 
-    def __init__(self, tree: Mapping[str, Any]) -> None:
+    def __init__(self, tree: Mapping[str, Any], sources: Mapping[str, str]) -> None:
         self._root = dict(tree)  # the plain dicts are this one's copies; the rest is frozen
+        self._sources = sources
+        self._set: dict[str, str] = {}
 
-    def apply(self, values: Mapping[str, Any], source: str = "") -> None:
+    def apply(self, values: Mapping[str, Any], source: str) -> None:
         _merge_into(self._root, values)
+        for leaf, _ in _leaves(values, ""):
+            self._set[leaf] = source
 
     def put(self, path: str, value: Any) -> None:
+        """Set the existing leaf ``path`` to ``value``, keeping its source."""
         for part in reversed(path.split(".")):
             value = {part: value}
-        self.apply(value)
+        _merge_into(self._root, value)
 
     def get(self, path: str, default: Any = None) -> Any:
         node: Any = self._root
@@ -310,6 +307,15 @@ class Overlaid:
     @property
     def tree(self) -> Mapping[str, Any]:
         return _sealed(self._root)
+
+    def settings(self) -> list[tuple[str, Any, str]]:
+        """Every leaf as (path, value, source), in config order, as :meth:`Layered.settings`
+        gives them."""
+        mine, theirs = self._set, self._sources
+        return [
+            (path, thaw(value), mine[path] if path in mine else theirs.get(path, "?"))
+            for path, value in _leaves(self._root, "")
+        ]
 
 
 def _merge_into(into: dict[str, Any], values: Mapping[str, Any]) -> None:
@@ -356,7 +362,7 @@ def _leaves(value: Any, path: str) -> list[tuple[str, Any]]:
 
 
 def _gather(value: Any, path: str, found: list[tuple[str, Any]]) -> None:
-    if isinstance(value, dict) and value:
+    if isinstance(value, Mapping) and value:  # plain or frozen
         for key, item in value.items():
             _gather(item, f"{path}.{key}" if path else key, found)
     else:
