@@ -259,12 +259,7 @@ class Layered:
             self.changed.add((*parents, last))
 
     def get(self, path: str, default: Any = None) -> Any:
-        node: Any = self.config
-        for part in path.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return default
-            node = node[part]
-        return node
+        return _get(self.config, path, default)
 
     def settings(self) -> list[tuple[str, Any, str]]:
         """Every leaf as (path, value, source), in config order."""
@@ -297,12 +292,7 @@ class Overlaid:
         _merge_into(self._root, value)
 
     def get(self, path: str, default: Any = None) -> Any:
-        node: Any = self._root
-        for part in path.split("."):
-            if not isinstance(node, Mapping) or part not in node:
-                return default
-            node = node[part]
-        return node
+        return _get(self._root, path, default)
 
     @property
     def tree(self) -> Mapping[str, Any]:
@@ -316,6 +306,16 @@ class Overlaid:
             (path, thaw(value), mine[path] if path in mine else theirs.get(path, "?"))
             for path, value in _leaves(self._root, "")
         ]
+
+
+def _get(tree: Mapping[str, Any], path: str, default: Any) -> Any:
+    """The value at dotted ``path`` in a config, plain or frozen; ``default`` where none."""
+    node: Any = tree
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return default
+        node = node[part]
+    return node
 
 
 def _merge_into(into: dict[str, Any], values: Mapping[str, Any]) -> None:

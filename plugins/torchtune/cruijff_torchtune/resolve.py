@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from cruijff import stamps
 from cruijff.records import thaw
 from cruijff_torchtune import params
 from cruijff_torchtune.recipes import find_config, recipe_quantizes_base
@@ -41,16 +42,11 @@ def given(path: str, controls: Mapping, run: Mapping) -> Any:
     if type(controls) is not MappingProxyType:
         return _in_layer(path, controls)
     # the experiment's read-only controls: the same for every run, each path looked up once
-    key = (path, id(controls))
-    known = _CONTROLS.get(key)
-    if known is None or known[0] is not controls:
-        if len(_CONTROLS) >= 4096:
-            _CONTROLS.clear()
-        known = _CONTROLS[key] = (controls, _in_layer(path, controls))
-    return thaw(known[1]) if known[1] is not MISSING else MISSING
-
-
-_CONTROLS: dict[tuple[str, int], tuple[Mapping, Any]] = {}
+    # per design
+    found = stamps.once(
+        ("torchtune.given", path, id(controls)), lambda: _in_layer(path, controls), controls
+    )
+    return thaw(found) if found is not MISSING else MISSING
 
 
 def _in_layer(path: str, layer: Mapping) -> Any:
