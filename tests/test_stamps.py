@@ -59,3 +59,29 @@ def test_once_makes_a_value_once_per_key_and_owner_inside_steady_only():
     with stamps.steady():  # nothing outlives its block
         assert stamps.once(("k",), lambda: make(7), other) == 7
     assert made == [1, 2, 3, 5, 6, 7]
+
+
+def test_a_planned_value_is_shared_only_by_runs_that_agree_on_what_bears_on_it():
+    from types import MappingProxyType
+
+    from cruijff.records import freeze
+    from cruijff_torchtune.config import planned
+
+    controls = freeze({"batch_size": 8, "optimizer": {"lr": 1e-3, "weight_decay": 0.1}})
+    assert type(controls) is MappingProxyType
+    with stamps.steady():
+        # an unrelated parameter (the seed) shares the controls' value; lr bears on it
+        assert planned("optimizer.lr", controls, {"seed": 1}) == 1e-3
+        assert planned("optimizer.lr", controls, {"seed": 2, "lr": 2e-4}) == 2e-4
+        assert planned("optimizer.lr", controls, {"lr": 3e-4}) == 3e-4
+        assert planned("optimizer.lr", controls, {"optimizer": {"lr": 4e-4}}) == 4e-4
+        assert planned("batch_size", controls, {"lr": 3e-4}) == 8
+        assert planned("batch_size_val", controls, {"batch_size": 2}) == 2
+        # a recipe's value where nothing sets it, per recipe named
+        recipe = {"base_recipe": "llama3_2/1B_lora_single_device"}
+        assert planned("epochs", controls, recipe) == planned("epochs", controls, dict(recipe))
+        assert planned("epochs", controls, {}) == 1
+        # what it answers is the caller's to change
+        section = planned("optimizer", controls, {"seed": 1})
+        section["lr"] = 99
+        assert planned("optimizer", controls, {"seed": 3}) == {"lr": 1e-3, "weight_decay": 0.1}

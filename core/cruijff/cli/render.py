@@ -59,12 +59,14 @@ def print_error(error: CruijffError, *, verbose: int = 0) -> None:
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     from rich.table import Table
+    from rich.text import Text
 
-    grid = Table(title=title, title_justify="left", header_style="bold")
+    grid = Table(title=Text(title), title_justify="left", header_style="bold")
     for column in columns:
         grid.add_column(column)
     for row in rows:
-        grid.add_row(*(str(cell) if cell is not None else "" for cell in row))
+        # as text, never as rich markup: a value's "[red]" or "[/]" is printed as it is
+        grid.add_row(*(Text(str(cell) if cell is not None else "") for cell in row))
     console().print(grid)
 
 

@@ -315,7 +315,7 @@ def unit(cell: Cell) -> Unit:
         path=cell.adapter or cell.model,
         run=cell.run.name,
     )
-    directory = cell.run.directory / "eval" / cell.task.name / cell.label
+    directory = cell.run.directory.joinpath("eval", cell.task.name, cell.label)
     params: dict[str, Any] = {
         "task": cell.task.name,
         "source": cell.source,

@@ -13,10 +13,12 @@ import copy
 import functools
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import attrs
 
+from cruijff import stamps
 from cruijff.dumps import yaml_block
 from cruijff.errors import UserError
 from cruijff.records import freeze, thaw
@@ -416,6 +418,19 @@ def planned(path: str, controls: Mapping, run: Mapping) -> Any:
     """Config value ``path`` as a run's config will have it, without building the config: the
     experiment's, else its ``base_recipe``'s (one of :data:`RECIPE_VALUES`), else the
     default; None where nothing sets it. For parse-time checks."""
+    if type(controls) is not MappingProxyType:
+        return _planned(path, controls, run)
+    # the experiment's read-only controls: runs that agree on what bears on the path share
+    # its value, found once per design
+    key = ("torchtune.planned", path, id(controls), resolve.bearing(path, run))
+    try:
+        hash(key)
+    except TypeError:  # a section given as a run's value
+        return _planned(path, controls, run)
+    return thaw(stamps.once(key, lambda: freeze(_planned(path, controls, run)), controls))
+
+
+def _planned(path: str, controls: Mapping, run: Mapping) -> Any:
     value = resolve.given(path, controls, run)
     if value is not resolve.MISSING:
         return value

@@ -36,7 +36,7 @@ def epoch_dir(output_dir: Path, epoch: int) -> Path:
 
 
 def adapter_dir(output_dir: Path, epoch: int) -> Path:
-    return output_dir / "adapters" / f"epoch_{epoch}"
+    return output_dir.joinpath("adapters", f"epoch_{epoch}")
 
 
 def weights_ok(path: Path) -> bool:

@@ -49,6 +49,21 @@ def given(path: str, controls: Mapping, run: Mapping) -> Any:
     return thaw(found) if found is not MISSING else MISSING
 
 
+def bearing(path: str, run: Mapping) -> tuple[tuple[str, Any], ...]:
+    """The run's parameters that :func:`given` or a ``base_recipe`` could take config ``path``
+    from: runs that agree on these agree on the path's value (a sweep's seeds and ranks bear
+    on few paths)."""
+    found = []
+    for name, value in run.items():
+        if name == "base_recipe":
+            found.append((name, value))
+        elif name not in params.TOOL:
+            root = params.FRIENDLY.get(name, name)
+            if root == path or path.startswith(f"{root}."):
+                found.append((name, value))
+    return tuple(found)
+
+
 def _in_layer(path: str, layer: Mapping) -> Any:
     found = MISSING
     for name, value in layer.items():
