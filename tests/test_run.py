@@ -141,6 +141,36 @@ def test_detach_returns_at_once_and_status_follows(
     assert all(r and r.state is JobState.SUCCEEDED for r in now.values())
 
 
+def test_a_run_after_a_detached_one_attaches_and_counts_what_it_found(
+    plugin_manager, fake_tools, make_experiment, trace, monkeypatch, cli
+):
+    gate = trace.parent / "gate"
+    monkeypatch.setenv("CRUIJFF_FAKE_GATE", str(gate))  # the trainings end when we say so
+    path = make_experiment({"variables": {"lora_rank": [4, 8]}})
+    first = run_experiment(plugin_manager, path, attrs.evolve(FAST, detach=True))
+    assert first.resumed is None  # nothing before it
+    state = ExperimentState(first.plan.experiment.state_dir)
+    # one evaluation's record lost while its job waits in the queue: found there and watched
+    # with the others, not submitted a second time
+    (lost,) = [u for u in first.records if u.endswith(".eval.caps.e1") and "rank8" in u]
+    state.forget(lost)
+    gate.touch()
+    again = run_experiment(plugin_manager, path, FAST)
+    assert set(states(again).values()) == {JobState.SUCCEEDED}
+    assert (again.resumed.skipped, again.resumed.watched, again.resumed.submitted) == (0, 5, 0)
+    assert sorted(starts(trace)) == sorted(first.records)  # each job ran once
+    assert again.records[lost].handle == first.records[lost].handle
+    kinds = [e["event"] for e in state.events()]
+    assert kinds.count("adopted") == 1
+    (event,) = [e for e in state.events() if e["event"] == "resumed"]
+    assert (event["skipped"], event["watched"], event["submitted"]) == (0, 5, 0)
+
+    shown = cli("run", str(path))
+    assert shown.exit_code == 0, shown.output
+    assert "5 of 5 jobs succeeded" in shown.output
+    assert "(resumed: 5 skipped, 0 watched, 0 submitted)" in shown.output
+
+
 def test_cancel_stops_running_and_waiting_jobs(plugin_manager, fake_tools, make_experiment, trace):
     path = make_experiment({"controls": {"sleep": 60}})
     run_experiment(plugin_manager, path, attrs.evolve(FAST, detach=True, jobs=1))

@@ -16,7 +16,7 @@ from cruijff.gcpause import paused_gc
 from cruijff.jobindex import IndexedJob
 from cruijff.manager import PluginManager
 from cruijff.records import Experiment, FileSpec, JobSpec, Plan, Severity
-from cruijff.runner import Observer, Runner, RunOptions, open_scheduler
+from cruijff.runner import Observer, Resumed, Runner, RunOptions, open_scheduler
 from cruijff.scaffold import ScaffoldResult, scaffold
 from cruijff.scheduler import scheduler_files
 from cruijff.state import ExperimentState, JobRecord
@@ -69,6 +69,8 @@ class RunResult:
     records: dict[str, JobRecord]
     chosen: frozenset[str] | None = None
     """With ``--only``: the units chosen and those they depend on (None: every unit)."""
+    resumed: Resumed | None = None
+    """Where earlier runs left records: the jobs skipped, watched and submitted."""
 
 
 @attrs.frozen(kw_only=True)
@@ -138,7 +140,9 @@ def run_experiment(
     if options.only is not None:
         depends_on = {job.unit_id: job.depends_on for job in the_plan.jobs}
         picked = frozenset(selection.upstream(options.only, depends_on))
-    return RunResult(plan=the_plan, scaffold=written, records=records, chosen=picked)
+    return RunResult(
+        plan=the_plan, scaffold=written, records=records, chosen=picked, resumed=runner.resumed
+    )
 
 
 @attrs.frozen(kw_only=True)

@@ -42,6 +42,20 @@ class RunOptions:
     max_interval: float = 5.0
 
 
+@attrs.frozen(kw_only=True)
+class Resumed:
+    """What a run found of earlier ones (Nextflow's cached/submitted counts): the jobs it
+    skipped (succeeded, standing), those it watched (in flight: attached to, never submitted
+    again) and those it submitted."""
+
+    skipped: int
+    watched: int
+    submitted: int
+
+    def __str__(self) -> str:
+        return f"{self.skipped} skipped, {self.watched} watched, {self.submitted} submitted"
+
+
 def open_scheduler(plan: Plan, manager: PluginManager, options: Mapping[str, Any]) -> Any:
     """Build the experiment's scheduler with its options and the command line's."""
     experiment = plan.experiment
@@ -67,6 +81,8 @@ class Runner:
         self.units: dict[str, Unit] = {unit.id: unit for unit in plan.units}
         self.jobs: dict[str, JobSpec] = {job.unit_id: job for job in plan.jobs}
         self.observer = observer or (lambda event, record: None)
+        self.resumed: Resumed | None = None
+        """After :meth:`run` of an experiment with earlier records: what it found of them."""
 
     # --- the picture -----------------------------------------------------------------------
 
@@ -322,11 +338,13 @@ class Runner:
     def run(self, options: RunOptions) -> dict[str, JobRecord]:
         """Submit what needs running and, unless detached, watch until everything finished."""
         try:
-            records = self.refresh(self.state.records(), write=True)
+            records = self._adopt(self.refresh(self.state.records(), write=True))
             self._resume(records)
             if not options.retry_failed:
                 records = self.recognise_done(records)
             batch = self.to_submit(records, options.retry_failed, options.only, options.force)
+            if records:  # a run before this one left records: say what became of them
+                self._resumed(records, batch)
             clean.check_needed(self.plan, [job.unit_id for job in batch])
             if options.only is not None:
                 self.outdate(records, [job.unit_id for job in batch])
@@ -344,6 +362,35 @@ class Runner:
         except BaseException as error:
             self.manager.on_run_error(self.plan, error)
             raise
+
+    def _adopt(self, records: dict[str, JobRecord]) -> dict[str, JobRecord]:
+        """Jobs without a record that the scheduler still has queued or running (their record
+        was lost or removed): recorded again and watched, never submitted a second time."""
+        lost = [job for unit_id, job in self.jobs.items() if unit_id not in records]
+        found = self.scheduler.find([job.name for job in lost]) if lost else {}
+        if not found:
+            return records
+        statuses = self.scheduler.poll(list(found.values()))
+        for job in lost:
+            handle = found.get(job.name)
+            status = statuses.get(handle) if handle is not None else None
+            if status is None or status.state.finished or status.state is JobState.UNKNOWN:
+                continue  # ended (its outputs tell) or never submitted: submitted as usual
+            record = JobRecord(
+                unit_id=job.unit_id, job=job, attempt=1, handle=handle, state=status.state
+            )
+            records[job.unit_id] = self._save(record, "adopted")
+        return records
+
+    def _resumed(self, records: dict[str, JobRecord], batch: Sequence[JobSpec]) -> None:
+        chosen = {job.unit_id for job in batch}
+        found = [records[u] for u in self.jobs if u in records and u not in chosen]
+        self.resumed = Resumed(
+            skipped=sum(1 for r in found if r.done),
+            watched=sum(1 for r in found if r.in_flight),
+            submitted=len(batch),
+        )
+        self.state.log("resumed", **attrs.asdict(self.resumed))
 
     def watch(
         self, records: dict[str, JobRecord], options: RunOptions, waiting: list[JobSpec]

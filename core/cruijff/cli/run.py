@@ -110,8 +110,9 @@ def command(
         for job in result.plan.jobs
         if job.unit_id in result.records and (picked is None or job.unit_id in picked)
     ]
+    resumed = f" (resumed: {result.resumed})" if result.resumed is not None else ""
     if detach:
-        out.print(f"Submitted; watch with `cruijff status {experiment}`.")
+        out.print(f"Submitted{resumed}; watch with `cruijff status {experiment}`.")
         return
     # the run is over: answer the question with what it left (nothing rewritten if unchanged)
     from cruijff.analysis.analyze import analyze
@@ -135,7 +136,10 @@ def command(
     done = sum(1 for r in records if r.state is JobState.SUCCEEDED)
     total = len(result.plan.jobs) if picked is None else len(picked)
     chosen = "" if picked is None else " chosen"
-    out.print(f"{done} of {total}{chosen} jobs succeeded in {result.plan.experiment.directory}")
+    out.print(
+        f"{done} of {total}{chosen} jobs succeeded in {result.plan.experiment.directory}{resumed}",
+        markup=False,
+    )
     if failed:
         raise UserError(
             f"{len(failed)} job{'s' if len(failed) > 1 else ''} failed: "
