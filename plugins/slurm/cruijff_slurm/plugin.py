@@ -102,11 +102,13 @@ def cruijff_review(plan: Plan) -> Review | None:
 @hookimpl
 def cruijff_parse(experiment: Experiment, keys: tuple[Key, ...]) -> ParseReport | None:
     """Claim and check the ``scheduler`` keys when the experiment runs on slurm, and check the
-    cluster profile it uses (problems there name the profile's file and line)."""
+    cluster profile it uses (problems there name the profile's file and line) and the
+    experiment directory, where the jobs' logs go."""
     if experiment.scheduler.name != NAME:
         return None
-    from cruijff.records import ParseReport
-    from cruijff_slurm.profile import EXPERIMENT_KEYS, KEYS, profile_problems
+    from cruijff.records import ParseReport, Problem
+    from cruijff.yamlfile import yaml_text
+    from cruijff_slurm.profile import EXPERIMENT_KEYS, KEYS, PLUGIN, profile_problems
 
     known = (*EXPERIMENT_KEYS, *KEYS)
     mine = {key.name: key for key in keys if key.section == "scheduler" and key.name in known}
@@ -117,6 +119,17 @@ def cruijff_parse(experiment: Experiment, keys: tuple[Key, ...]) -> ParseReport 
     problems, _ = profile_problems(
         {name: key.value for name, key in mine.items()}, experiment.resolve, locate
     )
+    directory = str(experiment.directory)
+    if any(char in directory for char in "\n\r"):
+        problems.append(
+            Problem(
+                where=experiment.locate("experiment.dir"),
+                message=f"the experiment directory {yaml_text(directory)} has a line break, "
+                "which the #SBATCH lines naming the jobs' logs cannot carry",
+                hint="choose a folder whose path has none",
+                plugin=PLUGIN,
+            )
+        )
     return ParseReport(
         claimed={key.path for key in mine.values()},
         vocabulary={"scheduler": known},

@@ -36,7 +36,7 @@ from cruijff_torchtune.resolve import (
     tool_value,
     validates,
 )
-from cruijff_torchtune.units import gpu_count
+from cruijff_torchtune.units import EXTRAS, gpu_count
 
 OUTPUT = ("wandb_project",)
 """Keys of the ``output`` section: ``wandb_project`` also logs to W&B, offline."""
@@ -124,6 +124,12 @@ def _claim(key: Key, report: Report, *, check_shared: bool = True) -> bool:
             report(key.path, wrong, HINTS.get(key.name, ""))
         elif key.name == "base_recipe":
             _check_recipe(value, key.path, report)
+        elif key.name in EXTRAS and (not value.strip() or any(c in value for c in "\r\n")):
+            report(
+                key.path,
+                f"{key.name} must be one line of text, not {yaml_text(value)}",
+                f"{key.name} is a cluster's name, written on an #SBATCH line of the job",
+            )
         elif key.name == "lr_scheduler" and not _has_scheduler(value):
             report(
                 key.path,
