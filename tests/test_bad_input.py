@@ -3,6 +3,7 @@ and messages show values as YAML writes them, cut to a line."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 from types import MappingProxyType
@@ -10,10 +11,13 @@ from types import MappingProxyType
 import pytest
 
 from cruijff.experiment import MAX_EPOCHS, MAX_PATH_PART, Loaded, load_experiment
+from cruijff.experiment.reader import MAX_PATH
+from cruijff.experiment.sections import MAX_SIZE_GB
 from cruijff.hookspecs import hookimpl
 from cruijff.records import ParseReport, Problem
 from cruijff.yamlfile import (
     MAX_DEPTH,
+    MAX_TEXT,
     MAX_VALUES,
     SHOWN_WIDTH,
     YamlError,
@@ -275,3 +279,81 @@ def test_many_unknown_sections_are_each_located_and_hinted(tmp_path):
     assert len(loaded.problems) == 5001
     assert [problem.where.line for problem in loaded.problems[:3]] == [9, 10, 11]
     assert loaded.problems[-1].hint == "did you mean models?"
+
+
+# --- found by the corpus of malformed files (tests/corpus.py) ------------------------------
+
+
+def test_a_value_longer_than_the_limit_is_a_problem_at_its_field(tmp_path):
+    # a 10 MB prompt was accepted, and written into every run's configs
+    text = BASE.replace("epochs: 2", f'epochs: 2\n  prompt: "{{input}} {"x" * MAX_TEXT}"')
+    problem = yaml_problem(write(tmp_path, text))
+    assert (
+        problem.message == f"a value of {MAX_TEXT + 8:,} characters: more than the 100,000 allowed"
+    )
+    assert (problem.where.line, problem.where.path) == (5, "controls.prompt")
+    assert "data file" in problem.hint
+
+
+def test_a_value_as_long_as_the_limit_is_fine(tmp_path):
+    text = BASE.replace("epochs: 2", f"epochs: 2\n  system_prompt: {'x' * MAX_TEXT}")
+    assert load(tmp_path, text).ok
+
+
+@pytest.mark.parametrize("size", ["1e308", ".inf", ".nan", "10001"])
+def test_a_model_size_beyond_reason_is_a_problem_that_names_the_limit(tmp_path, size):
+    # 1e308 GB reached the evaluation plugin's estimate as infinity: OverflowError
+    text = BASE.replace("path: models/tiny", f"path: models/tiny\n      size_gb: {size}")
+    problem = only_problem(load(tmp_path, text))
+    assert (problem.where.path, problem.where.line) == ("models.base[0].size_gb", 9)
+    assert problem.hint == f"size_gb is a number of GB from 0 to {MAX_SIZE_GB:,}"
+
+
+def test_a_model_folder_that_is_a_file_is_a_problem_of_its_path(tmp_path):
+    # a plugin used to fail on it ("Not a directory: .../config.json"), with no line
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "file").write_text("{}")
+    problem = only_problem(load(tmp_path, BASE.replace("models/tiny", "models/file")))
+    assert (problem.where.path, problem.where.line) == ("models.base[0].path", 8)
+    assert problem.message.endswith("is a file")
+
+
+def test_a_path_too_long_in_all_is_a_problem_that_names_the_limit(tmp_path):
+    # experiment.dir is not looked for: only scaffold found out, with an OS error and no line
+    text = BASE.replace("name: demo", "name: demo\n  dir: " + "ab/" * 1500)
+    problem = only_problem(load(tmp_path, text))
+    assert (problem.where.path, problem.where.line) == ("experiment.dir", 3)
+    assert problem.hint == f"a path has at most {MAX_PATH:,}"
+
+
+def test_a_run_that_makes_no_step_is_a_problem_at_its_batch_size(
+    make_experiment, register_plugin, cli
+):
+    # it was an error without a file or line
+    from corpus import MODEL_CONFIG
+
+    from cruijff_torchtune import plugin as torchtune_plugin
+
+    register_plugin(torchtune_plugin, name="torchtune")
+    changes = {
+        "tools": {"preparation": "torchtune", "evaluation": None},
+        "evaluation": None,
+        "controls": {"dataset_type": "chat_completion", "batch_size": 1000},
+    }
+    path = make_experiment(changes)
+    (path.parent / "models" / "tiny" / "config.json").write_text(json.dumps(MODEL_CONFIG))
+    (path.parent / "models" / "tiny" / "model.safetensors").write_bytes(b"")
+    result = cli("validate", path)
+    assert result.exit_code == 1
+    line = next(line for line in result.output.splitlines() if "would train nothing" in line)
+    assert line.startswith(f"error: {path}:")
+    assert ": controls.batch_size: run 'rank4' would train nothing" in line
+    assert "batch_size 1000 × gradient_accumulation_steps 1" in line
+
+
+def test_a_task_script_that_is_a_folder_is_a_problem_of_its_script(tmp_path):
+    # the evaluation plugin used to fail on it ("Is a directory"), with no line
+    text = BASE + "evaluation:\n  tasks: [{name: t, script: ../..}]\n"
+    problem = only_problem(load(tmp_path, text))
+    assert (problem.where.path, problem.where.line) == ("evaluation.tasks[0].script", 10)
+    assert problem.message.endswith("is a folder")

@@ -7,6 +7,7 @@ No torch: configs and plans only."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import yaml
 from test_torchtune_config import LLAMA, build_config, model_folder, sources
 
 from cruijff.design import check, design
+from cruijff.errors import ProblemsFound
 from cruijff.records import (
     Artifact,
     ArtifactKind,
@@ -33,6 +35,15 @@ from cruijff_torchtune.models import read_model
 from cruijff_torchtune.validate import validate
 
 RECIPE = "llama3_2/1B_lora_single_device"
+
+
+def no_step(plugin_manager, path: Path, says: str, field: str) -> None:
+    """Designing ``path`` fails with one problem: a run that would train nothing, at ``field``."""
+    with pytest.raises(ProblemsFound) as caught:
+        design(plugin_manager, path)
+    (problem,) = caught.value.problems
+    assert re.search(says, problem.message), problem
+    assert f"{field}: " in str(problem) and f"{path}:" in str(problem), problem
 
 
 @pytest.fixture
@@ -282,8 +293,9 @@ def test_splits_train_keeps_the_first_rows_and_counts_are_checked(
     assert provenance["data.size_kb"] == {"value": 1.5, "source": "data.training.size_kb"}
     # the optimizer-step check counts the 5 rows training reads, not the file's 8
     few = experiment_file({"data": {"training": {"splits": splits}}, "controls": {"batch_size": 6}})
-    with pytest.raises(Exception, match="its 5 training rows make no optimizer step"):
-        design(plugin_manager, few)
+    no_step(
+        plugin_manager, few, "its 5 training rows make no optimizer step", "controls.batch_size"
+    )
 
 
 def test_a_training_condition_names_its_file(plugin_manager, torchtune, experiment_file, tmp_path):
@@ -405,8 +417,10 @@ def test_a_generated_training_file_makes_training_wait_for_it(
     assert [a.kind for a in unit.consumes] == [ArtifactKind.DATASET]
     assert plan.generated[unit.id].job.depends_on == ("data.generate",)
     # rows come from what the generator declares: 8 rows in batches of 9 make no step
-    with pytest.raises(Exception, match="its 8 training rows make no optimizer step"):
-        design(plugin_manager, experiment_file({**changes, "controls": {"batch_size": 9}}))
+    few = experiment_file({**changes, "controls": {"batch_size": 9}})
+    no_step(
+        plugin_manager, few, "its 8 training rows make no optimizer step", "controls.batch_size"
+    )
 
 
 # --- what the job asks of the machine -------------------------------------------------------
@@ -645,8 +659,13 @@ def test_each_gpu_trains_on_its_share_of_the_rows(
     changes = {"variables": None, "runs": runs, "scheduler": {"name": "gpus"}}
     # 8 rows, batch 4: two steps on one GPU, one on each of two, none on three (3 rows each)
     assert design(plugin_manager, experiment_file({**changes, "controls": {"gpus": 2}}))
-    with pytest.raises(Exception, match=r"its 8 training rows \(3 on each of 3 GPUs\) make no"):
-        design(plugin_manager, experiment_file({**changes, "controls": {"gpus": 3}}))
+    three = experiment_file({**changes, "controls": {"gpus": 3}})
+    no_step(
+        plugin_manager,
+        three,
+        r"its 8 training rows \(3 on each of 3 GPUs\) make no",
+        "data.training",
+    )
     # the warmup warning counts the steps each GPU makes: 2 epochs of 8 on one GPU, of 4 on
     # each of two
     controls = {"batch_size": 1, "num_warmup_steps": 10}

@@ -23,7 +23,7 @@ import attrs
 from cruijff.experiment.context import MAX_EPOCHS
 from cruijff.experiment.grid import MAX_GENERATED_NAME, run_directory, short_value
 from cruijff.experiment.reader import MAX_PATH_PART
-from cruijff.experiment.runs import MAX_RUNS
+from cruijff.experiment.runs import MAX_RUNS, parameter_path
 from cruijff.experiment.sections import PLACEHOLDER_NAME, SECTIONS, read
 from cruijff.records import Experiment, Key, Problem, Severity, Where
 from cruijff.yamlfile import YamlError, load_yaml
@@ -37,6 +37,7 @@ __all__ = [
     "SECTIONS",
     "Loaded",
     "load_experiment",
+    "parameter_path",
     "run_directory",
     "short_value",
 ]

@@ -29,16 +29,17 @@ class Context(Reader):
         self.labels = labels
         self.keys: list[Key] = []
         self.directory = self.folder  # until the experiment section says otherwise
-        self.model_names: list[str] = []
-        self.run_names: list[str] = []
-        self.task_names: list[str] = []
+        # the names declared so far, in file order (dicts: a look-up is fast among 10,000)
+        self.model_names: dict[str, None] = {}
+        self.run_names: dict[str, None] = {}
+        self.task_names: dict[str, None] = {}
         self.models: list[ModelRef] = []  # the valid base models, for the grid
         self.runs: dict[str, Run] = {}  # the runs by name, for the matrix
         self.factors: list[Factor] = []  # the grid's axes and zip groups, as written
         self.runs_refused = False  # too many runs: no run name is known, none is wrong
         self.tools: dict[str, str] = {}  # role -> tool, from tools and data.data_generation
 
-    def first(self, names: list[str], name: str | None, path: str, what: str) -> bool:
+    def first(self, names: dict[str, None], name: str | None, path: str, what: str) -> bool:
         """Whether ``name``, the name of the ``what`` at ``path``, is the first so called among
         ``names`` (the names declared so far), which it joins; an error where it is not."""
         if name is None:
@@ -51,7 +52,7 @@ class Context(Reader):
                 f"{noun} names must be unique",
             )
             return False
-        names.append(name)
+        names[name] = None
         return True
 
     def offer(self, section: str, path: str, name: str, value: Any, *, swept: bool = False) -> None:

@@ -92,7 +92,9 @@ def _tasks(ctx: Context, value: Any) -> list[EvalTask]:
             name = None
         script = None
         if item.get("script") is not None:
-            script = ctx.file_path(item, "script", path, required=False, what="task script")
+            script = ctx.file_path(
+                item, "script", path, required=False, what="task script", folder=False
+            )
         settings = present({key: s for key, s in item.items() if key not in TASK_KEYS})
         for key, setting in settings.items():
             ctx.offer("task", f"{path}.{key}", key, setting)

@@ -23,6 +23,10 @@ MAX_PATH_PART = 255
 """Longest file or folder name, in bytes, in a path the file gives (NAME_MAX on Linux and
 macOS file systems): longer ones cannot exist, and the operating system's error is cryptic."""
 
+MAX_PATH = 4096
+"""Longest path, in bytes, the file may give (PATH_MAX on Linux): the operating system refuses
+a longer one, with a cryptic error, only when something is written there."""
+
 NAME_HINT = (
     "a name has letters, digits, '.', '_' and '-', starts with a letter or digit and has at "
     "most 100 characters"
@@ -163,9 +167,17 @@ class Reader:
         return value
 
     def file_path(
-        self, data: dict[str, Any], key: str, path: str, *, required: bool, what: str
+        self,
+        data: dict[str, Any],
+        key: str,
+        path: str,
+        *,
+        required: bool,
+        what: str,
+        folder: bool | None = None,
     ) -> Path | None:
-        """``data[key]`` resolved against the file's folder; an error if it does not exist."""
+        """``data[key]`` resolved against the file's folder; an error if it does not exist, or
+        if it is a file where ``folder`` is True, a folder where it is False."""
         value = self.string(data, key, path, required=required)
         if value is None:
             return None
@@ -186,6 +198,13 @@ class Reader:
                 f"{what} not found: {resolved}",
                 "paths are relative to the experiment file's folder",
             )
+        elif folder is not None and resolved.is_dir() != folder:
+            self.error(
+                join(path, key),
+                f"the {what} {resolved} is a {'file' if folder else 'folder'}",
+                f"{key} names a {'folder' if folder else 'file'}",
+            )
+            return None
         return resolved
 
     def resolve(self, value: str, path: str) -> Path | None:
@@ -204,5 +223,9 @@ class Reader:
                 f"the name {yaml_text(longest)} in the path has {size} bytes",
                 f"a file or folder name has at most {MAX_PATH_PART}",
             )
+            return None
+        size = len(os.fsencode(resolved))
+        if size > MAX_PATH:
+            self.error(path, f"the path has {size:,} bytes", f"a path has at most {MAX_PATH:,}")
             return None
         return resolved

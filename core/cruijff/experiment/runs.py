@@ -11,7 +11,7 @@ from cruijff.experiment.compute import compute
 from cruijff.experiment.context import Context
 from cruijff.experiment.grid import canonical, grid_runs, grid_size, run_directory
 from cruijff.experiment.reader import ListOf, kind, present
-from cruijff.records import NAME_PATTERN, Axis, Run, RunType, ZipGroup
+from cruijff.records import NAME_PATTERN, Axis, Experiment, Run, RunType, ZipGroup
 from cruijff.suggest import did_you_mean, one_of
 from cruijff.yamlfile import yaml_text
 
@@ -272,5 +272,19 @@ def _grid(ctx: Context) -> list[Run]:
         ctx.runs_refused = True
         return []
     found = grid_runs([model.name for model in ctx.models], ctx.factors, ctx.labels, ctx.directory)
-    ctx.run_names = [run.name for run in found]
+    ctx.run_names = dict.fromkeys(run.name for run in found)
     return found
+
+
+def parameter_path(experiment: Experiment, run: Run, key: str) -> str:
+    """Where the file sets the parameter ``key`` of ``run``: in the run's own parameters, the
+    axis or zip group that sweeps it (a run of the grid), else the controls; "" where it sets
+    none (the tool's defaults do). For a problem found after parsing, at the value's line."""
+    if key in run.parameters:
+        if run.yaml_path:
+            return f"{run.yaml_path}.parameters.{key}"
+        for factor in experiment.variables:
+            for axis in factor.axes if isinstance(factor, ZipGroup) else (factor,):
+                if axis.key == key:
+                    return axis.yaml_path
+    return f"controls.{key}" if key in experiment.controls else ""

@@ -37,6 +37,9 @@ PLACEHOLDER_NAME = "unnamed"
 MODEL_KEYS = ("name", "path", "size_gb")
 DATA_KEYS = ("path", "format", "dataset_label", "splits", "size_kb")
 GENERATION_ROLE = Role.GENERATION.value
+MAX_SIZE_GB = 10_000
+"""Largest ``size_gb`` of a base model: the largest open models are under 2,000 GB; a typo such
+as ``1e308`` would otherwise reach the estimates as infinity."""
 MODELS = ListOf(
     plural="base models",
     item="a mapping (name, path)",
@@ -116,12 +119,17 @@ def models(ctx: Context, value: Any) -> dict[str, Any]:
         ctx.known_keys(item, path, MODEL_KEYS)
         name = ctx.name(item, path)
         ctx.first(ctx.model_names, name, path, "base model")  # its model is kept all the same
-        folder = ctx.file_path(item, "path", path, required=True, what="model folder")
+        folder = ctx.file_path(item, "path", path, required=True, what="model folder", folder=True)
         size = item.get("size_gb")
-        if size is not None and (
-            isinstance(size, bool) or not isinstance(size, (int, float)) or size < 0
-        ):
+        if size is not None and (isinstance(size, bool) or not isinstance(size, (int, float))):
             ctx.error(f"{path}.size_gb", f"expected a size in GB, not {kind(size)}")
+            size = None
+        elif size is not None and not 0 <= size <= MAX_SIZE_GB:  # NaN too
+            ctx.error(
+                f"{path}.size_gb",
+                f"{yaml_text(size)} GB is not the size of a model",
+                f"size_gb is a number of GB from 0 to {MAX_SIZE_GB:,}",
+            )
             size = None
         if name and NAME_PATTERN.fullmatch(name) and folder is not None:
             ctx.models.append(ModelRef(name=name, path=folder, size_gb=size, yaml_path=path))

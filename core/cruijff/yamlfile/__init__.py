@@ -11,9 +11,10 @@ here: duplicate keys, tags, a file that is not a mapping. Differences from PyYAM
 - Dates (``2026-11-22``) stay strings, so the data is JSON-ready.
 
 One module a step: :mod:`~cruijff.yamlfile.read` reads the text within MAX_BYTES,
-:mod:`~cruijff.yamlfile.compose` builds the node tree within MAX_VALUES and MAX_DEPTH (so a
-huge or deep file stops early, at the line where it crosses them), :mod:`~cruijff.yamlfile.build`
-turns it into plain data and :mod:`~cruijff.yamlfile.where` finds positions.
+:mod:`~cruijff.yamlfile.compose` builds the node tree within MAX_VALUES, MAX_DEPTH and
+MAX_TEXT (so a huge or deep file stops early, at the line where it crosses them),
+:mod:`~cruijff.yamlfile.build` turns it into plain data and :mod:`~cruijff.yamlfile.where` finds
+positions.
 :func:`yaml_text` shows a value in a message the way YAML writes it, cut to one line.
 """
 
@@ -25,7 +26,7 @@ import yaml
 
 from cruijff.records import Where
 from cruijff.yamlfile.build import Builder
-from cruijff.yamlfile.compose import MAX_DEPTH, MAX_VALUES, compose_text
+from cruijff.yamlfile.compose import MAX_DEPTH, MAX_TEXT, MAX_VALUES, compose_text
 from cruijff.yamlfile.errors import YamlError, fail, mark_where, node_kind
 from cruijff.yamlfile.read import MAX_BYTES, read_text
 from cruijff.yamlfile.text import SHOWN_WIDTH, yaml_text
@@ -34,6 +35,7 @@ from cruijff.yamlfile.where import YamlDoc, split_path
 __all__ = [
     "MAX_BYTES",
     "MAX_DEPTH",
+    "MAX_TEXT",
     "MAX_VALUES",
     "SHOWN_WIDTH",
     "YamlDoc",

@@ -30,6 +30,12 @@ MAX_DEPTH = 50
 keeps every recursive walk over the values (here, in the core and in plugins) far from
 Python's recursion limit."""
 
+MAX_TEXT = 100_000
+"""Most characters a single value (or key) may have. The longest settings are prompts and
+system prompts: 100,000 characters is some 25,000 tokens, more than the models fine-tuned here
+read at once, and each run's configs repeat them, so a pasted data file would be written once
+per run and evaluation."""
+
 TOO_DEEP = f"the YAML is nested too deeply (more than {MAX_DEPTH} levels of lists and mappings)"
 
 
@@ -147,11 +153,14 @@ class Composer:
                 parent.size += size
 
     def _scalar(self, event: yaml.ScalarEvent, stack: list[_Open]) -> yaml.ScalarNode:
+        tag, value = event.tag, event.value
         if not stack or stack[-1].key is not None or not stack[-1].is_map:  # a value, not a key
             self.values += 1
             if self.values > MAX_VALUES:
                 self._stop(event, stack, f"the file has more than {MAX_VALUES} values", DATA_HINT)
-        tag, value = event.tag, event.value
+        if len(value) > MAX_TEXT:
+            message = f"a value of {len(value):,} characters: more than the {MAX_TEXT:,} allowed"
+            self._stop(event, stack, message, DATA_HINT)
         if tag is None or tag == "!":
             if event.implicit[0]:  # plain: the resolver decides by the text alone
                 tag = self.plain_tags.get(value)

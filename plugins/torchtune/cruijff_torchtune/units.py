@@ -25,13 +25,15 @@ from typing import Any
 import attrs
 
 from cruijff import quantities, stamps
-from cruijff.errors import UserError
+from cruijff.errors import ProblemsFound, UserError
+from cruijff.experiment import parameter_path
 from cruijff.records import (
     Artifact,
     ArtifactKind,
     Compute,
     Experiment,
     Plan,
+    Problem,
     Resources,
     Run,
     RunType,
@@ -156,7 +158,7 @@ def training_unit(
         shared=shared,
     )
     train_rows, row_bytes = _train_rows(data, {} if rows is None else rows)
-    _check_steps(run.name, built.frozen, train_rows, gpus)
+    _check_steps(experiment, run, built.frozen, train_rows, gpus)
     compute = run.compute
     if not experiment.scheduler.gpus and compute.gpus is not None:
         compute = attrs.evolve(compute, gpus=None)  # its jobs get none (parse warns)
@@ -337,7 +339,14 @@ def _produces(run: Run, built: RunConfig) -> list[Artifact]:
     return produces
 
 
-def _check_steps(run: str, config: Mapping[str, Any], rows: int | None, gpus: int) -> None:
+STEP_KEYS = ("batch_size", "gradient_accumulation_steps")
+"""The parameters a step's size comes from: where the file sets one, a run that makes no step
+is its problem (else its data's)."""
+
+
+def _check_steps(
+    experiment: Experiment, run: Run, config: Mapping[str, Any], rows: int | None, gpus: int
+) -> None:
     """A run whose epochs hold too few ``rows`` for one optimizer step trains nothing: say so
     now, not after the job "succeeded" without a step. Over several GPUs each reads its share
     of the rows."""
@@ -347,14 +356,22 @@ def _check_steps(run: str, config: Mapping[str, Any], rows: int | None, gpus: in
     ranks = max(1, gpus)
     if outputs.steps_per_epoch(rows, batch, accumulation, None, ranks) == 0:
         shared = f" ({-(-rows // ranks)} on each of {ranks} GPUs)" if ranks > 1 else ""
-        raise UserError(
-            f"run {run!r} would train nothing: its {rows} training rows{shared} make no "
+        message = (
+            f"run {run.name!r} would train nothing: its {rows} training rows{shared} make no "
             f"optimizer step (batch_size {batch} × gradient_accumulation_steps {accumulation} "
-            f"= {batch * accumulation} rows a step)",
-            hint="lower batch_size or gradient_accumulation_steps (recipes often set 8), "
-            + ("or use fewer GPUs, " if ranks > 1 else "")
-            + "or add training data",
+            f"= {batch * accumulation} rows a step)"
         )
+        hint = (
+            "lower batch_size or gradient_accumulation_steps (recipes often set 8), "
+            + ("or use fewer GPUs, " if ranks > 1 else "")
+            + "or add training data"
+        )
+        path = next(
+            filter(None, (parameter_path(experiment, run, key) for key in STEP_KEYS)),
+            experiment.data.yaml_path if experiment.data else "",
+        )
+        where = experiment.locate(path)
+        raise ProblemsFound((Problem(where=where, message=message, hint=hint, plugin=NAME),))
 
 
 def require_weights(plan: Plan) -> None:

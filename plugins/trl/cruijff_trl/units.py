@@ -19,13 +19,15 @@ from typing import Any
 import attrs
 
 from cruijff import quantities
-from cruijff.errors import UserError
+from cruijff.errors import ProblemsFound, UserError
+from cruijff.experiment import parameter_path
 from cruijff.records import (
     Artifact,
     ArtifactKind,
     Compute,
     Experiment,
     Plan,
+    Problem,
     Resources,
     Run,
     RunType,
@@ -118,7 +120,7 @@ def training_unit(experiment: Experiment, run: Run, upstream: tuple[Unit, ...] =
         wandb_project=experiment.output.get("wandb_project"),
     )
     rows = data.rows("train")
-    steps = _check_steps(run.name, built, rows, gpus)
+    steps = _check_steps(experiment, run, built, rows, gpus)
     compute = run.compute
     if not experiment.scheduler.gpus and compute.gpus is not None:
         compute = attrs.evolve(compute, gpus=None)  # its jobs get none (parse warns)
@@ -252,9 +254,21 @@ def step_size(config: Mapping[str, Any]) -> tuple[int, int]:
     return int(sft["per_device_train_batch_size"]), int(sft["gradient_accumulation_steps"])
 
 
-def _check_steps(run: str, built: RunConfig, rows: int | None, gpus: int) -> int | None:
-    """Optimizer steps per epoch; UserError where an epoch's rows make none (a job would
-    "succeed" without a step). Over several GPUs each reads its share of the rows."""
+STEP_KEYS = (
+    "batch_size",
+    "gradient_accumulation_steps",
+    "sft.per_device_train_batch_size",
+    "sft.gradient_accumulation_steps",
+)
+"""The parameters a step's size comes from: where the file sets one, a run that makes no step
+is its problem (else its data's)."""
+
+
+def _check_steps(
+    experiment: Experiment, run: Run, built: RunConfig, rows: int | None, gpus: int
+) -> int | None:
+    """Optimizer steps per epoch; a problem at the batch size where an epoch's rows make none (a
+    job would "succeed" without a step). Over several GPUs each reads its share of the rows."""
     if rows is None:
         return None  # unreadable data: parse said so, or the job reports it with its cause
     batch, accumulation = step_size(built.config)
@@ -263,14 +277,22 @@ def _check_steps(run: str, built: RunConfig, rows: int | None, gpus: int) -> int
     steps = outputs.steps_per_epoch(rows, batch, accumulation, cap, ranks)
     if steps == 0:
         shared = f" ({-(-rows // ranks)} on each of {ranks} GPUs)" if ranks > 1 else ""
-        raise UserError(
-            f"run {run!r} would train nothing: its {rows} training rows{shared} make no "
+        message = (
+            f"run {run.name!r} would train nothing: its {rows} training rows{shared} make no "
             f"optimizer step (batch_size {batch} × gradient_accumulation_steps {accumulation} "
-            f"= {batch * accumulation} rows a step)",
-            hint="lower batch_size or gradient_accumulation_steps, "
-            + ("or use fewer GPUs, " if ranks > 1 else "")
-            + "or add training data",
+            f"= {batch * accumulation} rows a step)"
         )
+        hint = (
+            "lower batch_size or gradient_accumulation_steps, "
+            + ("or use fewer GPUs, " if ranks > 1 else "")
+            + "or add training data"
+        )
+        path = next(
+            filter(None, (parameter_path(experiment, run, key) for key in STEP_KEYS)),
+            experiment.data.yaml_path if experiment.data else "",
+        )
+        where = experiment.locate(path)
+        raise ProblemsFound((Problem(where=where, message=message, hint=hint, plugin=NAME),))
     return steps
 
 
