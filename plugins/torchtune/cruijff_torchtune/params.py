@@ -12,6 +12,7 @@ recursively; scalars and lists replace.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -133,6 +134,8 @@ CHOICES: dict[str, tuple[Any, ...]] = {
         "get_exponential_schedule_with_warmup",
     ),
     "packed": (False,),  # cruijff_kit's is fixed too; the rows are never packed
+    "dtype": ("bf16", "fp32", "fp16", "fp64"),  # torchtune's precision names
+    "device": ("cuda", "cpu", "mps", "npu", "xpu"),  # the recipe picks the index per rank
 }
 """The values a parameter may take, where they are few."""
 
@@ -161,6 +164,8 @@ def check_value(name: str, value: Any) -> str | None:
         return f"{name} must be {_kinds(kinds)}, not {yaml_text(value)}"
     if value is None or isinstance(value, (bool, str, list, tuple)):
         pass
+    elif not math.isfinite(value):  # .nan or .inf: no step size, no count
+        return f"{name} must be a finite number, not {yaml_text(value)}"
     elif name in POSITIVE and value < 1:
         return f"{name} must be at least 1, not {yaml_text(value)}"
     elif name in AT_LEAST_0 and value < 0:
