@@ -168,9 +168,7 @@ def trial(folder: Path, seed: int, target: str | None = None) -> Outcome:
     return check(folder, seed, target, killed, reruns, last.stdout)
 
 
-def check(
-    folder: Path, seed: int, target: str, killed: bool, reruns: int, output: str
-) -> Outcome:
+def check(folder: Path, seed: int, target: str, killed: bool, reruns: int, output: str) -> Outcome:
     """The trial's assertions (module docstring); the outcome, for the figures."""
     rows = trace(folder)
     log = events(folder)
