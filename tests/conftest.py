@@ -2,6 +2,7 @@
 names cruijff's own tests use; and every test gets an empty user configuration folder."""
 
 import pytest
+from slurmcluster import bare_cluster, slurm_cluster  # noqa: F401  (the real clusters)
 
 pytest_plugins = ["cruijff.testing.fixtures"]
 
