@@ -1,6 +1,11 @@
 """Shared test set-up: the testing kit, opted into as a plugin author would, under the short
 names cruijff's own tests use; and every test gets an empty user configuration folder."""
 
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
 import pytest
 from slurmcluster import bare_cluster, slurm_cluster  # noqa: F401  (the real clusters)
 
@@ -86,3 +91,21 @@ def gpu_scheduler_with(register_plugin):
         return "gpus"
 
     return register
+
+
+@pytest.fixture
+def mount(tmp_path):
+    """Mount helpers for tests that need a real file system limit (root only)."""
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("needs root to mount a tmpfs or a read-only bind mount")
+    mounted: list[Path] = []
+
+    def do(*args: str, at: Path) -> Path:
+        at.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", *args, str(at)], check=True)
+        mounted.append(at)
+        return at
+
+    yield do
+    for point in reversed(mounted):
+        subprocess.run(["umount", "-l", str(point)], check=False)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -32,7 +31,6 @@ from cruijff.runner import RunOptions
 from cruijff.state import ExperimentState
 
 FAST = RunOptions(jobs=2, poll_interval=0.05, max_interval=0.2)
-ROOT = os.geteuid() == 0
 
 
 def starts(trace: Path) -> list[str]:
@@ -219,24 +217,6 @@ def test_cancel_reports_only_what_it_changed(
 
 
 # --- the machine's errors: full disk, read-only folder ---------------------------------------
-
-
-@pytest.fixture
-def mount(tmp_path):
-    """Mount helpers for tests that need a real file system limit (root only)."""
-    if not ROOT or not shutil.which("mount"):
-        pytest.skip("needs root to mount a tmpfs or a read-only bind mount")
-    mounted: list[Path] = []
-
-    def do(*args: str, at: Path) -> Path:
-        at.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["mount", *args, str(at)], check=True)
-        mounted.append(at)
-        return at
-
-    yield do
-    for point in reversed(mounted):
-        subprocess.run(["umount", "-l", str(point)], check=False)
 
 
 def test_a_read_only_experiment_can_be_inspected_but_not_run(
