@@ -7,12 +7,16 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import subprocess
+import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import attrs
 import pytest
+from killloop import environment, experiment, trace
 
 from cruijff import hookimpl
 from cruijff.errors import UserError
@@ -147,6 +151,30 @@ def test_a_deleted_run_lock_is_taken_back_by_its_driver(tmp_path):
         driver.check_driving()  # it notices, and locks the file anew
         with pytest.raises(UserError, match="busy"), ExperimentState(driver.dir).driving():
             pass
+
+
+def test_a_state_folder_removed_while_running_stops_the_run_and_the_next_one_finishes(tmp_path):
+    path = experiment(tmp_path)
+    path.write_text(path.read_text().replace("sleep: 0.2", "sleep: 1.5"))
+    env = environment(tmp_path)
+    argv = [sys.executable, "-m", "cruijff", "run", str(path)]
+    first = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while not any(kind == "start" for kind, _, _ in trace(tmp_path)):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    shutil.rmtree(tmp_path / ".cruijff")
+    out, _ = first.communicate(timeout=60)  # it stops, never waits for ever
+    assert first.returncode == 1, out
+    assert b"was removed while this cruijff run drove the experiment" in out
+    assert b"Traceback" not in out
+    while sum(kind == "end" for kind, _, _ in trace(tmp_path)) < 2:  # the running ones end
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    again = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    starts = Counter(unit for kind, unit, _ in trace(tmp_path) if kind == "start")
+    assert len(starts) == 5 and set(starts.values()) == {1}, starts  # nothing done is redone
 
 
 def test_a_driver_whose_lock_was_taken_stops_submitting(tmp_path):

@@ -89,6 +89,7 @@ class ExperimentState:
         self.events_path = state_dir / "events.jsonl"
         self.jobs_dir = state_dir / "jobs"
         self._lock_fd: int | None = None  # held while driving
+        self._folder: tuple[int, int] | None = None  # the state folder driven, while driving
         self._format_checked = False
 
     # --- the layout's version --------------------------------------------------------------
@@ -241,6 +242,7 @@ class ExperimentState:
                 "`cruijff cancel`",
             )
         self._lock_fd = fd
+        self._folder = _identity(self.dir)
         try:
             yield
         finally:
@@ -252,6 +254,15 @@ class ExperimentState:
         """While :meth:`driving`: make sure ``run.lock`` is still ours, taking it again if it
         was deleted; UserError if another ``cruijff run`` has taken it meanwhile."""
         fd = self._lock_fd
+        if fd is not None and _identity(self.dir) != self._folder:
+            # every record and the local queue went with it: writing on would start a picture
+            # of nothing, and watching would wait for jobs no one can find
+            raise UserError(
+                f"{self.dir} was removed while this cruijff run drove the experiment: it stops "
+                "here, writing and submitting nothing more (jobs already running go on)",
+                hint="let running jobs end, then `cruijff run` again: what finished is found "
+                "from its outputs, the rest runs",
+            )
         if fd is None or _names(self.lock_path, fd):
             return
         taken = self._take_lock()
@@ -289,6 +300,15 @@ class ExperimentState:
             return self.lock_path.read_text().strip() or "another process"
         except OSError:
             return "another process"
+
+
+def _identity(folder: Path) -> tuple[int, int] | None:
+    """The folder's device and inode (None once it is gone): a folder made again is another."""
+    try:
+        found = os.stat(folder)
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def _names(path: Path, fd: int) -> bool:
