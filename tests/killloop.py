@@ -157,6 +157,8 @@ def trial(folder: Path, seed: int, target: str | None = None) -> Outcome:
     if killed:
         os.kill(victim, signal.SIGKILL)
     driver.wait(timeout=120)
+    jobs = folder / ".cruijff" / "jobs"
+    earlier = len(list(jobs.glob("*.json"))) if jobs.is_dir() else 0
 
     reruns, last = 0, None
     while reruns < 4:
@@ -165,11 +167,14 @@ def trial(folder: Path, seed: int, target: str | None = None) -> Outcome:
         if last.returncode == 0:
             break
     assert last is not None and last.returncode == 0, (target, last.stdout, last.stderr)
-    return check(folder, seed, target, killed, reruns, last.stdout)
+    return check(folder, seed, target, killed, reruns, last.stdout, earlier)
 
 
-def check(folder: Path, seed: int, target: str, killed: bool, reruns: int, output: str) -> Outcome:
-    """The trial's assertions (module docstring); the outcome, for the figures."""
+def check(
+    folder: Path, seed: int, target: str, killed: bool, reruns: int, output: str, earlier: int
+) -> Outcome:
+    """The trial's assertions (module docstring), ``earlier`` being the job records the kill
+    left; the outcome, for the figures."""
     rows = trace(folder)
     log = events(folder)
     starts = Counter(unit for kind, unit, _ in rows if kind == "start")
@@ -194,18 +199,14 @@ def check(folder: Path, seed: int, target: str, killed: bool, reruns: int, outpu
         records[file.stem] = json.loads(file.read_text())  # none is corrupt
     assert {u for u, r in records.items() if r.get("state") == "SUCCEEDED"} == units
     resumed = [i for i, e in enumerate(log) if e["event"] == "resumed"]
-    assert resumed, "the last run found the first one's records"
+    if not earlier and reruns == 1:  # killed before it submitted: the rerun was a first run
+        assert not resumed and RESUMED not in output, output
+        return Outcome(seed, target, killed, reruns, starts, duplicates)
+    assert resumed, f"the last run found the first one's records: {output}"
     last = log[resumed[-1]]
     assert last["skipped"] + last["watched"] + last["submitted"] == len(units)
     submitted = sum(1 for e in log[resumed[-1] :] if e["event"] == "submitting")
     assert submitted == last["submitted"]  # Nextflow's: exactly what it said
     shown = f"{RESUMED}{last['skipped']} skipped, {last['watched']} watched, "
     assert shown in output, output
-    return Outcome(
-        seed=seed,
-        target=target,
-        killed=killed,
-        reruns=reruns,
-        starts=starts,
-        duplicates=duplicates,
-    )
+    return Outcome(seed, target, killed, reruns, starts, duplicates)

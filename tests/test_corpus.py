@@ -4,7 +4,7 @@ naming the file and a line; sizes beyond reason are errors naming their limit.
 
 The default suite runs 500 generated cases (each through the three commands) and the
 hand-written ones in-process, and a sample of 20 as real ``python -m cruijff`` processes; the
-slow part runs 1,500 more and plans a 10,000-run sweep. Generation is derandomized (the same
+slow part runs 700 more and validates a 10,000-run sweep. Generation is derandomized (the same
 cases on every machine) and writes no ``.hypothesis`` database.
 """
 
@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from cruijff.experiment import MAX_RUNS, load_experiment
 
 GENERATED = 500
-GENERATED_SLOW = 1500
+GENERATED_SLOW = 700
 REPRODUCIBLE = settings(
     derandomize=True,
     database=None,
