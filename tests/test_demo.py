@@ -1,12 +1,16 @@
 """The README's demo, shortened: the real SmolLM2-135M-Instruct (from PyPI, converted once),
 one LoRA run of a few steps against the base model, evaluated with inspect-ai, all through
-`cruijff run` on the CPU. Its real output must show fine-tuning beating the base model."""
+`cruijff run` on the CPU, whose driver is killed while the real training runs: the next run
+attaches to the three jobs, none runs twice. Its output must show fine-tuning beating the base
+model."""
 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +28,14 @@ def run(*argv: str, cwd: Path | None = None, timeout: int = 900) -> str:
     return result.stdout
 
 
-def test_a_short_demo_beats_the_base_model(tmp_path):
+def _running(job: Path) -> bool:
+    try:
+        return json.loads((job / "status.json").read_text())["state"] == "running"
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def test_a_short_demo_beats_the_base_model_through_a_kill(tmp_path):
     run(sys.executable, str(EXAMPLE / "get_model.py"))  # cached beside the example
     run(sys.executable, str(EXAMPLE / "make_data.py"), "--out", str(tmp_path / "words.json"))
     document = yaml.safe_load((EXAMPLE / "experiment.yaml").read_text())
@@ -37,8 +48,27 @@ def test_a_short_demo_beats_the_base_model(tmp_path):
     path = tmp_path / "experiment.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))
 
+    # the driver killed (SIGKILL) while the real training runs: the next run attaches to it
+    jobs = tmp_path / "runs" / ".cruijff" / "local" / "jobs"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "cruijff", "run", str(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 600
+    while not _running(jobs / "finetuned.train.1"):
+        assert first.poll() is None and time.monotonic() < deadline, "training never started"
+        time.sleep(0.1)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
     output = run(sys.executable, "-m", "cruijff", "run", str(path))
     assert "3 of 3 jobs succeeded" in output
+    assert "(resumed: 0 skipped, 3 watched, 0 submitted)" in output.replace("\n", "")
+    assert sorted(p.name for p in jobs.iterdir()) == [  # each job ran once: no second attempt
+        "base.eval.capitalization.base.1",
+        "finetuned.eval.capitalization.epoch_0.1",
+        "finetuned.train.1",
+    ]
     table = output.split("Results", 1)[1]
     assert "finetuned" in table and "base" in table and "match/accuracy" in table
     # the run ends with the analysis: the fine-tuned model against its base, sample by sample
@@ -69,4 +99,5 @@ def test_a_short_demo_beats_the_base_model(tmp_path):
     assert accuracy["finetuned"] > accuracy["base"], accuracy  # fine-tuning taught it something
 
     again = run(sys.executable, "-m", "cruijff", "run", str(path), timeout=120)
-    assert "3 of 3 jobs succeeded" in again and "submitted" not in again  # nothing ran again
+    assert "3 of 3 jobs succeeded" in again  # nothing ran again
+    assert "(resumed: 3 skipped, 0 watched, 0 submitted)" in again.replace("\n", "")
