@@ -75,7 +75,13 @@ another evaluation's logs) and the evaluation starts afresh."""
 
 
 def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+    """SIGTERM as Ctrl-C: while inspect's event loop runs, its runner's SIGINT handler cancels
+    the evaluation at an await (inspect then closes its log as ``cancelled``, which an
+    exception raised at any instruction can miss); before it, a KeyboardInterrupt."""
+    if callable(signal.getsignal(signal.SIGINT)):  # Python's handler or asyncio's, not ignored
+        signal.raise_signal(signal.SIGINT)
+    else:
+        raise KeyboardInterrupt
 
 
 def say(message: str) -> None:
