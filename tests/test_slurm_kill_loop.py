@@ -240,3 +240,26 @@ def test_a_cancel_killed_midway_then_cancelled_again_leaves_nothing_cancelled_tw
         assert "CANCELLED" in states.values()
     finally:
         cancel_leftovers(tmp_path)
+
+
+def test_two_runs_started_together_on_slurm_one_drives_and_the_other_says_busy(
+    slurm_cluster, tmp_path
+):
+    path = experiment(tmp_path, {"arrays": True})
+    env = environment(tmp_path, slurm_cluster)
+    argv = [sys.executable, "-m", "cruijff", "run", str(path)]
+    try:
+        runs = [
+            subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            for _ in range(2)
+        ]
+        outputs = [run.communicate(timeout=180)[0].decode() for run in runs]
+        assert sorted(run.returncode for run in runs) == [0, 1], outputs
+        loser = next(out for run, out in zip(runs, outputs, strict=True) if run.returncode)
+        assert "the experiment is busy" in loser and "Traceback" not in loser
+        starts = Counter(unit for kind, unit, _ in trace(tmp_path) if kind == "start")
+        assert starts == Counter(dict.fromkeys(UNITS, 1)), starts
+        rows = accounted(tmp_path, len(submitted_ids(tmp_path)))
+        assert Counter(row["unit"] for row in rows) == Counter(dict.fromkeys(UNITS, 1)), rows
+    finally:
+        cancel_leftovers(tmp_path)
