@@ -69,6 +69,7 @@ class PluginManager:
         self.broken: dict[str, str] = {}
         self._tools: dict[str, tuple[Tool, str]] | None = None
         self._schedulers: dict[str, tuple[SchedulerInfo, str]] | None = None
+        self._impls: dict[str, list[Any]] = {}  # a hook's implementations, in calling order
         if builtins:
             for name, module in BUILTIN.items():
                 self.register(importlib.import_module(module), name=name)
@@ -106,6 +107,7 @@ class PluginManager:
             module=module,
         )
         self._tools = self._schedulers = None
+        self._impls.clear()
 
     def _load_entry_points(self) -> None:
         for ep in sorted(entry_points(group=GROUP), key=lambda ep: ep.name):
@@ -150,11 +152,14 @@ class PluginManager:
         plugin that raised it.
         """
         results = []
-        for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
+        impls = self._impls.get(hook)
+        if impls is None:  # asked once per hook (a plan asks 20,000 times)
+            impls = self._impls[hook] = list(reversed(getattr(self.pm.hook, hook).get_hookimpls()))
+        for impl in impls:
             if only != "" and impl.plugin_name != only:
                 continue
             try:
-                result = impl.function(*(kwargs[arg] for arg in impl.argnames))
+                result = impl.function(*[kwargs[arg] for arg in impl.argnames])
                 if hook in ("cruijff_tools", "cruijff_schedulers") and result is not None:
                     result = list(result)
             except (UserError, KeyboardInterrupt):

@@ -57,6 +57,8 @@ _CONTAINERS = (dict, list, tuple)
 
 def thaw(value: Any) -> Any:
     """The plain dicts and lists of a frozen value (for JSON and YAML writers)."""
+    if type(value) in SCALARS:  # the common case, without an ABC check
+        return value
     if isinstance(value, Mapping):
         return {key: thaw(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):

@@ -12,6 +12,7 @@ files a plan reads while it plans, and nothing kept outlives the block.
 from __future__ import annotations
 
 import contextlib
+import operator
 import os
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any, TypeVar
@@ -50,7 +51,7 @@ def once(key: Hashable, make: Callable[[], T], *owners: Any) -> T:
     if (
         known is None
         or len(known[0]) != len(owners)
-        or any(a is not b for a, b in zip(known[0], owners, strict=True))
+        or not all(map(operator.is_, known[0], owners))
     ):
         known = _made[key] = (owners, make())
     return known[1]

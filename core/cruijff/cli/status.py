@@ -25,7 +25,7 @@ ROWS = 30
 @scheduler_option
 @json_option
 @click.pass_obj
-@paused_gc()  # a short read of many records: see cruijff.gcpause
+@paused_gc(to_the_end=True)  # a short read of many records: see cruijff.gcpause
 def command(
     app: App,
     experiment: Path,

@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 from cruijff import quantities
-from cruijff.records import freeze, thaw
+from cruijff.records import SCALARS, freeze, thaw
 from cruijff.yamlfile import yaml_text
 from cruijff_torchtune.components import DATASET_TYPES
 
@@ -317,16 +317,26 @@ def _get(tree: Mapping[str, Any], path: str, default: Any) -> Any:
     """The value at dotted ``path`` in a config, plain or frozen; ``default`` where none."""
     node: Any = tree
     for part in path.split("."):
-        if not isinstance(node, Mapping) or part not in node:
+        if not _is_section(node) or part not in node:
             return default
         node = node[part]
     return node
 
 
+def _is_section(value: Any) -> bool:
+    """A mapping, plain or frozen (their types first: a config has 10^5 leaves a plan)."""
+    kind = type(value)
+    return (
+        kind is dict
+        or kind is MappingProxyType
+        or (kind not in SCALARS and isinstance(value, Mapping))
+    )
+
+
 def _merge_into(into: dict[str, Any], values: Mapping[str, Any]) -> None:
     for key, value in values.items():
         below = into.get(key)
-        if isinstance(value, Mapping) and isinstance(below, Mapping):
+        if _is_section(value) and _is_section(below):
             if type(below) is not dict:  # a shared section: copied before it changes
                 below = into[key] = dict(below)
             _merge_into(below, value)
@@ -367,7 +377,7 @@ def _leaves(value: Any, path: str) -> list[tuple[str, Any]]:
 
 
 def _gather(value: Any, path: str, found: list[tuple[str, Any]]) -> None:
-    if isinstance(value, Mapping) and value:  # plain or frozen
+    if _is_section(value) and value:  # plain or frozen
         for key, item in value.items():
             _gather(item, f"{path}.{key}" if path else key, found)
     else:
