@@ -194,14 +194,18 @@ def _p(value: float | None) -> str:
 
 def show_analysis(analysis: Any, experiment: Any, report: Any) -> None:
     """The analysis in the terminal: results, comparisons with the control, verdicts, notes,
-    what is missing, and where the report is. Every value is escaped: a metric such as
-    ``match/accuracy[max]`` or a cause holding ``[/b]`` prints as it is, never as markup."""
+    what is missing, and where the report is. A metric such as ``match/accuracy[max]`` or a
+    cause holding ``[/b]`` prints as it is, never as markup: table cells are text, and values
+    in printed lines are escaped."""
     from rich.markup import escape
 
     out = console()
 
+    def plain(value: Any) -> str:
+        return "" if value is None else str(value)
+
     def text(value: Any) -> str:
-        return escape("" if value is None else str(value))
+        return escape(plain(value))
 
     epoch = lambda value: "-" if value is None else str(value)  # noqa: E731
     if analysis.cells:
@@ -210,10 +214,10 @@ def show_analysis(analysis: Any, experiment: Any, report: Any) -> None:
             ["run", "task", "epoch", "metric", "value", "n"],
             (
                 [
-                    text(c.label or c.run),
-                    text(c.task),
+                    plain(c.label or c.run),
+                    plain(c.task),
                     epoch(c.epoch),
-                    text(c.metric),
+                    plain(c.metric),
                     _interval(c.value, c.ci_low, c.ci_high)
                     + (" (floor)" if c.floor else " (ceiling)" if c.ceiling else ""),
                     c.n,
@@ -227,11 +231,11 @@ def show_analysis(analysis: Any, experiment: Any, report: Any) -> None:
             ["run", "control", "task", "epoch", "metric", "Δ", "p (Holm)", "flips ↑/↓"],
             (
                 [
-                    text(c.run),
-                    text(c.control),
-                    text(c.task),
+                    plain(c.run),
+                    plain(c.control),
+                    plain(c.task),
                     epoch(c.epoch),
-                    text(c.metric),
+                    plain(c.metric),
                     _interval(c.delta, c.ci_low, c.ci_high),
                     _p(c.p_adjusted),
                     f"{c.flips_up}/{c.flips_down}",
