@@ -1023,6 +1023,8 @@ def _hand_written() -> list[Case]:
         Case(
             label="a huge seed",
             data=_with("epochs: 1", "epochs: 1\n  seed: 100000000000000000000000000"),
+            must_fail=True,
+            says=("controls.seed", "2,147,483,647"),
         ),
         Case(
             label="lr nan",

@@ -211,6 +211,11 @@ def test_a_run_that_ends_before_its_warmup_is_a_warning(plugin_manager, torchtun
         ("time", "soon", "time must be minutes or a SLURM time"),
         ("mem", "lots", "mem must be MB or a size like '16G'"),
         ("num_warmup_steps", -5, "num_warmup_steps must be at least 0"),
+        ("seed", 10**27, "seed must be at most 2,147,483,647"),  # torchtune's would fail the job
+        ("lora_rank", 10**9, "lora_rank must be at most 65,536"),
+        ("max_seq_len", 10**9, "max_seq_len must be at most 10,000,000"),
+        ("lr", float("nan"), "lr must be a finite number, not .nan"),
+        ("dtype", "fp8", "dtype must be one of bf16, fp32, fp16, fp64, not 'fp8'"),
     ],
 )
 def test_a_wrong_value_is_an_error_at_its_line(

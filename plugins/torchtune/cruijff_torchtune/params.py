@@ -3,8 +3,8 @@
 Every parameter is a row of the tables here: FRIENDLY maps a name to its config path (``lr`` ->
 ``optimizer.lr``; dotted config paths are taken as they are), TOOL lists the plugin's own
 parameters (not config values), TYPES and TOOL give the types a value may have, and POSITIVE,
-AT_LEAST_0, CHOICES, READERS and PREFIX the rest of what is checked or converted. The final
-config is built in layers, each value remembering the layer it came from: the plugin's
+AT_LEAST_0, AT_MOST, CHOICES, READERS and PREFIX the rest of what is checked or converted. The
+final config is built in layers, each value remembering the layer it came from: the plugin's
 defaults (and a ``base_recipe``'s values) < what the model folder and the experiment imply
 (paths, model dimensions, device) < ``controls`` < the run's own parameters. Dicts merge
 recursively; scalars and lists replace.
@@ -120,6 +120,16 @@ POSITIVE = {
     "cpus_per_task",
 }
 AT_LEAST_0 = {"num_warmup_steps", "run_val_every_n_steps", "gpus", "seed"}
+AT_MOST = {
+    "seed": 2**31 - 1,  # torchtune seeds each process from it, within an unsigned 32 bits
+    "lora_rank": 65_536,
+    "batch_size": 1_000_000,
+    "batch_size_val": 1_000_000,
+    "gradient_accumulation_steps": 1_000_000,
+    "max_seq_len": 10_000_000,
+    "max_steps_per_epoch": 1_000_000_000,
+}
+"""Sizes beyond reason, refused where they are written rather than in the job."""
 
 LR_SCHEDULERS = "torchtune.training.lr_schedulers."
 FINETUNE = ("lora", "full")
@@ -170,6 +180,8 @@ def check_value(name: str, value: Any) -> str | None:
         return f"{name} must be at least 1, not {yaml_text(value)}"
     elif name in AT_LEAST_0 and value < 0:
         return f"{name} must be at least 0, not {yaml_text(value)}"
+    elif name in AT_MOST and value > AT_MOST[name]:
+        return f"{name} must be at most {AT_MOST[name]:,}, not {yaml_text(value)}"
     if name in CHOICES and value not in CHOICES[name]:
         choices = ", ".join(yaml_text(choice, quote=False) for choice in CHOICES[name])
         return f"{name} must be one of {choices}, not {yaml_text(value)}"
