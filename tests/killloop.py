@@ -122,6 +122,18 @@ def alive(pid: int) -> bool:
     return True
 
 
+def spawn(*argv: str, env: dict[str, str]) -> subprocess.Popen:
+    """``cruijff ARGV`` in the background, in a session of its own, its output dropped: a
+    process to kill."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "cruijff", *argv],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
 def run(path: Path, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
     argv = [sys.executable, "-m", "cruijff", "run", str(path)]
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
@@ -134,12 +146,7 @@ def trial(folder: Path, seed: int, target: str | None = None) -> Outcome:
     target = target or rng.choice(TARGETS)
     path = experiment(folder)
     env = environment(folder)
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "cruijff", "run", str(path)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    driver = spawn("run", str(path), env=env)
     # the driver: anywhere from designing to watching; the others once they exist
     moment = time.monotonic() + rng.uniform(0.0, 2.5 if target == "driver" else 1.5)
     victim = None

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from killloop import RESUMED, events, trace
+from killloop import RESUMED, events, spawn, trace
 from slurmcluster import BARE_DIR, CLUSTER_DIR, accounted, cancel_leftovers, our_jobs
 
 from cruijff.testing import DEFAULT_EXPERIMENT, merge
@@ -109,13 +109,7 @@ def trial(folder: Path, seed: int, conf: str, cluster: Path, moment: str) -> dic
     arrays = bool(seed % 2)
     path = experiment(folder, {"arrays": arrays})
     env = environment(folder, conf)
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "cruijff", "run", str(path)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    driver = spawn("run", str(path), env=env)
     log = folder / ".cruijff" / "events.jsonl"
     deadline = time.monotonic() + 90
     waited = rng.uniform(0.0, 1.0)
@@ -213,13 +207,7 @@ def test_a_cancel_killed_midway_then_cancelled_again_leaves_nothing_cancelled_tw
             kind == "start" for kind, _, _ in trace(tmp_path)
         ):
             time.sleep(0.1)
-        first = subprocess.Popen(
-            [sys.executable, "-m", "cruijff", "cancel", str(path)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        first = spawn("cancel", str(path), env=env)
         time.sleep(after)
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)

@@ -252,7 +252,8 @@ class ExperimentState:
 
     def check_driving(self) -> None:
         """While :meth:`driving`: make sure ``run.lock`` is still ours, taking it again if it
-        was deleted; UserError if another ``cruijff run`` has taken it meanwhile."""
+        was deleted; UserError if another ``cruijff run`` has taken it meanwhile, or if the
+        whole state folder was removed."""
         fd = self._lock_fd
         if fd is not None and _identity(self.dir) != self._folder:
             # every record and the local queue went with it: writing on would start a picture

@@ -276,15 +276,19 @@ def _grid(ctx: Context) -> list[Run]:
     return found
 
 
-def parameter_path(experiment: Experiment, run: Run, key: str) -> str:
-    """Where the file sets the parameter ``key`` of ``run``: in the run's own parameters, the
-    axis or zip group that sweeps it (a run of the grid), else the controls; "" where it sets
-    none (the tool's defaults do). For a problem found after parsing, at the value's line."""
-    if key in run.parameters:
-        if run.yaml_path:
-            return f"{run.yaml_path}.parameters.{key}"
-        for factor in experiment.variables:
-            for axis in factor.axes if isinstance(factor, ZipGroup) else (factor,):
-                if axis.key == key:
-                    return axis.yaml_path
-    return f"controls.{key}" if key in experiment.controls else ""
+def parameter_path(experiment: Experiment, run: Run, *keys: str) -> str:
+    """Where the file sets the first of the parameters ``keys`` of ``run`` that it sets: in
+    the run's own parameters, the axis or zip group that sweeps it (a run of the grid), else
+    the controls; "" where it sets none (the tool's defaults do). For a problem found after
+    parsing, at the value's line."""
+    for key in keys:
+        if key in run.parameters:
+            if run.yaml_path:
+                return f"{run.yaml_path}.parameters.{key}"
+            for factor in experiment.variables:
+                for axis in factor.axes if isinstance(factor, ZipGroup) else (factor,):
+                    if axis.key == key:
+                        return axis.yaml_path
+        if key in experiment.controls:
+            return f"controls.{key}"
+    return ""

@@ -287,9 +287,8 @@ def _check_steps(
             + ("or use fewer GPUs, " if ranks > 1 else "")
             + "or add training data"
         )
-        path = next(
-            filter(None, (parameter_path(experiment, run, key) for key in STEP_KEYS)),
-            experiment.data.yaml_path if experiment.data else "",
+        path = parameter_path(experiment, run, *STEP_KEYS) or (
+            experiment.data.yaml_path if experiment.data else ""
         )
         where = experiment.locate(path)
         raise ProblemsFound((Problem(where=where, message=message, hint=hint, plugin=NAME),))
